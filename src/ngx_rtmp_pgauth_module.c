@@ -1,0 +1,591 @@
+
+/*
+ * Copyright (C) ngx_rtmp_pgauth authors
+ */
+
+
+/*
+ * Directives, configuration and the per-worker pool's lifetime.  The
+ * publish hook lives in ngx_rtmp_pgauth_publish.c, the PostgreSQL
+ * connection pool in ngx_rtmp_pgauth_pool.c.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include "ngx_rtmp_pgauth_module.h"
+
+#include <arpa/inet.h>
+
+
+#define NGX_RTMP_PGAUTH_POOL_SIZE      4
+#define NGX_RTMP_PGAUTH_QUEUE_SIZE     64
+#define NGX_RTMP_PGAUTH_TIMEOUT        3000
+
+#define NGX_RTMP_PGAUTH_QUERY                                               \
+    "SELECT stream_name, session_id FROM pgauth.authorize($1, $2, $3, $4)"
+#define NGX_RTMP_PGAUTH_QUERY_RAW                                           \
+    "SELECT stream_name, session_id"                                        \
+    " FROM pgauth.authorize(sha256(convert_to($1, 'UTF8')), $2, $3, $4)"
+#define NGX_RTMP_PGAUTH_DONE_QUERY                                          \
+    "SELECT pgauth.publish_done($1)"
+
+
+typedef struct {
+    ngx_conf_post_handler_pt        post_handler;
+    ngx_uint_t                      max;        /* highest $N bound */
+} ngx_rtmp_pgauth_query_post_t;
+
+
+static ngx_int_t ngx_rtmp_pgauth_postconfiguration(ngx_conf_t *cf);
+static void *ngx_rtmp_pgauth_create_main_conf(ngx_conf_t *cf);
+static char *ngx_rtmp_pgauth_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_rtmp_pgauth_create_app_conf(ngx_conf_t *cf);
+static char *ngx_rtmp_pgauth_merge_app_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static ngx_int_t ngx_rtmp_pgauth_init_process(ngx_cycle_t *cycle);
+static void ngx_rtmp_pgauth_exit_process(ngx_cycle_t *cycle);
+
+static char *ngx_rtmp_pgauth_dsn(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static void ngx_rtmp_pgauth_check_hosts(ngx_conf_t *cf, const char *hosts);
+static const char *ngx_rtmp_pgauth_strdup(ngx_pool_t *pool, const char *s);
+static char *ngx_rtmp_pgauth_check_query(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_rtmp_pgauth_check_timeout(ngx_conf_t *cf, void *post,
+    void *data);
+
+
+static ngx_conf_num_bounds_t  ngx_rtmp_pgauth_pool_size_bounds = {
+    ngx_conf_check_num_bounds, 1, 1024
+};
+
+
+static ngx_conf_num_bounds_t  ngx_rtmp_pgauth_queue_size_bounds = {
+    ngx_conf_check_num_bounds, 1, 65536
+};
+
+
+static ngx_conf_post_t  ngx_rtmp_pgauth_timeout_post = {
+    ngx_rtmp_pgauth_check_timeout
+};
+
+
+static ngx_rtmp_pgauth_query_post_t  ngx_rtmp_pgauth_query_params = {
+    ngx_rtmp_pgauth_check_query, NGX_RTMP_PGAUTH_NPARAMS
+};
+
+
+static ngx_rtmp_pgauth_query_post_t  ngx_rtmp_pgauth_done_query_params = {
+    ngx_rtmp_pgauth_check_query, 1
+};
+
+
+static ngx_conf_enum_t  ngx_rtmp_pgauth_key_hash[] = {
+    { ngx_string("sha256"), NGX_RTMP_PGAUTH_HASH_SHA256 },
+    { ngx_string("none"), NGX_RTMP_PGAUTH_HASH_NONE },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_command_t  ngx_rtmp_pgauth_commands[] = {
+
+    { ngx_string("pgauth_dsn"),
+      NGX_RTMP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_rtmp_pgauth_dsn,
+      NGX_RTMP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("pgauth_pool_size"),
+      NGX_RTMP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_RTMP_MAIN_CONF_OFFSET,
+      offsetof(ngx_rtmp_pgauth_main_conf_t, pool_size),
+      &ngx_rtmp_pgauth_pool_size_bounds },
+
+    { ngx_string("pgauth_queue_size"),
+      NGX_RTMP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_RTMP_MAIN_CONF_OFFSET,
+      offsetof(ngx_rtmp_pgauth_main_conf_t, queue_size),
+      &ngx_rtmp_pgauth_queue_size_bounds },
+
+    { ngx_string("pgauth"),
+      NGX_RTMP_MAIN_CONF|NGX_RTMP_SRV_CONF|NGX_RTMP_APP_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_RTMP_APP_CONF_OFFSET,
+      offsetof(ngx_rtmp_pgauth_app_conf_t, enable),
+      NULL },
+
+    { ngx_string("pgauth_timeout"),
+      NGX_RTMP_MAIN_CONF|NGX_RTMP_SRV_CONF|NGX_RTMP_APP_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_RTMP_APP_CONF_OFFSET,
+      offsetof(ngx_rtmp_pgauth_app_conf_t, timeout),
+      &ngx_rtmp_pgauth_timeout_post },
+
+    { ngx_string("pgauth_key_hash"),
+      NGX_RTMP_MAIN_CONF|NGX_RTMP_SRV_CONF|NGX_RTMP_APP_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_RTMP_APP_CONF_OFFSET,
+      offsetof(ngx_rtmp_pgauth_app_conf_t, key_hash),
+      &ngx_rtmp_pgauth_key_hash },
+
+    { ngx_string("pgauth_query"),
+      NGX_RTMP_MAIN_CONF|NGX_RTMP_SRV_CONF|NGX_RTMP_APP_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_RTMP_APP_CONF_OFFSET,
+      offsetof(ngx_rtmp_pgauth_app_conf_t, query),
+      &ngx_rtmp_pgauth_query_params },
+
+    { ngx_string("pgauth_done_query"),
+      NGX_RTMP_MAIN_CONF|NGX_RTMP_SRV_CONF|NGX_RTMP_APP_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_RTMP_APP_CONF_OFFSET,
+      offsetof(ngx_rtmp_pgauth_app_conf_t, done_query),
+      &ngx_rtmp_pgauth_done_query_params },
+
+      ngx_null_command
+};
+
+
+static ngx_rtmp_module_t  ngx_rtmp_pgauth_module_ctx = {
+    NULL,                                   /* preconfiguration */
+    ngx_rtmp_pgauth_postconfiguration,      /* postconfiguration */
+
+    ngx_rtmp_pgauth_create_main_conf,       /* create main configuration */
+    ngx_rtmp_pgauth_init_main_conf,         /* init main configuration */
+
+    NULL,                                   /* create server configuration */
+    NULL,                                   /* merge server configuration */
+
+    ngx_rtmp_pgauth_create_app_conf,        /* create app configuration */
+    ngx_rtmp_pgauth_merge_app_conf          /* merge app configuration */
+};
+
+
+ngx_module_t  ngx_rtmp_pgauth_module = {
+    NGX_MODULE_V1,
+    &ngx_rtmp_pgauth_module_ctx,            /* module context */
+    ngx_rtmp_pgauth_commands,               /* module directives */
+    NGX_RTMP_MODULE,                        /* module type */
+    NULL,                                   /* init master */
+    NULL,                                   /* init module */
+    ngx_rtmp_pgauth_init_process,           /* init process */
+    NULL,                                   /* init thread */
+    NULL,                                   /* exit thread */
+    ngx_rtmp_pgauth_exit_process,           /* exit process */
+    NULL,                                   /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+/* not declared by ngx_rtmp.h */
+extern ngx_module_t  ngx_rtmp_module;
+
+
+static ngx_int_t
+ngx_rtmp_pgauth_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_rtmp_pgauth_main_conf_t  *pmcf;
+
+    pmcf = ngx_rtmp_conf_get_module_main_conf(cf, ngx_rtmp_pgauth_module);
+
+    /* applications are merged before postconfiguration runs */
+
+    if (pmcf->used && pmcf->dsn.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"pgauth on\" requires \"pgauth_dsn\" "
+                           "in the rtmp block");
+        return NGX_ERROR;
+    }
+
+    return ngx_rtmp_pgauth_publish_init(cf);
+}
+
+
+static void *
+ngx_rtmp_pgauth_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_rtmp_pgauth_main_conf_t  *pmcf;
+
+    pmcf = ngx_pcalloc(cf->pool, sizeof(ngx_rtmp_pgauth_main_conf_t));
+    if (pmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     pmcf->dsn = { 0, NULL };
+     *     pmcf->keywords = NULL;
+     *     pmcf->values = NULL;
+     *     pmcf->max_timeout = 0;
+     *     pmcf->used = 0;
+     *     pmcf->pool = NULL;
+     */
+
+    pmcf->pool_size = NGX_CONF_UNSET_UINT;
+    pmcf->queue_size = NGX_CONF_UNSET_UINT;
+
+    return pmcf;
+}
+
+
+static char *
+ngx_rtmp_pgauth_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_rtmp_pgauth_main_conf_t  *pmcf = conf;
+
+    ngx_conf_init_uint_value(pmcf->pool_size, NGX_RTMP_PGAUTH_POOL_SIZE);
+    ngx_conf_init_uint_value(pmcf->queue_size, NGX_RTMP_PGAUTH_QUEUE_SIZE);
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_rtmp_pgauth_create_app_conf(ngx_conf_t *cf)
+{
+    ngx_rtmp_pgauth_app_conf_t  *pacf;
+
+    pacf = ngx_pcalloc(cf->pool, sizeof(ngx_rtmp_pgauth_app_conf_t));
+    if (pacf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     pacf->query = { 0, NULL };
+     *     pacf->done_query = { 0, NULL };
+     */
+
+    pacf->enable = NGX_CONF_UNSET;
+    pacf->timeout = NGX_CONF_UNSET_MSEC;
+    pacf->key_hash = NGX_CONF_UNSET_UINT;
+
+    return pacf;
+}
+
+
+static char *
+ngx_rtmp_pgauth_merge_app_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_rtmp_pgauth_app_conf_t *prev = parent;
+    ngx_rtmp_pgauth_app_conf_t *conf = child;
+
+    ngx_rtmp_pgauth_main_conf_t  *pmcf;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_msec_value(conf->timeout, prev->timeout,
+                              NGX_RTMP_PGAUTH_TIMEOUT);
+    ngx_conf_merge_uint_value(conf->key_hash, prev->key_hash,
+                              NGX_RTMP_PGAUTH_HASH_SHA256);
+
+    if (conf->key_hash == NGX_RTMP_PGAUTH_HASH_NONE) {
+        ngx_conf_merge_str_value(conf->query, prev->query,
+                                 NGX_RTMP_PGAUTH_QUERY_RAW);
+    } else {
+        ngx_conf_merge_str_value(conf->query, prev->query,
+                                 NGX_RTMP_PGAUTH_QUERY);
+    }
+
+    ngx_conf_merge_str_value(conf->done_query, prev->done_query,
+                             NGX_RTMP_PGAUTH_DONE_QUERY);
+
+    if (conf->enable) {
+        pmcf = ngx_rtmp_conf_get_module_main_conf(cf,
+                                                  ngx_rtmp_pgauth_module);
+        pmcf->used = 1;
+        pmcf->max_timeout = ngx_max(pmcf->max_timeout, conf->timeout);
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_rtmp_pgauth_init_process(ngx_cycle_t *cycle)
+{
+    ngx_rtmp_conf_ctx_t          *ctx;
+    ngx_rtmp_pgauth_main_conf_t  *pmcf;
+
+    ctx = (ngx_rtmp_conf_ctx_t *) ngx_get_conf(cycle->conf_ctx,
+                                               ngx_rtmp_module);
+    if (ctx == NULL) {
+        return NGX_OK;
+    }
+
+    pmcf = ctx->main_conf[ngx_rtmp_pgauth_module.ctx_index];
+
+    if (!pmcf->used) {
+        return NGX_OK;
+    }
+
+    pmcf->pool = ngx_rtmp_pgauth_pool_create(cycle, pmcf);
+    if (pmcf->pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_rtmp_pgauth_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_rtmp_conf_ctx_t          *ctx;
+    ngx_rtmp_pgauth_main_conf_t  *pmcf;
+
+    ctx = (ngx_rtmp_conf_ctx_t *) ngx_get_conf(cycle->conf_ctx,
+                                               ngx_rtmp_module);
+    if (ctx == NULL) {
+        return;
+    }
+
+    pmcf = ctx->main_conf[ngx_rtmp_pgauth_module.ctx_index];
+
+    if (pmcf->pool) {
+        ngx_rtmp_pgauth_pool_destroy(pmcf->pool);
+        pmcf->pool = NULL;
+    }
+}
+
+
+static char *
+ngx_rtmp_pgauth_dsn(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_rtmp_pgauth_main_conf_t  *pmcf = conf;
+
+    char              *errmsg, *hosts;
+    size_t             len;
+    ngx_str_t         *value;
+    ngx_uint_t         n, i, hostaddr;
+    PQconninfoOption  *opts, *o;
+
+    if (pmcf->dsn.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "empty \"pgauth_dsn\"");
+        return NGX_CONF_ERROR;
+    }
+
+    errmsg = NULL;
+
+    opts = PQconninfoParse((char *) value[1].data, &errmsg);
+    if (opts == NULL) {
+        len = errmsg ? ngx_strlen(errmsg) : 0;
+
+        while (len && (errmsg[len - 1] == '\n' || errmsg[len - 1] == ' ')) {
+            len--;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid \"pgauth_dsn\": %*s",
+                           len, errmsg ? errmsg : "out of memory");
+
+        if (errmsg) {
+            PQfreemem(errmsg);
+        }
+
+        return NGX_CONF_ERROR;
+    }
+
+    n = 0;
+    hosts = NULL;
+    hostaddr = 0;
+
+    for (o = opts; o->keyword; o++) {
+        if (o->val == NULL) {
+            continue;
+        }
+
+        n++;
+
+        if (ngx_strcmp(o->keyword, "host") == 0) {
+            hosts = o->val;
+
+        } else if (ngx_strcmp(o->keyword, "hostaddr") == 0) {
+            hostaddr = 1;
+        }
+    }
+
+    if (hosts && !hostaddr) {
+        ngx_rtmp_pgauth_check_hosts(cf, hosts);
+    }
+
+    /*
+     * NULL-terminated arrays for PQconnectStartParams(), with our own
+     * settings last: the last occurrence of a keyword wins
+     */
+
+    pmcf->keywords = ngx_pcalloc(cf->pool, (n + 3) * sizeof(char *));
+    pmcf->values = ngx_pcalloc(cf->pool, (n + 3) * sizeof(char *));
+
+    if (pmcf->keywords == NULL || pmcf->values == NULL) {
+        PQconninfoFree(opts);
+        return NGX_CONF_ERROR;
+    }
+
+    i = 0;
+
+    for (o = opts; o->keyword; o++) {
+        if (o->val == NULL) {
+            continue;
+        }
+
+        pmcf->keywords[i] = ngx_rtmp_pgauth_strdup(cf->pool, o->keyword);
+        pmcf->values[i] = ngx_rtmp_pgauth_strdup(cf->pool, o->val);
+
+        if (pmcf->keywords[i] == NULL || pmcf->values[i] == NULL) {
+            PQconninfoFree(opts);
+            return NGX_CONF_ERROR;
+        }
+
+        i++;
+    }
+
+    PQconninfoFree(opts);
+
+    /* libpq uses it only when the DSN sets no application_name */
+    pmcf->keywords[i] = "fallback_application_name";
+    pmcf->values[i++] = "nginx-rtmp-pgauth";
+
+    /* what we bind is validated as UTF-8 */
+    pmcf->keywords[i] = "client_encoding";
+    pmcf->values[i] = "UTF8";
+
+    pmcf->dsn = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * libpq resolves host names with getaddrinfo(), which blocks: the worker
+ * would stop for as long as the resolver takes on every connect
+ */
+
+static void
+ngx_rtmp_pgauth_check_hosts(ngx_conf_t *cf, const char *hosts)
+{
+    u_char          name[256];
+    size_t          len;
+    const char     *p, *end;
+    struct in6_addr addr;
+
+    for (p = hosts; *p; p = *end ? end + 1 : end) {
+
+        end = p;
+        while (*end && *end != ',') {
+            end++;
+        }
+
+        len = end - p;
+
+        if (len == 0 || p[0] == '/' || p[0] == '@') {
+            continue;
+        }
+
+        if (len >= sizeof(name)) {
+            len = sizeof(name) - 1;
+        }
+
+        ngx_memcpy(name, p, len);
+        name[len] = '\0';
+
+        if (inet_pton(AF_INET, (char *) name, &addr) == 1
+            || inet_pton(AF_INET6, (char *) name, &addr) == 1)
+        {
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "\"pgauth_dsn\" host \"%s\" is a name: libpq "
+                           "resolves it with a blocking call on each "
+                           "connect; give an address or a hostaddr",
+                           name);
+    }
+}
+
+
+static const char *
+ngx_rtmp_pgauth_strdup(ngx_pool_t *pool, const char *s)
+{
+    size_t   len;
+    u_char  *p;
+
+    len = ngx_strlen(s) + 1;
+
+    p = ngx_pnalloc(pool, len);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(p, s, len);
+
+    return (const char *) p;
+}
+
+
+/* only $1 .. $max are bound: a query asking for more cannot work */
+
+static char *
+ngx_rtmp_pgauth_check_query(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_rtmp_pgauth_query_post_t  *qp = post;
+    ngx_str_t                     *query = data;
+
+    u_char     *p, *last;
+    ngx_str_t  *value;
+    ngx_uint_t  n;
+
+    if (query->len == 0) {
+        return "is empty";
+    }
+
+    p = query->data;
+    last = p + query->len;
+
+    while (p < last) {
+        if (*p++ != '$' || p == last || *p < '1' || *p > '9') {
+            continue;
+        }
+
+        n = 0;
+
+        while (p < last && *p >= '0' && *p <= '9' && n < 100000) {
+            n = n * 10 + (*p++ - '0');
+        }
+
+        if (n > qp->max) {
+            value = cf->args->elts;
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\" refers to $%ui, only $1..$%ui "
+                               "are bound", &value[0], n, qp->max);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_rtmp_pgauth_check_timeout(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_msec_t  *timeout = data;
+
+    if (*timeout == 0) {
+        return "must be greater than 0";
+    }
+
+    return NGX_CONF_OK;
+}

@@ -1,0 +1,1032 @@
+
+/*
+ * Copyright (C) ngx_rtmp_pgauth authors
+ */
+
+
+/*
+ * A per-worker pool of PostgreSQL connections driven by nginx events.
+ *
+ * libpq runs in nonblocking mode; each connection's socket is registered
+ * level-triggered, so whatever libpq leaves unread wakes us again.  A
+ * connection is CONNECTING (PQconnectPoll), SETUP (sending the session
+ * settings), IDLE (watched for a server-side close) or BUSY (one request
+ * in flight).  Requests wait in a bounded FIFO for an idle connection;
+ * connections are opened on demand up to the pool size.  After a failed
+ * connect, attempts are spaced by a growing backoff with jitter and only
+ * one attempt is in flight at a time.  PQfinish() owns every socket.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include "ngx_rtmp_pgauth_module.h"
+
+
+#define NGX_RTMP_PGAUTH_CONNECTING     0
+#define NGX_RTMP_PGAUTH_SETUP          1
+#define NGX_RTMP_PGAUTH_IDLE           2
+#define NGX_RTMP_PGAUTH_BUSY           3
+
+#define NGX_RTMP_PGAUTH_BACKOFF_MIN    100
+#define NGX_RTMP_PGAUTH_BACKOFF_MAX    2000
+
+/* how long a busy connection may outlive its request's deadline */
+#define NGX_RTMP_PGAUTH_GRACE          1000
+
+
+struct ngx_rtmp_pgauth_conn_s {
+    ngx_queue_t                     queue;      /* pool->idle or ->busy */
+    ngx_rtmp_pgauth_pool_t         *pool;
+    PGconn                         *pgconn;
+    ngx_connection_t               *c;
+    ino_t                           ino;        /* socket c was made for */
+    ngx_rtmp_pgauth_req_t          *req;
+    ngx_event_t                     timer;
+    ngx_uint_t                      state;
+    ngx_uint_t                      number;
+    unsigned                        flushing:1;
+};
+
+
+struct ngx_rtmp_pgauth_pool_s {
+    ngx_rtmp_pgauth_main_conf_t    *conf;
+    ngx_log_t                      *log;
+
+    ngx_queue_t                     idle;
+    ngx_queue_t                     busy;
+    ngx_queue_t                     waiting;
+
+    ngx_uint_t                      nconns;
+    ngx_uint_t                      nconnecting;
+    ngx_uint_t                      nwaiting;
+    ngx_uint_t                      number;
+
+    ngx_uint_t                      failures;
+    ngx_msec_t                      backoff;
+    ngx_event_t                     retry;
+
+    char                           *setup;
+};
+
+
+static void ngx_rtmp_pgauth_pool_run(ngx_rtmp_pgauth_pool_t *pool);
+static void ngx_rtmp_pgauth_retry_handler(ngx_event_t *ev);
+
+static void ngx_rtmp_pgauth_conn_open(ngx_rtmp_pgauth_pool_t *pool);
+static ngx_int_t ngx_rtmp_pgauth_conn_socket(ngx_rtmp_pgauth_conn_t *pc);
+static void ngx_rtmp_pgauth_conn_release(ngx_rtmp_pgauth_conn_t *pc);
+static ngx_int_t ngx_rtmp_pgauth_conn_want(ngx_rtmp_pgauth_conn_t *pc,
+    ngx_uint_t read, ngx_uint_t write);
+static void ngx_rtmp_pgauth_conn_handler(ngx_event_t *ev);
+static void ngx_rtmp_pgauth_conn_timeout(ngx_event_t *ev);
+static void ngx_rtmp_pgauth_conn_poll(ngx_rtmp_pgauth_conn_t *pc);
+static void ngx_rtmp_pgauth_conn_setup(ngx_rtmp_pgauth_conn_t *pc);
+static void ngx_rtmp_pgauth_conn_send(ngx_rtmp_pgauth_conn_t *pc,
+    ngx_rtmp_pgauth_req_t *req);
+static ngx_int_t ngx_rtmp_pgauth_conn_flush(ngx_rtmp_pgauth_conn_t *pc);
+static void ngx_rtmp_pgauth_conn_read(ngx_rtmp_pgauth_conn_t *pc);
+static void ngx_rtmp_pgauth_conn_idle_read(ngx_rtmp_pgauth_conn_t *pc);
+static void ngx_rtmp_pgauth_conn_ready(ngx_rtmp_pgauth_conn_t *pc);
+static void ngx_rtmp_pgauth_conn_failed(ngx_rtmp_pgauth_conn_t *pc,
+    const char *what);
+static void ngx_rtmp_pgauth_conn_close(ngx_rtmp_pgauth_conn_t *pc);
+
+static void ngx_rtmp_pgauth_req_finish(ngx_rtmp_pgauth_req_t *req,
+    ngx_uint_t rc, PGresult *res, ngx_str_t *err);
+static void ngx_rtmp_pgauth_req_timeout(ngx_event_t *ev);
+static void ngx_rtmp_pgauth_error_text(ngx_str_t *err, u_char *buf,
+    size_t size, const char *msg);
+
+
+ngx_rtmp_pgauth_pool_t *
+ngx_rtmp_pgauth_pool_create(ngx_cycle_t *cycle,
+    ngx_rtmp_pgauth_main_conf_t *pmcf)
+{
+    u_char                  *p;
+    ngx_rtmp_pgauth_pool_t  *pool;
+
+    pool = ngx_pcalloc(cycle->pool, sizeof(ngx_rtmp_pgauth_pool_t));
+    if (pool == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     pool->nconns = 0;
+     *     pool->nconnecting = 0;
+     *     pool->nwaiting = 0;
+     *     pool->failures = 0;
+     *     pool->backoff = 0;
+     */
+
+    pool->conf = pmcf;
+    pool->log = cycle->log;
+
+    ngx_queue_init(&pool->idle);
+    ngx_queue_init(&pool->busy);
+    ngx_queue_init(&pool->waiting);
+
+    pool->retry.handler = ngx_rtmp_pgauth_retry_handler;
+    pool->retry.data = pool;
+    pool->retry.log = cycle->log;
+    pool->retry.cancelable = 1;
+
+    /*
+     * the server gives up on a query when no one waits for it any more,
+     * so a slow query never holds a backend past the longest deadline
+     */
+
+    p = ngx_pnalloc(cycle->pool, sizeof("SET statement_timeout = ") - 1
+                                 + NGX_INT_T_LEN + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    ngx_sprintf(p, "SET statement_timeout = %M%Z", pmcf->max_timeout);
+    pool->setup = (char *) p;
+
+    return pool;
+}
+
+
+void
+ngx_rtmp_pgauth_pool_destroy(ngx_rtmp_pgauth_pool_t *pool)
+{
+    ngx_queue_t            *q;
+    ngx_rtmp_pgauth_req_t  *req;
+    ngx_rtmp_pgauth_conn_t *pc;
+
+    if (pool->retry.timer_set) {
+        ngx_del_timer(&pool->retry);
+    }
+
+    while (!ngx_queue_empty(&pool->waiting)) {
+        q = ngx_queue_head(&pool->waiting);
+        req = ngx_queue_data(q, ngx_rtmp_pgauth_req_t, queue);
+        ngx_rtmp_pgauth_req_free(req);
+    }
+
+    while (!ngx_queue_empty(&pool->busy)) {
+        q = ngx_queue_head(&pool->busy);
+        pc = ngx_queue_data(q, ngx_rtmp_pgauth_conn_t, queue);
+        ngx_rtmp_pgauth_conn_close(pc);
+    }
+
+    while (!ngx_queue_empty(&pool->idle)) {
+        q = ngx_queue_head(&pool->idle);
+        pc = ngx_queue_data(q, ngx_rtmp_pgauth_conn_t, queue);
+        ngx_rtmp_pgauth_conn_close(pc);
+    }
+}
+
+
+ngx_rtmp_pgauth_req_t *
+ngx_rtmp_pgauth_req_create(ngx_rtmp_pgauth_pool_t *pool, size_t size)
+{
+    ngx_rtmp_pgauth_req_t  *req;
+
+    req = ngx_alloc(sizeof(ngx_rtmp_pgauth_req_t) + size, pool->log);
+    if (req == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(req, sizeof(ngx_rtmp_pgauth_req_t));
+
+    req->pool = pool;
+    req->log = pool->log;
+
+    req->deadline.handler = ngx_rtmp_pgauth_req_timeout;
+    req->deadline.data = req;
+    req->deadline.log = pool->log;
+
+    return req;
+}
+
+
+ngx_int_t
+ngx_rtmp_pgauth_req_submit(ngx_rtmp_pgauth_req_t *req, ngx_msec_t timeout)
+{
+    ngx_rtmp_pgauth_pool_t  *pool;
+
+    pool = req->pool;
+
+    if (!req->urgent && pool->nwaiting >= pool->conf->queue_size) {
+        return NGX_BUSY;
+    }
+
+    req->start = ngx_current_msec;
+    req->waiting = 1;
+
+    ngx_queue_insert_tail(&pool->waiting, &req->queue);
+    pool->nwaiting++;
+
+    ngx_add_timer(&req->deadline, timeout);
+
+    ngx_rtmp_pgauth_pool_run(pool);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_rtmp_pgauth_req_detach(ngx_rtmp_pgauth_req_t *req)
+{
+    if (req->deadline.timer_set) {
+        ngx_del_timer(&req->deadline);
+    }
+
+    if (req->conn == NULL) {
+        ngx_rtmp_pgauth_req_free(req);
+        return;
+    }
+
+    /* in flight: the reply goes to the late handler, if any */
+
+    req->handler = NULL;
+    req->data = NULL;
+}
+
+
+void
+ngx_rtmp_pgauth_req_free(ngx_rtmp_pgauth_req_t *req)
+{
+    if (req->deadline.timer_set) {
+        ngx_del_timer(&req->deadline);
+    }
+
+    if (req->waiting) {
+        ngx_queue_remove(&req->queue);
+        req->pool->nwaiting--;
+    }
+
+    if (req->conn) {
+        req->conn->req = NULL;
+    }
+
+    ngx_free(req);
+}
+
+
+static void
+ngx_rtmp_pgauth_req_finish(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
+    PGresult *res, ngx_str_t *err)
+{
+    ngx_rtmp_pgauth_handler_pt  handler;
+
+    if (req->deadline.timer_set) {
+        ngx_del_timer(&req->deadline);
+    }
+
+    if (req->conn) {
+        req->conn->req = NULL;
+        req->conn = NULL;
+    }
+
+    handler = req->handler ? req->handler : req->late;
+
+    if (handler) {
+        handler(req, rc, res, err);
+    }
+
+    ngx_rtmp_pgauth_req_free(req);
+}
+
+
+static void
+ngx_rtmp_pgauth_req_timeout(ngx_event_t *ev)
+{
+    ngx_str_t               err;
+    ngx_rtmp_pgauth_req_t  *req;
+
+    req = ev->data;
+
+    ngx_str_set(&err, "timed out");
+
+    if (req->conn == NULL) {
+        ngx_rtmp_pgauth_req_finish(req, NGX_RTMP_PGAUTH_TIMEDOUT, NULL, &err);
+        return;
+    }
+
+    /*
+     * in flight: tell the owner now, keep the request on its connection
+     * so a late reply still reaches the late handler; the server cancels
+     * the query at statement_timeout, the connection timer closes a
+     * connection whose server does not answer at all
+     */
+
+    if (req->handler) {
+        req->handler(req, NGX_RTMP_PGAUTH_TIMEDOUT, NULL, &err);
+        req->handler = NULL;
+        req->data = NULL;
+    }
+}
+
+
+static void
+ngx_rtmp_pgauth_pool_run(ngx_rtmp_pgauth_pool_t *pool)
+{
+    ngx_uint_t               need;
+    ngx_queue_t             *q;
+    ngx_rtmp_pgauth_req_t   *req;
+    ngx_rtmp_pgauth_conn_t  *pc;
+
+    while (!ngx_queue_empty(&pool->waiting)
+           && !ngx_queue_empty(&pool->idle))
+    {
+        q = ngx_queue_head(&pool->waiting);
+        req = ngx_queue_data(q, ngx_rtmp_pgauth_req_t, queue);
+
+        q = ngx_queue_head(&pool->idle);
+        pc = ngx_queue_data(q, ngx_rtmp_pgauth_conn_t, queue);
+
+        ngx_rtmp_pgauth_conn_send(pc, req);
+    }
+
+    /* open connections for what waits, unless already on their way */
+
+    need = pool->nwaiting > pool->nconnecting
+           ? pool->nwaiting - pool->nconnecting : 0;
+
+    while (need-- && pool->nconns < pool->conf->pool_size) {
+
+        if (pool->failures
+            && (pool->nconnecting || pool->retry.timer_set))
+        {
+            /* the database is failing: one attempt at a time */
+            break;
+        }
+
+        ngx_rtmp_pgauth_conn_open(pool);
+    }
+}
+
+
+static void
+ngx_rtmp_pgauth_retry_handler(ngx_event_t *ev)
+{
+    ngx_rtmp_pgauth_pool_run(ev->data);
+}
+
+
+static void
+ngx_rtmp_pgauth_conn_open(ngx_rtmp_pgauth_pool_t *pool)
+{
+    PGconn                  *pgconn;
+    ngx_rtmp_pgauth_conn_t  *pc;
+
+    pc = ngx_calloc(sizeof(ngx_rtmp_pgauth_conn_t), pool->log);
+    if (pc == NULL) {
+        return;
+    }
+
+    pc->pool = pool;
+    pc->number = ++pool->number;
+    pc->state = NGX_RTMP_PGAUTH_CONNECTING;
+
+    pc->timer.handler = ngx_rtmp_pgauth_conn_timeout;
+    pc->timer.data = pc;
+    pc->timer.log = pool->log;
+    pc->timer.cancelable = 1;
+
+    ngx_queue_insert_tail(&pool->busy, &pc->queue);
+    pool->nconns++;
+    pool->nconnecting++;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_RTMP, pool->log, 0,
+                   "pgauth: connection #%ui connecting", pc->number);
+
+    pgconn = PQconnectStartParams(pool->conf->keywords, pool->conf->values,
+                                  0);
+    if (pgconn == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, pool->log, 0,
+                      "pgauth: PQconnectStartParams() failed: out of memory");
+        ngx_rtmp_pgauth_conn_close(pc);
+        return;
+    }
+
+    pc->pgconn = pgconn;
+
+    if (PQstatus(pgconn) == CONNECTION_BAD) {
+        ngx_rtmp_pgauth_conn_failed(pc, "connect");
+        return;
+    }
+
+    ngx_add_timer(&pc->timer, pool->conf->max_timeout);
+
+    /* as the libpq documentation says: first behave as if asked to write */
+
+    if (ngx_rtmp_pgauth_conn_socket(pc) != NGX_OK
+        || ngx_rtmp_pgauth_conn_want(pc, 0, 1) != NGX_OK)
+    {
+        ngx_rtmp_pgauth_conn_failed(pc, "connect");
+        return;
+    }
+}
+
+
+/*
+ * Makes pc->c the nginx connection of libpq's current socket.  libpq may
+ * close its socket and open another during PQconnectPoll() (the next host
+ * of a list, an SSL retry); the new one can get the same descriptor
+ * number, so the socket is told apart by its inode.
+ */
+
+static ngx_int_t
+ngx_rtmp_pgauth_conn_socket(ngx_rtmp_pgauth_conn_t *pc)
+{
+    int                fd;
+    struct stat        st;
+    ngx_connection_t  *c;
+
+    fd = PQsocket(pc->pgconn);
+    if (fd == -1) {
+        return NGX_ERROR;
+    }
+
+    if (fstat(fd, &st) == -1) {
+        ngx_log_error(NGX_LOG_ALERT, pc->pool->log, ngx_errno,
+                      "pgauth: fstat() failed");
+        return NGX_ERROR;
+    }
+
+    if (pc->c) {
+        if (pc->c->fd == fd && pc->ino == st.st_ino) {
+            return NGX_OK;
+        }
+
+        ngx_log_debug1(NGX_LOG_DEBUG_RTMP, pc->pool->log, 0,
+                       "pgauth: connection #%ui changed socket", pc->number);
+
+        /* libpq has closed the old socket: it left epoll with it */
+        ngx_rtmp_pgauth_conn_release(pc);
+    }
+
+    c = ngx_get_connection(fd, pc->pool->log);
+    if (c == NULL) {
+        return NGX_ERROR;
+    }
+
+    c->data = pc;
+    c->read->handler = ngx_rtmp_pgauth_conn_handler;
+    c->write->handler = ngx_rtmp_pgauth_conn_handler;
+    c->read->log = pc->pool->log;
+    c->write->log = pc->pool->log;
+
+    pc->c = c;
+    pc->ino = st.st_ino;
+
+    return NGX_OK;
+}
+
+
+/* forgets pc->c without touching its socket: PQfinish() or libpq closes it */
+
+static void
+ngx_rtmp_pgauth_conn_release(ngx_rtmp_pgauth_conn_t *pc)
+{
+    ngx_connection_t  *c;
+
+    c = pc->c;
+
+    if (c->read->active || c->read->disabled) {
+        ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
+    }
+
+    if (c->write->active || c->write->disabled) {
+        ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
+    }
+
+    if (c->read->posted) {
+        ngx_delete_posted_event(c->read);
+    }
+
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
+
+    c->fd = (ngx_socket_t) -1;
+    ngx_free_connection(c);
+
+    pc->c = NULL;
+}
+
+
+static ngx_int_t
+ngx_rtmp_pgauth_conn_want(ngx_rtmp_pgauth_conn_t *pc, ngx_uint_t read,
+    ngx_uint_t write)
+{
+    ngx_connection_t  *c;
+
+    c = pc->c;
+
+    if (read && !c->read->active) {
+        if (ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+    } else if (!read && c->read->active) {
+        if (ngx_del_event(c->read, NGX_READ_EVENT, 0) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (write && !c->write->active) {
+        if (ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+    } else if (!write && c->write->active) {
+        if (ngx_del_event(c->write, NGX_WRITE_EVENT, 0) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_rtmp_pgauth_conn_handler(ngx_event_t *ev)
+{
+    ngx_connection_t        *c;
+    ngx_rtmp_pgauth_conn_t  *pc;
+
+    c = ev->data;
+    pc = c->data;
+
+    if (c->close) {
+        /* an idle connection of a worker that is shutting down */
+        ngx_rtmp_pgauth_conn_close(pc);
+        return;
+    }
+
+    switch (pc->state) {
+
+    case NGX_RTMP_PGAUTH_CONNECTING:
+        ngx_rtmp_pgauth_conn_poll(pc);
+        break;
+
+    case NGX_RTMP_PGAUTH_IDLE:
+        ngx_rtmp_pgauth_conn_idle_read(pc);
+        break;
+
+    default: /* NGX_RTMP_PGAUTH_SETUP, NGX_RTMP_PGAUTH_BUSY */
+
+        if (ev->write) {
+            if (ngx_rtmp_pgauth_conn_flush(pc) != NGX_OK) {
+                ngx_rtmp_pgauth_conn_failed(pc, "send");
+            }
+
+            break;
+        }
+
+        ngx_rtmp_pgauth_conn_read(pc);
+    }
+}
+
+
+static void
+ngx_rtmp_pgauth_conn_timeout(ngx_event_t *ev)
+{
+    ngx_rtmp_pgauth_conn_t  *pc;
+
+    pc = ev->data;
+
+    ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
+                  "pgauth: connection #%ui to PostgreSQL timed out %s",
+                  pc->number,
+                  pc->state == NGX_RTMP_PGAUTH_CONNECTING
+                  ? "while connecting" : "waiting for a reply");
+
+    ngx_rtmp_pgauth_conn_failed(pc, NULL);
+}
+
+
+static void
+ngx_rtmp_pgauth_conn_poll(ngx_rtmp_pgauth_conn_t *pc)
+{
+    ngx_int_t  rc;
+
+    switch (PQconnectPoll(pc->pgconn)) {
+
+    case PGRES_POLLING_READING:
+        if (ngx_rtmp_pgauth_conn_socket(pc) != NGX_OK) {
+            break;
+        }
+
+        rc = ngx_rtmp_pgauth_conn_want(pc, 1, 0);
+        if (rc != NGX_OK) {
+            break;
+        }
+
+        return;
+
+    case PGRES_POLLING_WRITING:
+        if (ngx_rtmp_pgauth_conn_socket(pc) != NGX_OK) {
+            break;
+        }
+
+        rc = ngx_rtmp_pgauth_conn_want(pc, 0, 1);
+        if (rc != NGX_OK) {
+            break;
+        }
+
+        return;
+
+    case PGRES_POLLING_OK:
+        ngx_rtmp_pgauth_conn_setup(pc);
+        return;
+
+    default: /* PGRES_POLLING_FAILED */
+        break;
+    }
+
+    ngx_rtmp_pgauth_conn_failed(pc, "connect");
+}
+
+
+static void
+ngx_rtmp_pgauth_conn_setup(ngx_rtmp_pgauth_conn_t *pc)
+{
+    ngx_log_debug2(NGX_LOG_DEBUG_RTMP, pc->pool->log, 0,
+                   "pgauth: connection #%ui connected, backend pid %d",
+                   pc->number, PQbackendPID(pc->pgconn));
+
+    if (ngx_rtmp_pgauth_conn_socket(pc) != NGX_OK
+        || PQsetnonblocking(pc->pgconn, 1) == -1
+        || !PQsendQuery(pc->pgconn, pc->pool->setup))
+    {
+        ngx_rtmp_pgauth_conn_failed(pc, "connect");
+        return;
+    }
+
+    pc->state = NGX_RTMP_PGAUTH_SETUP;
+
+    if (ngx_rtmp_pgauth_conn_flush(pc) != NGX_OK) {
+        ngx_rtmp_pgauth_conn_failed(pc, "connect");
+    }
+}
+
+
+static void
+ngx_rtmp_pgauth_conn_send(ngx_rtmp_pgauth_conn_t *pc,
+    ngx_rtmp_pgauth_req_t *req)
+{
+    ngx_rtmp_pgauth_pool_t  *pool;
+
+    pool = pc->pool;
+
+    ngx_queue_remove(&req->queue);
+    req->waiting = 0;
+    pool->nwaiting--;
+
+    ngx_queue_remove(&pc->queue);
+    ngx_queue_insert_tail(&pool->busy, &pc->queue);
+
+    pc->c->idle = 0;
+    pc->state = NGX_RTMP_PGAUTH_BUSY;
+    pc->req = req;
+    req->conn = pc;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_RTMP, pool->log, 0,
+                   "pgauth: connection #%ui sends a query", pc->number);
+
+    if (!PQsendQueryParams(pc->pgconn, (char *) req->query->data,
+                           req->nparams, req->types, req->values,
+                           req->lengths, req->formats, 0)
+        || ngx_rtmp_pgauth_conn_flush(pc) != NGX_OK)
+    {
+        if (!req->retried) {
+            /* a connection the server closed just now: try another once */
+
+            req->retried = 1;
+            req->conn = NULL;
+            pc->req = NULL;
+
+            ngx_queue_insert_head(&pool->waiting, &req->queue);
+            req->waiting = 1;
+            pool->nwaiting++;
+        }
+
+        ngx_rtmp_pgauth_conn_failed(pc, "send");
+        return;
+    }
+
+    ngx_add_timer(&pc->timer, pool->conf->max_timeout
+                              + NGX_RTMP_PGAUTH_GRACE);
+}
+
+
+static ngx_int_t
+ngx_rtmp_pgauth_conn_flush(ngx_rtmp_pgauth_conn_t *pc)
+{
+    int  rc;
+
+    rc = PQflush(pc->pgconn);
+
+    if (rc == -1) {
+        return NGX_ERROR;
+    }
+
+    pc->flushing = (rc == 1);
+
+    return ngx_rtmp_pgauth_conn_want(pc, 1, pc->flushing);
+}
+
+
+static void
+ngx_rtmp_pgauth_conn_read(ngx_rtmp_pgauth_conn_t *pc)
+{
+    u_char             buf[NGX_MAX_ERROR_STR];
+    ngx_str_t          err;
+    PGresult          *res;
+    PGnotify          *notify;
+    ExecStatusType     status;
+    ngx_rtmp_pgauth_req_t  *req;
+
+    if (!PQconsumeInput(pc->pgconn)) {
+        ngx_rtmp_pgauth_conn_failed(pc, "receive");
+        return;
+    }
+
+    if (pc->flushing && ngx_rtmp_pgauth_conn_flush(pc) != NGX_OK) {
+        ngx_rtmp_pgauth_conn_failed(pc, "send");
+        return;
+    }
+
+    while ((notify = PQnotifies(pc->pgconn)) != NULL) {
+        PQfreemem(notify);
+    }
+
+    for ( ;; ) {
+
+        if (PQisBusy(pc->pgconn)) {
+            return;
+        }
+
+        res = PQgetResult(pc->pgconn);
+        if (res == NULL) {
+            break;
+        }
+
+        status = PQresultStatus(res);
+
+        if (pc->state == NGX_RTMP_PGAUTH_SETUP) {
+            if (status != PGRES_COMMAND_OK) {
+                ngx_rtmp_pgauth_error_text(&err, buf, sizeof(buf),
+                                           PQresultErrorMessage(res));
+                ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
+                              "pgauth: connection #%ui setup failed: %V",
+                              pc->number, &err);
+                PQclear(res);
+                ngx_rtmp_pgauth_conn_failed(pc, NULL);
+                return;
+            }
+
+            PQclear(res);
+            continue;
+        }
+
+        req = pc->req;
+
+        if (req == NULL) {
+            /* the owner is gone and took no late interest */
+            PQclear(res);
+            continue;
+        }
+
+        if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
+            ngx_rtmp_pgauth_req_finish(req, NGX_RTMP_PGAUTH_RESULT, res,
+                                       NULL);
+
+        } else {
+            ngx_rtmp_pgauth_error_text(&err, buf, sizeof(buf),
+                                       PQresultErrorMessage(res));
+            ngx_rtmp_pgauth_req_finish(req, NGX_RTMP_PGAUTH_FAILED, NULL,
+                                       &err);
+        }
+
+        PQclear(res);
+    }
+
+    if (pc->req) {
+        ngx_str_set(&err, "no result");
+        ngx_rtmp_pgauth_req_finish(pc->req, NGX_RTMP_PGAUTH_FAILED, NULL,
+                                   &err);
+    }
+
+    if (PQstatus(pc->pgconn) != CONNECTION_OK) {
+        ngx_rtmp_pgauth_conn_failed(pc, "receive");
+        return;
+    }
+
+    ngx_rtmp_pgauth_conn_ready(pc);
+}
+
+
+static void
+ngx_rtmp_pgauth_conn_idle_read(ngx_rtmp_pgauth_conn_t *pc)
+{
+    PGnotify  *notify;
+
+    if (PQconsumeInput(pc->pgconn)) {
+
+        while ((notify = PQnotifies(pc->pgconn)) != NULL) {
+            PQfreemem(notify);
+        }
+
+        if (PQstatus(pc->pgconn) == CONNECTION_OK) {
+            return;
+        }
+    }
+
+    ngx_log_error(NGX_LOG_INFO, pc->pool->log, 0,
+                  "pgauth: idle connection #%ui closed by the server",
+                  pc->number);
+
+    ngx_rtmp_pgauth_conn_close(pc);
+}
+
+
+/* the connection has nothing in flight: give it work or park it */
+
+static void
+ngx_rtmp_pgauth_conn_ready(ngx_rtmp_pgauth_conn_t *pc)
+{
+    ngx_rtmp_pgauth_pool_t  *pool;
+
+    pool = pc->pool;
+
+    if (pc->timer.timer_set) {
+        ngx_del_timer(&pc->timer);
+    }
+
+    if (pc->state == NGX_RTMP_PGAUTH_SETUP) {
+        pool->nconnecting--;
+        pool->failures = 0;
+        pool->backoff = 0;
+
+        ngx_log_debug1(NGX_LOG_DEBUG_RTMP, pool->log, 0,
+                       "pgauth: connection #%ui ready", pc->number);
+    }
+
+    pc->state = NGX_RTMP_PGAUTH_IDLE;
+
+    ngx_queue_remove(&pc->queue);
+    ngx_queue_insert_head(&pool->idle, &pc->queue);
+
+    /* close it at once if the worker shuts down */
+    pc->c->idle = 1;
+
+    if (ngx_rtmp_pgauth_conn_want(pc, 1, 0) != NGX_OK) {
+        ngx_rtmp_pgauth_conn_failed(pc, NULL);
+        return;
+    }
+
+    ngx_rtmp_pgauth_pool_run(pool);
+}
+
+
+/*
+ * The connection is broken.  What was in flight fails; a failure before
+ * the connection was ready backs the pool off.
+ */
+
+static void
+ngx_rtmp_pgauth_conn_failed(ngx_rtmp_pgauth_conn_t *pc, const char *what)
+{
+    u_char                   buf[NGX_MAX_ERROR_STR];
+    ngx_str_t                err;
+    ngx_msec_t               delay;
+    ngx_rtmp_pgauth_pool_t  *pool;
+
+    pool = pc->pool;
+
+    if (pc->pgconn) {
+        ngx_rtmp_pgauth_error_text(&err, buf, sizeof(buf),
+                                   PQerrorMessage(pc->pgconn));
+
+    } else {
+        ngx_str_set(&err, "out of memory");
+    }
+
+    if (err.len == 0) {
+        ngx_str_set(&err, "connection lost");
+    }
+
+    if (what) {
+        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                      "pgauth: connection #%ui: %s failed: %V",
+                      pc->number, what, &err);
+    }
+
+    if (pc->state == NGX_RTMP_PGAUTH_CONNECTING
+        || pc->state == NGX_RTMP_PGAUTH_SETUP)
+    {
+        pool->failures++;
+
+        if (pool->backoff == 0) {
+            pool->backoff = NGX_RTMP_PGAUTH_BACKOFF_MIN;
+
+        } else {
+            pool->backoff = ngx_min(pool->backoff * 2,
+                                    NGX_RTMP_PGAUTH_BACKOFF_MAX);
+        }
+
+        /* jitter: from a half to the whole of the backoff */
+        delay = pool->backoff / 2 + ngx_random() % (pool->backoff / 2 + 1);
+
+        if (pool->retry.timer_set) {
+            ngx_del_timer(&pool->retry);
+        }
+
+        ngx_add_timer(&pool->retry, delay);
+
+        ngx_log_debug2(NGX_LOG_DEBUG_RTMP, pool->log, 0,
+                       "pgauth: %ui failed connects, next in %M ms",
+                       pool->failures, delay);
+    }
+
+    if (pc->req) {
+        ngx_rtmp_pgauth_req_finish(pc->req, NGX_RTMP_PGAUTH_FAILED, NULL,
+                                   &err);
+    }
+
+    ngx_rtmp_pgauth_conn_close(pc);
+
+    ngx_rtmp_pgauth_pool_run(pool);
+}
+
+
+static void
+ngx_rtmp_pgauth_conn_close(ngx_rtmp_pgauth_conn_t *pc)
+{
+    ngx_str_t                err;
+    ngx_rtmp_pgauth_pool_t  *pool;
+
+    pool = pc->pool;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_RTMP, pool->log, 0,
+                   "pgauth: connection #%ui closed", pc->number);
+
+    if (pc->req) {
+        ngx_str_set(&err, "connection closed");
+        ngx_rtmp_pgauth_req_finish(pc->req, NGX_RTMP_PGAUTH_FAILED, NULL,
+                                   &err);
+    }
+
+    if (pc->timer.timer_set) {
+        ngx_del_timer(&pc->timer);
+    }
+
+    if (pc->state == NGX_RTMP_PGAUTH_CONNECTING
+        || pc->state == NGX_RTMP_PGAUTH_SETUP)
+    {
+        pool->nconnecting--;
+    }
+
+    if (pc->c) {
+        ngx_rtmp_pgauth_conn_release(pc);
+    }
+
+    if (pc->pgconn) {
+        PQfinish(pc->pgconn);
+    }
+
+    ngx_queue_remove(&pc->queue);
+    pool->nconns--;
+
+    ngx_free(pc);
+}
+
+
+/* PostgreSQL's message on one line, without the trailing newline */
+
+static void
+ngx_rtmp_pgauth_error_text(ngx_str_t *err, u_char *buf, size_t size,
+    const char *msg)
+{
+    u_char  *p, *last;
+
+    p = buf;
+    last = buf + size;
+
+    while (msg && *msg && p < last) {
+        *p++ = (*msg == '\n' || *msg == '\r' || *msg == '\t') ? ' ' : *msg;
+        msg++;
+    }
+
+    while (p > buf && p[-1] == ' ') {
+        p--;
+    }
+
+    err->data = buf;
+    err->len = p - buf;
+}

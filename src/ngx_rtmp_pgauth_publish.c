@@ -1,0 +1,593 @@
+
+/*
+ * Copyright (C) ngx_rtmp_pgauth authors
+ */
+
+
+/*
+ * The publish hook.  A publish to an application with "pgauth on" waits
+ * for PostgreSQL: the client's publish is copied into the request, the
+ * chain resumes from the reply (renamed to the public name) or the client
+ * gets an onStatus error and is closed.  The stream key itself never
+ * leaves this file except as its SHA-256 digest (or raw, when configured
+ * with "pgauth_key_hash none"), and is never logged.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include "ngx_rtmp_pgauth_module.h"
+
+#include <openssl/evp.h>
+
+
+#define NGX_RTMP_PGAUTH_DIGEST_LEN     32
+
+#define NGX_RTMP_PGAUTH_DENIED         "NetStream.Publish.Denied"
+#define NGX_RTMP_PGAUTH_DENIED_DESC    "Stream key rejected"
+#define NGX_RTMP_PGAUTH_FAILED_CODE    "NetStream.Publish.Failed"
+#define NGX_RTMP_PGAUTH_FAILED_DESC                                          \
+    "Authorization unavailable, try again later"
+#define NGX_RTMP_PGAUTH_BADNAME        "NetStream.Publish.BadName"
+#define NGX_RTMP_PGAUTH_BADNAME_DESC   "Already publishing"
+
+
+/* a session's state, in its connection's pool */
+
+typedef struct {
+    ngx_rtmp_session_t             *session;
+    ngx_rtmp_pgauth_req_t          *req;        /* decision pending */
+    ngx_rtmp_pgauth_pool_t         *pool;
+    ngx_rtmp_pgauth_app_conf_t     *pacf;
+
+    u_char                          fp[NGX_RTMP_PGAUTH_FP_LEN + 1];
+    u_char                          name[NGX_RTMP_MAX_NAME];
+    u_char                          sid[NGX_RTMP_PGAUTH_SID_LEN];
+
+    unsigned                        allowed:1;
+} ngx_rtmp_pgauth_ctx_t;
+
+
+/* what a decision request carries: it may outlive the session */
+
+typedef struct {
+    ngx_rtmp_publish_t              publish;
+    ngx_rtmp_pgauth_app_conf_t     *pacf;
+    u_char                          digest[NGX_RTMP_PGAUTH_DIGEST_LEN];
+    u_char                          fp[NGX_RTMP_PGAUTH_FP_LEN + 1];
+    u_char                          app[NGX_RTMP_MAX_NAME];
+    u_char                          addr[NGX_SOCKADDR_STRLEN + 1];
+} ngx_rtmp_pgauth_decision_t;
+
+
+static ngx_int_t ngx_rtmp_pgauth_publish(ngx_rtmp_session_t *s,
+    ngx_rtmp_publish_t *v);
+static ngx_int_t ngx_rtmp_pgauth_close_stream(ngx_rtmp_session_t *s,
+    ngx_rtmp_close_stream_t *v);
+static ngx_rtmp_pgauth_ctx_t *ngx_rtmp_pgauth_get_ctx(ngx_rtmp_session_t *s);
+static void ngx_rtmp_pgauth_cleanup(void *data);
+static ngx_int_t ngx_rtmp_pgauth_check(ngx_rtmp_session_t *s,
+    ngx_rtmp_pgauth_ctx_t *ctx, ngx_rtmp_publish_t *v);
+static ngx_int_t ngx_rtmp_pgauth_utf8(u_char *p, size_t len);
+static void ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req,
+    ngx_uint_t rc, PGresult *res, ngx_str_t *err);
+static void ngx_rtmp_pgauth_decided_late(ngx_rtmp_pgauth_req_t *req,
+    ngx_uint_t rc, PGresult *res, ngx_str_t *err);
+static ngx_int_t ngx_rtmp_pgauth_public_name(u_char *name, size_t len);
+static void ngx_rtmp_pgauth_refuse(ngx_rtmp_session_t *s,
+    ngx_rtmp_pgauth_ctx_t *ctx, ngx_uint_t unavailable, const char *reason,
+    ngx_str_t *err);
+static void ngx_rtmp_pgauth_end(ngx_rtmp_pgauth_ctx_t *ctx);
+static void ngx_rtmp_pgauth_done(ngx_rtmp_pgauth_pool_t *pool,
+    ngx_rtmp_pgauth_app_conf_t *pacf, u_char *sid, size_t len);
+static void ngx_rtmp_pgauth_done_handler(ngx_rtmp_pgauth_req_t *req,
+    ngx_uint_t rc, PGresult *res, ngx_str_t *err);
+
+
+static ngx_rtmp_publish_pt       next_publish;
+static ngx_rtmp_close_stream_pt  next_close_stream;
+
+
+ngx_int_t
+ngx_rtmp_pgauth_publish_init(ngx_conf_t *cf)
+{
+    next_publish = ngx_rtmp_publish;
+    ngx_rtmp_publish = ngx_rtmp_pgauth_publish;
+
+    next_close_stream = ngx_rtmp_close_stream;
+    ngx_rtmp_close_stream = ngx_rtmp_pgauth_close_stream;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_rtmp_pgauth_publish(ngx_rtmp_session_t *s, ngx_rtmp_publish_t *v)
+{
+    size_t                        len;
+    ngx_str_t                    *addr;
+    ngx_rtmp_pgauth_req_t        *req;
+    ngx_rtmp_pgauth_ctx_t        *ctx;
+    ngx_rtmp_pgauth_app_conf_t   *pacf;
+    ngx_rtmp_pgauth_main_conf_t  *pmcf;
+    ngx_rtmp_pgauth_decision_t   *d;
+
+    if (s->auto_pushed || s->relay) {
+        goto next;
+    }
+
+    pacf = ngx_rtmp_get_module_app_conf(s, ngx_rtmp_pgauth_module);
+
+    if (pacf == NULL || !pacf->enable) {
+        goto next;
+    }
+
+    ctx = ngx_rtmp_pgauth_get_ctx(s);
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    pmcf = ngx_rtmp_get_module_main_conf(s, ngx_rtmp_pgauth_module);
+
+    ctx->pacf = pacf;
+    ctx->pool = pmcf->pool;
+
+    if (ngx_rtmp_pgauth_check(s, ctx, v) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    req = ngx_rtmp_pgauth_req_create(ctx->pool,
+                                     sizeof(ngx_rtmp_pgauth_decision_t));
+    if (req == NULL) {
+        ngx_rtmp_pgauth_refuse(s, ctx, 1, "out of memory", NULL);
+        return NGX_ERROR;
+    }
+
+    d = (ngx_rtmp_pgauth_decision_t *) (req + 1);
+
+    ngx_memcpy(&d->publish, v, sizeof(ngx_rtmp_publish_t));
+    ngx_memcpy(d->fp, ctx->fp, sizeof(d->fp));
+    d->pacf = pacf;
+
+    len = ngx_min(s->app.len, sizeof(d->app) - 1);
+    *ngx_cpymem(d->app, s->app.data, len) = '\0';
+
+    addr = &s->connection->addr_text;
+    len = ngx_min(addr->len, sizeof(d->addr) - 1);
+    *ngx_cpymem(d->addr, addr->data, len) = '\0';
+
+    req->query = &pacf->query;
+    req->nparams = NGX_RTMP_PGAUTH_NPARAMS;
+
+    if (pacf->key_hash == NGX_RTMP_PGAUTH_HASH_SHA256) {
+        EVP_Digest(d->publish.name, ngx_strlen(d->publish.name), d->digest,
+                   NULL, EVP_sha256(), NULL);
+
+        req->values[0] = (char *) d->digest;
+        req->lengths[0] = NGX_RTMP_PGAUTH_DIGEST_LEN;
+        req->formats[0] = 1;
+        req->types[0] = NGX_RTMP_PGAUTH_BYTEAOID;
+
+    } else {
+        req->values[0] = (char *) d->publish.name;
+        req->types[0] = NGX_RTMP_PGAUTH_TEXTOID;
+    }
+
+    req->values[1] = (char *) d->app;
+    req->values[2] = (char *) d->addr;
+    req->values[3] = (char *) d->publish.args;
+    req->types[1] = NGX_RTMP_PGAUTH_TEXTOID;
+    req->types[2] = NGX_RTMP_PGAUTH_TEXTOID;
+    req->types[3] = NGX_RTMP_PGAUTH_TEXTOID;
+
+    req->handler = ngx_rtmp_pgauth_decided;
+    req->late = ngx_rtmp_pgauth_decided_late;
+    req->data = ctx;
+
+    /* the pool may decide at once, before submit returns */
+    ctx->req = req;
+
+    if (ngx_rtmp_pgauth_req_submit(req, pacf->timeout) == NGX_BUSY) {
+        ctx->req = NULL;
+        ngx_rtmp_pgauth_req_free(req);
+        ngx_rtmp_pgauth_refuse(s, ctx, 1, "too many decisions queued",
+                               NULL);
+        return NGX_ERROR;
+    }
+
+    ngx_log_debug0(NGX_LOG_DEBUG_RTMP, s->connection->log, 0,
+                   "pgauth: decision pending");
+
+    return NGX_OK;
+
+next:
+
+    return next_publish(s, v);
+}
+
+
+static ngx_rtmp_pgauth_ctx_t *
+ngx_rtmp_pgauth_get_ctx(ngx_rtmp_session_t *s)
+{
+    ngx_pool_cleanup_t     *cln;
+    ngx_rtmp_pgauth_ctx_t  *ctx;
+
+    ctx = ngx_rtmp_get_module_ctx(s, ngx_rtmp_pgauth_module);
+    if (ctx) {
+        return ctx;
+    }
+
+    ctx = ngx_pcalloc(s->connection->pool, sizeof(ngx_rtmp_pgauth_ctx_t));
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    /*
+     * the pool cleanup runs however the session ends: a pending decision
+     * is detached, a publish still open is recorded as ended
+     */
+
+    cln = ngx_pool_cleanup_add(s->connection->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    cln->handler = ngx_rtmp_pgauth_cleanup;
+    cln->data = ctx;
+
+    ctx->session = s;
+
+    ngx_rtmp_set_ctx(s, ctx, ngx_rtmp_pgauth_module);
+
+    return ctx;
+}
+
+
+/* what can be refused without asking the database */
+
+static ngx_int_t
+ngx_rtmp_pgauth_check(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
+    ngx_rtmp_publish_t *v)
+{
+    size_t   len;
+    u_char   digest[NGX_RTMP_PGAUTH_DIGEST_LEN];
+
+    len = ngx_strlen(v->name);
+
+    /* the fingerprint names the key in logs without revealing it */
+
+    EVP_Digest(v->name, len, digest, NULL, EVP_sha256(), NULL);
+    ngx_hex_dump(ctx->fp, digest, NGX_RTMP_PGAUTH_FP_LEN / 2);
+    ctx->fp[NGX_RTMP_PGAUTH_FP_LEN] = '\0';
+
+    if (ctx->req || ctx->allowed) {
+        ngx_log_error(NGX_LOG_ERR, s->connection->log, 0,
+                      "pgauth: refused app=\"%V\" addr=\"%V\" fp=%s "
+                      "reason=\"publish while publishing\"",
+                      &s->app, &s->connection->addr_text, ctx->fp);
+
+        ngx_rtmp_send_status(s, NGX_RTMP_PGAUTH_BADNAME, "error",
+                             NGX_RTMP_PGAUTH_BADNAME_DESC);
+        return NGX_ERROR;
+    }
+
+    if (len == 0) {
+        ngx_rtmp_pgauth_refuse(s, ctx, 0, "empty stream key", NULL);
+        return NGX_ERROR;
+    }
+
+    if (ctx->pacf->key_hash == NGX_RTMP_PGAUTH_HASH_NONE
+        && ngx_rtmp_pgauth_utf8(v->name, len) != NGX_OK)
+    {
+        ngx_rtmp_pgauth_refuse(s, ctx, 0, "stream key is not UTF-8", NULL);
+        return NGX_ERROR;
+    }
+
+    if (ngx_rtmp_pgauth_utf8(v->args, ngx_strlen(v->args)) != NGX_OK) {
+        ngx_rtmp_pgauth_refuse(s, ctx, 0, "publish arguments are not UTF-8",
+                               NULL);
+        return NGX_ERROR;
+    }
+
+    if (ctx->pool == NULL) {
+        ngx_rtmp_pgauth_refuse(s, ctx, 1, "no pool in this process", NULL);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* what PostgreSQL accepts as UTF-8 text */
+
+static ngx_int_t
+ngx_rtmp_pgauth_utf8(u_char *p, size_t len)
+{
+    u_char    *last;
+    uint32_t   u;
+
+    last = p + len;
+
+    while (p < last) {
+
+        if (*p < 0x80) {
+            p++;
+            continue;
+        }
+
+        u = ngx_utf8_decode(&p, last - p);
+
+        if (u > 0x10ffff || (u >= 0xd800 && u <= 0xdfff)) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
+    PGresult *res, ngx_str_t *err)
+{
+    size_t                       len;
+    u_char                      *value;
+    ngx_str_t                    reason;
+    ngx_rtmp_session_t          *s;
+    ngx_rtmp_pgauth_ctx_t       *ctx;
+    ngx_rtmp_pgauth_decision_t  *d;
+
+    ctx = req->data;
+    s = ctx->session;
+    d = (ngx_rtmp_pgauth_decision_t *) (req + 1);
+
+    ctx->req = NULL;
+
+    if (rc == NGX_RTMP_PGAUTH_TIMEDOUT) {
+        ngx_rtmp_pgauth_refuse(s, ctx, 1, "timed out", NULL);
+        return;
+    }
+
+    if (rc != NGX_RTMP_PGAUTH_RESULT) {
+        ngx_rtmp_pgauth_refuse(s, ctx, 1, "database error", err);
+        return;
+    }
+
+    if (PQntuples(res) == 0 || PQnfields(res) == 0) {
+        ngx_rtmp_pgauth_refuse(s, ctx, 0, "no matching key", NULL);
+        return;
+    }
+
+    ctx->name[0] = '\0';
+    ctx->sid[0] = '\0';
+
+    if (PQnfields(res) > 1 && !PQgetisnull(res, 0, 1)) {
+        value = (u_char *) PQgetvalue(res, 0, 1);
+        len = PQgetlength(res, 0, 1);
+
+        if (len >= sizeof(ctx->sid)) {
+            ngx_str_set(&reason, "session id too long");
+            ngx_rtmp_pgauth_refuse(s, ctx, 1, "bad reply", &reason);
+            return;
+        }
+
+        ngx_memcpy(ctx->sid, value, len + 1);
+    }
+
+    /* the session is open in the database from here on */
+    ctx->allowed = 1;
+
+    if (!PQgetisnull(res, 0, 0)) {
+        value = (u_char *) PQgetvalue(res, 0, 0);
+        len = PQgetlength(res, 0, 0);
+
+        if (ngx_rtmp_pgauth_public_name(value, len) != NGX_OK) {
+            ngx_str_set(&reason, "unusable stream name");
+            ngx_rtmp_pgauth_refuse(s, ctx, 1, "bad reply", &reason);
+            return;
+        }
+
+        ngx_memcpy(d->publish.name, value, len + 1);
+        ngx_memcpy(ctx->name, value, len + 1);
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, s->connection->log, 0,
+                  "pgauth: allowed app=\"%V\" name=\"%s\" addr=\"%V\" "
+                  "fp=%s session=\"%s\" time=%Mms",
+                  &s->app, ctx->name[0] ? ctx->name : (u_char *) "-",
+                  &s->connection->addr_text, ctx->fp, ctx->sid,
+                  ngx_current_msec - req->start);
+
+    if (next_publish(s, &d->publish) != NGX_OK) {
+        ngx_rtmp_finalize_session(s);
+    }
+}
+
+
+/*
+ * The reply came after the client was refused or had gone.  If the
+ * database opened a session for it, close that session again.
+ */
+
+static void
+ngx_rtmp_pgauth_decided_late(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
+    PGresult *res, ngx_str_t *err)
+{
+    size_t                       len;
+    u_char                      *sid;
+    ngx_rtmp_pgauth_decision_t  *d;
+
+    if (rc != NGX_RTMP_PGAUTH_RESULT
+        || PQntuples(res) == 0
+        || PQnfields(res) < 2
+        || PQgetisnull(res, 0, 1))
+    {
+        return;
+    }
+
+    d = (ngx_rtmp_pgauth_decision_t *) (req + 1);
+
+    sid = (u_char *) PQgetvalue(res, 0, 1);
+    len = PQgetlength(res, 0, 1);
+
+    ngx_log_error(NGX_LOG_NOTICE, req->log, 0,
+                  "pgauth: late reply for app=\"%s\" addr=\"%s\" fp=%s, "
+                  "ending session \"%*s\"",
+                  d->app, d->addr, d->fp, ngx_min(len, 64), sid);
+
+    ngx_rtmp_pgauth_done(req->pool, d->pacf, sid, len);
+}
+
+
+/* a public name becomes file names (HLS, recordings): keep it plain */
+
+static ngx_int_t
+ngx_rtmp_pgauth_public_name(u_char *name, size_t len)
+{
+    size_t  i;
+
+    if (len == 0 || len >= NGX_RTMP_MAX_NAME || name[0] == '.') {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (name[i] < 0x20 || name[i] == 0x7f
+            || name[i] == '/' || name[i] == '\\' || name[i] == '?')
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Tells the client why in an onStatus it can print, then closes.  Never
+ * tells whether the key exists: a wrong, disabled, expired or foreign key
+ * all read "rejected"; only the database's trouble reads differently.
+ */
+
+static void
+ngx_rtmp_pgauth_refuse(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
+    ngx_uint_t unavailable, const char *reason, ngx_str_t *err)
+{
+    ngx_str_t  empty = ngx_null_string;
+
+    if (err == NULL) {
+        err = &empty;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, s->connection->log, 0,
+                  "pgauth: refused app=\"%V\" addr=\"%V\" fp=%s "
+                  "reason=\"%s%s%V\"",
+                  &s->app, &s->connection->addr_text, ctx->fp,
+                  reason, err->len ? ": " : "", err);
+
+    if (unavailable) {
+        ngx_rtmp_send_status(s, NGX_RTMP_PGAUTH_FAILED_CODE, "error",
+                             NGX_RTMP_PGAUTH_FAILED_DESC);
+
+    } else {
+        ngx_rtmp_send_status(s, NGX_RTMP_PGAUTH_DENIED, "error",
+                             NGX_RTMP_PGAUTH_DENIED_DESC);
+    }
+
+    ngx_rtmp_pgauth_end(ctx);
+
+    ngx_rtmp_finalize_session(s);
+}
+
+
+static ngx_int_t
+ngx_rtmp_pgauth_close_stream(ngx_rtmp_session_t *s,
+    ngx_rtmp_close_stream_t *v)
+{
+    ngx_rtmp_pgauth_ctx_t  *ctx;
+
+    ctx = ngx_rtmp_get_module_ctx(s, ngx_rtmp_pgauth_module);
+
+    if (ctx) {
+        ngx_rtmp_pgauth_end(ctx);
+    }
+
+    return next_close_stream(s, v);
+}
+
+
+static void
+ngx_rtmp_pgauth_cleanup(void *data)
+{
+    ngx_rtmp_pgauth_ctx_t  *ctx = data;
+
+    ngx_rtmp_pgauth_end(ctx);
+}
+
+
+/* the session's publish is over, or never will be */
+
+static void
+ngx_rtmp_pgauth_end(ngx_rtmp_pgauth_ctx_t *ctx)
+{
+    if (ctx->req) {
+        ngx_rtmp_pgauth_req_detach(ctx->req);
+        ctx->req = NULL;
+    }
+
+    if (!ctx->allowed) {
+        return;
+    }
+
+    ctx->allowed = 0;
+
+    ngx_log_error(NGX_LOG_INFO, ctx->session->connection->log, 0,
+                  "pgauth: publish ended name=\"%s\" session=\"%s\"",
+                  ctx->name[0] ? ctx->name : (u_char *) "-", ctx->sid);
+
+    if (ctx->sid[0]) {
+        ngx_rtmp_pgauth_done(ctx->pool, ctx->pacf, ctx->sid,
+                             ngx_strlen(ctx->sid));
+    }
+}
+
+
+static void
+ngx_rtmp_pgauth_done(ngx_rtmp_pgauth_pool_t *pool,
+    ngx_rtmp_pgauth_app_conf_t *pacf, u_char *sid, size_t len)
+{
+    u_char                 *p;
+    ngx_rtmp_pgauth_req_t  *req;
+
+    req = ngx_rtmp_pgauth_req_create(pool, len + 1);
+    if (req == NULL) {
+        return;
+    }
+
+    p = (u_char *) (req + 1);
+    ngx_memcpy(p, sid, len);
+    p[len] = '\0';
+
+    req->query = &pacf->done_query;
+    req->nparams = 1;
+    req->values[0] = (char *) p;
+    req->handler = ngx_rtmp_pgauth_done_handler;
+
+    /* the end of a session is recorded even when the queue is full */
+    req->urgent = 1;
+
+    (void) ngx_rtmp_pgauth_req_submit(req, pacf->timeout);
+}
+
+
+static void
+ngx_rtmp_pgauth_done_handler(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
+    PGresult *res, ngx_str_t *err)
+{
+    if (rc == NGX_RTMP_PGAUTH_RESULT) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, req->log, 0,
+                  "pgauth: recording the end of session \"%s\" failed: %V",
+                  (u_char *) (req + 1), err);
+}
