@@ -54,15 +54,21 @@ static char *ngx_rtmp_pgauth_check_query(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_rtmp_pgauth_check_timeout(ngx_conf_t *cf, void *post,
     void *data);
+static char *ngx_rtmp_pgauth_check_bounds(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_rtmp_pgauth_set_key_hash(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 
+
+/* ngx_conf_check_num_bounds() would not name the directive */
 
 static ngx_conf_num_bounds_t  ngx_rtmp_pgauth_pool_size_bounds = {
-    ngx_conf_check_num_bounds, 1, 1024
+    ngx_rtmp_pgauth_check_bounds, 1, 1024
 };
 
 
 static ngx_conf_num_bounds_t  ngx_rtmp_pgauth_queue_size_bounds = {
-    ngx_conf_check_num_bounds, 1, 65536
+    ngx_rtmp_pgauth_check_bounds, 1, 65536
 };
 
 
@@ -78,13 +84,6 @@ static ngx_rtmp_pgauth_query_post_t  ngx_rtmp_pgauth_query_params = {
 
 static ngx_rtmp_pgauth_query_post_t  ngx_rtmp_pgauth_done_query_params = {
     ngx_rtmp_pgauth_check_query, 1
-};
-
-
-static ngx_conf_enum_t  ngx_rtmp_pgauth_key_hash[] = {
-    { ngx_string("sha256"), NGX_RTMP_PGAUTH_HASH_SHA256 },
-    { ngx_string("none"), NGX_RTMP_PGAUTH_HASH_NONE },
-    { ngx_null_string, 0 }
 };
 
 
@@ -127,10 +126,10 @@ static ngx_command_t  ngx_rtmp_pgauth_commands[] = {
 
     { ngx_string("pgauth_key_hash"),
       NGX_RTMP_MAIN_CONF|NGX_RTMP_SRV_CONF|NGX_RTMP_APP_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_rtmp_pgauth_set_key_hash,
       NGX_RTMP_APP_CONF_OFFSET,
       offsetof(ngx_rtmp_pgauth_app_conf_t, key_hash),
-      &ngx_rtmp_pgauth_key_hash },
+      NULL },
 
     { ngx_string("pgauth_query"),
       NGX_RTMP_MAIN_CONF|NGX_RTMP_SRV_CONF|NGX_RTMP_APP_CONF|NGX_CONF_TAKE1,
@@ -259,6 +258,7 @@ ngx_rtmp_pgauth_create_app_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     pacf->query = { 0, NULL };
+     *     pacf->run_query = { 0, NULL };
      *     pacf->done_query = { 0, NULL };
      */
 
@@ -284,12 +284,23 @@ ngx_rtmp_pgauth_merge_app_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->key_hash, prev->key_hash,
                               NGX_RTMP_PGAUTH_HASH_SHA256);
 
-    if (conf->key_hash == NGX_RTMP_PGAUTH_HASH_NONE) {
-        ngx_conf_merge_str_value(conf->query, prev->query,
-                                 NGX_RTMP_PGAUTH_QUERY_RAW);
+    /*
+     * the default query depends on the key hash of this level: only a
+     * configured query is inherited, the default is chosen here
+     */
+
+    ngx_conf_merge_str_value(conf->query, prev->query, "");
+
+    if (conf->query.len == 0) {
+        if (conf->key_hash == NGX_RTMP_PGAUTH_HASH_NONE) {
+            ngx_str_set(&conf->run_query, NGX_RTMP_PGAUTH_QUERY_RAW);
+
+        } else {
+            ngx_str_set(&conf->run_query, NGX_RTMP_PGAUTH_QUERY);
+        }
+
     } else {
-        ngx_conf_merge_str_value(conf->query, prev->query,
-                                 NGX_RTMP_PGAUTH_QUERY);
+        conf->run_query = conf->query;
     }
 
     ngx_conf_merge_str_value(conf->done_query, prev->done_query,
@@ -585,6 +596,55 @@ ngx_rtmp_pgauth_check_timeout(ngx_conf_t *cf, void *post, void *data)
 
     if (*timeout == 0) {
         return "must be greater than 0";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_rtmp_pgauth_check_bounds(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_conf_num_bounds_t  *bounds = post;
+    ngx_int_t              *np = data;
+
+    if (*np < bounds->low || *np > bounds->high) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" directive value must be between %i "
+                           "and %i", &((ngx_str_t *) cf->args->elts)[0],
+                           bounds->low, bounds->high);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_rtmp_pgauth_set_key_hash(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_rtmp_pgauth_app_conf_t  *pacf = conf;
+
+    ngx_str_t  *value;
+
+    if (pacf->key_hash != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "sha256") == 0) {
+        pacf->key_hash = NGX_RTMP_PGAUTH_HASH_SHA256;
+
+    } else if (ngx_strcmp(value[1].data, "none") == 0) {
+        pacf->key_hash = NGX_RTMP_PGAUTH_HASH_NONE;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\" directive, "
+                           "it must be \"sha256\" or \"none\"",
+                           &value[1], &value[0]);
+        return NGX_CONF_ERROR;
     }
 
     return NGX_CONF_OK;

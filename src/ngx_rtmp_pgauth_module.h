@@ -97,7 +97,8 @@ typedef struct {
 typedef struct {
     ngx_flag_t                      enable;
     ngx_msec_t                      timeout;
-    ngx_str_t                       query;
+    ngx_str_t                       query;      /* as configured */
+    ngx_str_t                       run_query;  /* what runs */
     ngx_str_t                       done_query;
     ngx_uint_t                      key_hash;
 } ngx_rtmp_pgauth_app_conf_t;

@@ -904,7 +904,7 @@ ngx_rtmp_pgauth_conn_failed(ngx_rtmp_pgauth_conn_t *pc, const char *what)
 {
     u_char                   buf[NGX_MAX_ERROR_STR];
     ngx_str_t                err;
-    ngx_msec_t               delay;
+    ngx_msec_t               delay, max;
     ngx_rtmp_pgauth_pool_t  *pool;
 
     pool = pc->pool;
@@ -932,13 +932,17 @@ ngx_rtmp_pgauth_conn_failed(ngx_rtmp_pgauth_conn_t *pc, const char *what)
     {
         pool->failures++;
 
-        if (pool->backoff == 0) {
-            pool->backoff = NGX_RTMP_PGAUTH_BACKOFF_MIN;
+        /*
+         * the longest backoff stays within half the shortest wait a
+         * request can have, so every request sees a connect attempt
+         */
 
-        } else {
-            pool->backoff = ngx_min(pool->backoff * 2,
-                                    NGX_RTMP_PGAUTH_BACKOFF_MAX);
-        }
+        max = ngx_min(NGX_RTMP_PGAUTH_BACKOFF_MAX,
+                      pool->conf->max_timeout / 2);
+        max = ngx_max(max, NGX_RTMP_PGAUTH_BACKOFF_MIN);
+
+        pool->backoff = pool->backoff ? ngx_min(pool->backoff * 2, max)
+                                      : NGX_RTMP_PGAUTH_BACKOFF_MIN;
 
         /* jitter: from a half to the whole of the backoff */
         delay = pool->backoff / 2 + ngx_random() % (pool->backoff / 2 + 1);

@@ -156,7 +156,7 @@ ngx_rtmp_pgauth_publish(ngx_rtmp_session_t *s, ngx_rtmp_publish_t *v)
     len = ngx_min(addr->len, sizeof(d->addr) - 1);
     *ngx_cpymem(d->addr, addr->data, len) = '\0';
 
-    req->query = &pacf->query;
+    req->query = &pacf->run_query;
     req->nparams = NGX_RTMP_PGAUTH_NPARAMS;
 
     if (pacf->key_hash == NGX_RTMP_PGAUTH_HASH_SHA256) {

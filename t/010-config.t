@@ -1,0 +1,123 @@
+#!/usr/bin/perl
+# Configuration errors fail "nginx -t" with a message naming the directive;
+# valid configurations pass.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Pgauth;
+
+sub conf_test {
+    my (%o) = @_;
+    my $ng = Pgauth::Nginx->new(no_start => 1,
+                                conf => Pgauth::Nginx::default_conf(%o));
+    return $ng->check_conf;
+}
+
+sub rtmp_conf {
+    my ($rtmp, $app) = @_;
+    $app ||= '';
+    # no pgauth_dsn line of the default: the test gives all of it
+    my $conf = Pgauth::Nginx::default_conf(
+        rtmp => $rtmp, app => $app,
+        pgauth => $app =~ /\bpgauth\s/ ? '' : 'pgauth on;');
+    $conf =~ s/^\s*pgauth_dsn "%%DSN%%";\n//m;
+    my $ng = Pgauth::Nginx->new(no_start => 1, conf => $conf);
+    return $ng->check_conf;
+}
+
+my ($rc, $out);
+
+($rc, $out) = conf_test();
+is($rc, 0, 'the default test configuration passes nginx -t') or diag $out;
+
+($rc, $out) = rtmp_conf('');
+isnt($rc, 0, '"pgauth on" without pgauth_dsn fails');
+like($out, qr/\[emerg\].*"pgauth on" requires "pgauth_dsn"/,
+     '... naming pgauth_dsn');
+
+($rc, $out) = rtmp_conf('', 'pgauth off;');
+is($rc, 0, 'no pgauth_dsn is fine when no application uses pgauth')
+    or diag $out;
+
+my @bad = (
+    [ 'pgauth_dsn "nosuchoption=1";', '',
+      qr/invalid "pgauth_dsn": invalid connection option "nosuchoption"/,
+      'unknown DSN option' ],
+    [ 'pgauth_dsn "host=\'unterminated";', '',
+      qr/invalid "pgauth_dsn": unterminated quoted string/,
+      'malformed DSN' ],
+    [ 'pgauth_dsn "";', '', qr/empty "pgauth_dsn"/, 'empty DSN' ],
+    [ 'pgauth_dsn "host=127.0.0.1"; pgauth_dsn "host=127.0.0.1";', '',
+      qr/"pgauth_dsn" directive is duplicate/, 'duplicate DSN' ],
+    [ 'pgauth_dsn "host=127.0.0.1";', 'pgauth_dsn "host=127.0.0.1";',
+      qr/"pgauth_dsn" directive is not allowed here/,
+      'DSN in an application' ],
+    [ 'pgauth_dsn "host=127.0.0.1";', 'pgauth maybe;',
+      qr/invalid value "maybe" in "pgauth" directive/, 'pgauth not a flag' ],
+    [ 'pgauth_dsn "host=127.0.0.1";', 'pgauth_timeout 0;',
+      qr/"pgauth_timeout" directive must be greater than 0/,
+      'zero timeout' ],
+    [ 'pgauth_dsn "host=127.0.0.1";', 'pgauth_timeout soon;',
+      qr/"pgauth_timeout" directive invalid value/, 'timeout not a time' ],
+    [ 'pgauth_dsn "host=127.0.0.1"; pgauth_pool_size 0;', '',
+      qr/"pgauth_pool_size" directive.*must be between 1 and 1024/,
+      'pool size 0' ],
+    [ 'pgauth_dsn "host=127.0.0.1"; pgauth_pool_size many;', '',
+      qr/"pgauth_pool_size" directive invalid number/,
+      'pool size not a number' ],
+    [ 'pgauth_dsn "host=127.0.0.1"; pgauth_queue_size 0;', '',
+      qr/"pgauth_queue_size" directive.*must be between 1 and 65536/,
+      'queue size 0' ],
+    [ 'pgauth_dsn "host=127.0.0.1";', 'pgauth_pool_size 2;',
+      qr/"pgauth_pool_size" directive is not allowed here/,
+      'pool size is per rtmp block' ],
+    [ 'pgauth_dsn "host=127.0.0.1";', 'pgauth_key_hash md5;',
+      qr/invalid value "md5" in "pgauth_key_hash" directive, it must be "sha256" or "none"/,
+      'unknown key hash' ],
+    [ 'pgauth_dsn "host=127.0.0.1";', 'pgauth_query "";',
+      qr/"pgauth_query" directive is empty/, 'empty query' ],
+    [ 'pgauth_dsn "host=127.0.0.1";',
+      'pgauth_query "SELECT name FROM keys WHERE k = $1 AND x = $5";',
+      qr/"pgauth_query" refers to \$5, only \$1\.\.\$4 are bound/,
+      'query with $5' ],
+    [ 'pgauth_dsn "host=127.0.0.1";',
+      'pgauth_done_query "SELECT end_session($1, $2)";',
+      qr/"pgauth_done_query" refers to \$2, only \$1\.\.\$1 are bound/,
+      'done query with $2' ],
+    [ 'pgauth_dsn "host=127.0.0.1";', 'pgauth on off;',
+      qr/invalid number of arguments in "pgauth" directive/,
+      'pgauth with two arguments' ],
+);
+
+for my $b (@bad) {
+    my ($rtmp, $app, $re, $name) = @$b;
+    ($rc, $out) = rtmp_conf($rtmp, $app);
+    isnt($rc, 0, "$name: nginx -t fails");
+    like($out, $re, "$name: the message names the directive") or diag $out;
+}
+
+# accepted: every directive at the levels it is documented for
+($rc, $out) = rtmp_conf(
+    'pgauth_dsn "host=127.0.0.1 port=5432 dbname=x application_name=y";'
+    . ' pgauth_pool_size 8; pgauth_queue_size 512; pgauth_timeout 5s;'
+    . ' pgauth_key_hash none; pgauth off;',
+    'pgauth on; pgauth_timeout 1500ms; pgauth_key_hash sha256;'
+    . ' pgauth_query "SELECT $1::text, NULL"; pgauth_done_query "SELECT 1";');
+is($rc, 0, 'every directive at its documented level') or diag $out;
+
+# a host name makes libpq block the worker while resolving: warned about
+($rc, $out) = rtmp_conf('pgauth_dsn "host=db.example.com dbname=x";');
+is($rc, 0, 'a host name in the DSN is accepted');
+like($out, qr/\[warn\].*"pgauth_dsn" host "db\.example\.com" is a name/,
+     '... with a warning that it blocks');
+
+($rc, $out) = rtmp_conf('pgauth_dsn "host=db.example.com hostaddr=10.0.0.1";');
+unlike($out, qr/is a name/, 'no warning when hostaddr is given');
+
+($rc, $out) = rtmp_conf('pgauth_dsn "host=/run/postgresql,127.0.0.1,::1";');
+unlike($out, qr/is a name/, 'no warning for sockets and addresses');
+
+done_testing();

@@ -1,0 +1,95 @@
+#!/usr/bin/perl
+# The database side: src/pgauth.sql applies twice, keeps digests only, and
+# gives nginx's role nothing but the two functions it calls.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Pgauth;
+
+need_tools('psql');
+
+my $pg = Pgauth::Pg->new;
+
+my $out = $pg->load_schema;
+unlike($out, qr/ERROR/, 'the schema applies a second time without error');
+
+my $key = $pg->create_key('alice');
+like($key, qr/^[0-9a-f]{40}$/, 'create_key returns 40 hex digits (154 random bits)');
+isnt($pg->create_key('alice'), $key, 'every key is new');
+
+is($pg->psql("SELECT count(*) FROM pgauth.stream_keys WHERE stream_name = 'alice'"),
+   2, 'two keys may publish one stream name');
+
+is($pg->psql("SELECT count(*) FROM pgauth.stream_keys"
+             . " WHERE key_digest = sha256(convert_to('$key', 'UTF8'))"),
+   1, 'the key is stored as its SHA-256 digest');
+
+my $dump = `pg_dump -h 127.0.0.1 -p $pg->{port} -U postgres -d pgauth --data-only 2>&1`;
+unlike($dump, qr/\Q$key\E/, 'the key itself is nowhere in the database');
+
+my $list = $pg->psql("SELECT * FROM pgauth.list_keys()");
+unlike($list, qr/\Q$key\E/, 'list_keys shows no secret');
+my $fp = substr(`printf %s '$key' | sha256sum`, 0, 8);
+like($list, qr/\|\Q$fp\E$/m, 'list_keys shows the fingerprint nginx logs');
+
+my ($id) = $pg->psql("SELECT id FROM pgauth.list_keys() ORDER BY id LIMIT 1");
+
+sub authorize {
+    my ($k, $app) = @_;
+    $app ||= 'live';
+    return $pg->psql("SELECT stream_name FROM pgauth.authorize("
+                     . "sha256(convert_to('$k', 'UTF8')), '$app', '127.0.0.1', '')");
+}
+
+is(authorize($key), 'alice', 'authorize returns the public name');
+is(authorize($key, 'other'), '', 'not in another application');
+is(authorize('x' . $key), '', 'not for another key');
+
+is($pg->psql("SELECT pgauth.disable_key($id)"), 't', 'disable_key');
+is(authorize($key), '', 'a disabled key is refused');
+is($pg->psql("SELECT pgauth.enable_key($id)"), 't', 'enable_key');
+is(authorize($key), 'alice', 'enabled again');
+
+my $short = $pg->create_key('bob', 'live', '1 second');
+is(authorize($short), 'bob', 'a key with an expiry works before it');
+sleep 2;
+is(authorize($short), '', '... and not after');
+
+is($pg->psql("SELECT pgauth.delete_key($id)"), 't', 'delete_key');
+is(authorize($key), '', 'a deleted key is refused');
+is($pg->psql("SELECT pgauth.delete_key(-1)"), '', 'deleting a missing key says so');
+
+is($pg->psql("SELECT count(*) FROM pgauth.sessions WHERE ended_at IS NULL"),
+   3, 'each allowed authorization opened a session');
+my ($sid) = $pg->psql("SELECT max(id) FROM pgauth.sessions");
+$pg->psql("SELECT pgauth.publish_done($sid)");
+ok($pg->psql("SELECT ended_at IS NOT NULL FROM pgauth.sessions WHERE id = $sid") eq 't',
+   'publish_done records the end');
+
+# least privilege: what nginx's role can and cannot do
+my $k2 = $pg->create_key('carol');
+my $as_nginx = sub {
+    my ($sql) = @_;
+    my $o = `psql -X -q -A -t -h 127.0.0.1 -p $pg->{port} -U pgauth_nginx -d pgauth -c "$sql" 2>&1`;
+    chomp $o;
+    return $o;
+};
+
+is($as_nginx->("SELECT stream_name FROM pgauth.authorize(sha256(convert_to('$k2', 'UTF8')), 'live', '::1', '')"),
+   'carol', 'nginx role can authorize');
+like($as_nginx->("SELECT pgauth.publish_done(1)"), qr/^$/,
+     'nginx role can record a session end');
+for my $sql ('SELECT * FROM pgauth.stream_keys',
+             'SELECT * FROM pgauth.sessions',
+             'SELECT * FROM pgauth.list_keys()',
+             "SELECT pgauth.create_key('mallory')",
+             'SELECT pgauth.disable_key(1)',
+             'SELECT pgauth.delete_key(1)',
+             "UPDATE pgauth.stream_keys SET enabled = true") {
+    like($as_nginx->($sql), qr/permission denied/, "nginx role may not: $sql");
+}
+
+done_testing();

@@ -1,0 +1,93 @@
+#!/usr/bin/perl
+# A valid key publishes with ffmpeg: HLS appears under the public name and
+# decodes; the key is in no file name and in none of our log lines; the
+# session is recorded from start to end.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Time::HiRes qw(time sleep);
+use Pgauth;
+
+need_tools('psql', 'ffmpeg', 'ffprobe', $RTMPC);
+
+my $pg = Pgauth::Pg->new;
+my $ng = Pgauth::Nginx->new(pg => $pg);
+my $port = $ng->{rtmp_port};
+
+my $key = $pg->create_key('alice');
+
+# our client first: the exact reply
+my $r = rtmpc($port, 'live', name => $key);
+is($r->{exit}, 0, 'valid key: publish starts');
+is($r->{status}{code}, 'NetStream.Publish.Start', '... with NetStream.Publish.Start');
+
+# ffmpeg, as a streamer would
+my $log = "$ng->{dir}/ffmpeg.log";
+my $t0 = time;
+my $ff = ffmpeg_publish("rtmp://127.0.0.1:$port/live/$key", 6, $log);
+
+ok(wait_for(15, sub { -s "$ng->{hls}/alice.m3u8" }),
+   'HLS playlist is named after the public name');
+ok(wait_for(15, sub { my @ts = grep { /^alice-\d+\.ts$/ } $ng->hls_files;
+                      @ts >= 2 }),
+   'HLS segments carry the public name');
+
+my ($code, $body) = http_get($ng->{http_port}, '/hls/alice.m3u8');
+is($code, 200, 'the playlist is served over HTTP');
+like($body, qr/#EXTM3U/, '... and is a playlist');
+
+my $probe = `ffprobe -v error -show_entries stream=codec_name -of csv=p=0 http://127.0.0.1:$ng->{http_port}/hls/alice.m3u8 2>&1`;
+like($probe, qr/h264/, 'ffprobe decodes the video of the HLS stream');
+like($probe, qr/aac/, '... and the audio');
+
+is($pg->psql("SELECT count(*) FROM pgauth.sessions"
+             . " WHERE stream_name = 'alice' AND ended_at IS NULL"),
+   1, 'the live publish is an open session');
+is($pg->psql("SELECT client_addr FROM pgauth.sessions ORDER BY id DESC LIMIT 1"),
+   '127.0.0.1', '... with the client address');
+
+waitpid $ff, 0;
+is($? >> 8, 0, 'ffmpeg published to the end') or diag Pgauth::slurp($log);
+
+ok(wait_for(5, sub {
+    $pg->psql("SELECT count(*) FROM pgauth.sessions WHERE ended_at IS NULL") == 0
+}), 'a clean end of publish is recorded (ended_at)');
+is($pg->psql("SELECT count(*) FROM pgauth.sessions"), 2,
+   'one session per publish');
+
+# the secret stays secret
+my @files = $ng->hls_files;
+ok(!grep({ /\Q$key\E/ } @files), 'the key is in no HLS file name');
+my @ours = grep { /pgauth:/ } split /\n/, $ng->error_log;
+ok(@ours >= 4, 'our decision lines are in the error log');
+ok(!grep({ /\Q$key\E/ } @ours), 'the key is in none of our log lines');
+my $fp = substr(`printf %s '$key' | sha256sum`, 0, 8);
+ok(grep({ /pgauth: allowed app="live" name="alice" addr="127\.0\.0\.1" fp=$fp session="\d+" time=\d+ms/ } @ours),
+   'the allowed line names app, public name, address, fingerprint');
+
+# key?args: the arguments are split off and handed to the query as $4
+$pg->psql("CREATE TABLE public.seen_args (args text)");
+$pg->psql("GRANT INSERT ON public.seen_args TO pgauth_nginx");
+my $ng2 = Pgauth::Nginx->new(pg => $pg, conf => Pgauth::Nginx::default_conf(
+    app => 'pgauth_query "WITH a AS (INSERT INTO public.seen_args VALUES ($4))'
+           . ' SELECT stream_name, session_id FROM pgauth.authorize($1, $2, $3, $4)";'));
+$r = rtmpc($ng2->{rtmp_port}, 'live', name => "$key?token=abc&x=1");
+is($r->{exit}, 0, 'key?args publishes');
+is($pg->psql("SELECT args FROM public.seen_args"), 'token=abc&x=1',
+   'the publish arguments reach the query as $4');
+
+# pgauth off: the module stays out of the way
+my $ng3 = Pgauth::Nginx->new(pg => $pg, conf => Pgauth::Nginx::default_conf(
+    pgauth => 'pgauth off;'));
+$r = rtmpc($ng3->{rtmp_port}, 'live', name => 'anything');
+is($r->{exit}, 0, 'with pgauth off any name publishes');
+
+for my $n ($ng, $ng2, $ng3) {
+    $n->stop;
+    is(join("\n", $n->bad_lines), '', 'no alert, crash or sanitizer report');
+}
+
+done_testing();

@@ -1,0 +1,115 @@
+#!/usr/bin/perl
+# The pool under load: 200 publishes in a row through a pool of 2, a burst
+# of concurrent ones, a full queue, two workers, auto_push.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Time::HiRes qw(time sleep);
+use Pgauth;
+
+need_tools('psql', 'ffmpeg', $RTMPC);
+
+my $pg = Pgauth::Pg->new;
+my @keys = map { $pg->create_key("s$_") } 1 .. 5;
+
+my $ng = Pgauth::Nginx->new(pg => $pg, conf => Pgauth::Nginx::default_conf(
+    rtmp => 'pgauth_pool_size 2;'));
+my $port = $ng->{rtmp_port};
+
+my ($right, $wrong, $maxb) = (0, 0, 0);
+for my $i (1 .. 200) {
+    my $good = $i % 3 != 0;
+    my $name = $good ? $keys[$i % 5] : "bad$i";
+    my $r = rtmpc($port, 'live', name => $name);
+    my $want = $good ? 'NetStream.Publish.Start' : 'NetStream.Publish.Denied';
+    if ($r->{status}{code} eq $want) { $right++ } else {
+        $wrong++;
+        diag "publish $i: want $want, got $r->{status}{code}";
+    }
+    if ($i % 25 == 0) {
+        my $b = $pg->nginx_backends;
+        $maxb = $b if $b > $maxb;
+    }
+}
+is($right, 200, '200 publishes in a row: every decision right');
+cmp_ok($maxb, '<=', 2, "backends never above the pool size of 2 (max seen $maxb)");
+cmp_ok($maxb, '>=', 1, '... and the pool was used');
+
+my $bursts = sub {
+    my ($p, $n, %o) = @_;
+    my @fh;
+    for my $i (1 .. $n) {
+        my $name = $i % 2 ? $keys[$i % 5] : "bad$i";
+        my $pid = open(my $fh, '-|') // die;
+        if (!$pid) {
+            exec $RTMPC, '-n', $name, '-t', '15000', "rtmp://127.0.0.1:$p/live";
+        }
+        push @fh, [ $fh, $i % 2 ];
+    }
+    my %count;
+    for my $f (@fh) {
+        my ($fh, $good) = @$f;
+        my @out = <$fh>;
+        close $fh;
+        my ($st) = grep { /^status / } @out;
+        my ($code) = ($st || 'status 0 - none') =~ /^status \S+ \S+ (\S+)/;
+        $count{$good ? "good $code" : "bad $code"}++;
+    }
+    return \%count;
+};
+
+my $c = $bursts->($port, 40);
+is($c->{'good NetStream.Publish.Start'}, 20, 'burst of 40: every valid key published');
+is($c->{'bad NetStream.Publish.Denied'}, 20, 'burst of 40: every bad key denied');
+cmp_ok($pg->nginx_backends, '<=', 2, 'backends still within the pool size');
+
+$ng->stop;
+is(join("\n", $ng->bad_lines), '', 'no alert, crash or sanitizer report');
+
+# a full queue refuses at once instead of waiting
+my $ng2 = Pgauth::Nginx->new(pg => $pg, conf => Pgauth::Nginx::default_conf(
+    rtmp => 'pgauth_pool_size 1; pgauth_queue_size 2;',
+    app => 'pgauth_timeout 10s; pgauth_query "SELECT a.stream_name,'
+           . ' a.session_id FROM pgauth.authorize($1, $2, $3, $4) a,'
+           . ' pg_sleep(0.5)";'));
+$c = $bursts->($ng2->{rtmp_port}, 10);
+my $failed = ($c->{'good NetStream.Publish.Failed'} || 0)
+           + ($c->{'bad NetStream.Publish.Failed'} || 0);
+cmp_ok($failed, '>=', 5, "queue of 2, pool of 1, 10 at once: the excess is refused ($failed)");
+like($ng2->error_log, qr/reason="too many decisions queued"/, '... saying why');
+$ng2->stop;
+is(join("\n", $ng2->bad_lines), '', 'no alert, crash or sanitizer report');
+
+# two workers, with auto_push: the pushed copies are not authorized again
+my $ng3 = Pgauth::Nginx->new(pg => $pg, workers => 2,
+    conf => Pgauth::Nginx::default_conf(
+        main => "rtmp_auto_push on;\nrtmp_socket_dir %%DIR%%;",
+        rtmp => 'pgauth_pool_size 2;'));
+is(scalar(() = $ng3->worker_pids), 2, 'two workers run');
+$c = $bursts->($ng3->{rtmp_port}, 40);
+is($c->{'good NetStream.Publish.Start'}, 20, 'two workers: every valid key published');
+is($c->{'bad NetStream.Publish.Denied'}, 20, 'two workers: every bad key denied');
+cmp_ok($pg->nginx_backends, '<=', 4, 'backends within 2 workers x pool of 2');
+
+my %pids = map { /\[notice\] (\d+)#/ ? ($1 => 1) : () }
+           grep { /pgauth: allowed/ } split /\n/, $ng3->error_log;
+diag "decisions taken by " . scalar(keys %pids) . " worker(s)";
+
+my $before = () = $ng3->error_log =~ /pgauth: allowed/g;
+$pg->psql("TRUNCATE pgauth.sessions");
+my $ff = ffmpeg_publish("rtmp://127.0.0.1:$ng3->{rtmp_port}/live/$keys[0]", 4);
+ok(wait_for(15, sub { -s "$ng3->{hls}/s5.m3u8" || -s "$ng3->{hls}/s1.m3u8" }), 'auto_push: live');
+waitpid $ff, 0;
+my $after = () = $ng3->error_log =~ /pgauth: allowed/g;
+is($after - $before, 1, 'auto_push: one decision for one publish');
+is($pg->psql("SELECT count(*) FROM pgauth.sessions"), 1,
+   'auto_push: one session for one publish');
+like($ng3->error_log, qr/auto_push|relay/, 'auto_push did push to the other worker');
+
+$ng3->stop;
+is(join("\n", $ng3->bad_lines), '', 'no alert, crash or sanitizer report');
+
+done_testing();

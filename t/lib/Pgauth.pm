@@ -1,0 +1,542 @@
+package Pgauth;
+
+# Test helpers for ngx_rtmp_pgauth: a throwaway PostgreSQL cluster, an nginx
+# with the stock rtmp module and ours, real clients (ffmpeg, ffprobe and our
+# RTMP client t/tools/rtmpc).  Everything listens on 127.0.0.1, on ports
+# chosen free at run time.  Set PGAUTH_KEEP=1 to keep the temporary folders.
+
+use strict;
+use warnings;
+
+use Exporter 'import';
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use File::Temp qw(tempdir);
+use IO::Socket::INET;
+use POSIX qw(WNOHANG);
+use Time::HiRes qw(time sleep);
+
+our @EXPORT = qw(free_port tmpdir rtmpc ffmpeg_publish http_get wait_for
+                 slurp spew need_tools $TOP $RTMPC);
+
+our $TOP = abs_path(dirname(__FILE__) . '/../..');
+our $MODULE = "$TOP/objs/ngx_rtmp_pgauth_module.so";
+our $RTMP_MODULE = $ENV{NGX_RTMP_MODULE}
+                   || '/usr/lib/nginx/modules/ngx_rtmp_module.so';
+our $RTMPC = "$TOP/t/tools/rtmpc";
+our $NGINX = $ENV{NGINX} || '/usr/sbin/nginx';
+
+sub free_port {
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                                  Proto => 'tcp', Listen => 1, ReuseAddr => 1)
+        or die "free_port: $!";
+    my $port = $s->sockport;
+    close $s;
+    return $port;
+}
+
+sub tmpdir {
+    my $dir = tempdir('pgauth-XXXXXX', TMPDIR => 1,
+                      CLEANUP => !$ENV{PGAUTH_KEEP});
+    chmod 0755, $dir;
+    return $dir;
+}
+
+sub slurp {
+    my ($file) = @_;
+    open my $fh, '<', $file or return '';
+    local $/;
+    my $text = <$fh>;
+    return defined $text ? $text : '';
+}
+
+sub spew {
+    my ($file, $text) = @_;
+    open my $fh, '>', $file or die "$file: $!";
+    print $fh $text;
+    close $fh;
+}
+
+# Polls $cond every 50 ms until it is true or $timeout seconds pass.
+sub wait_for {
+    my ($timeout, $cond) = @_;
+    my $end = time + $timeout;
+    while (time < $end) {
+        my $r = $cond->();
+        return $r if $r;
+        sleep 0.05;
+    }
+    return $cond->();
+}
+
+# Skips the whole test file unless every tool is there.
+sub need_tools {
+    for my $t (@_) {
+        next if -x $t || grep { -x "$_/$t" } split /:/, $ENV{PATH};
+        require Test::More;
+        Test::More::plan(skip_all => "$t not found");
+    }
+}
+
+# Runs our RTMP client: publish $name (or -x hex / -l len given in %o) to
+# rtmp://127.0.0.1:$port/$app.  Returns a hash: exit, out (all lines),
+# status (the last onStatus: level, code, desc, ms), closed (1 when the
+# server closed), summary.
+sub rtmpc {
+    my ($port, $app, %o) = @_;
+    my @args = ($RTMPC);
+    push @args, '-n', $o{name} if defined $o{name};
+    push @args, '-x', $o{hex} if defined $o{hex};
+    push @args, '-l', $o{len} if defined $o{len};
+    push @args, '-w', $o{hold} if defined $o{hold};
+    push @args, '-W', $o{drop} if defined $o{drop};
+    push @args, '-t', $o{timeout} || 10000;
+    push @args, "rtmp://127.0.0.1:$port/$app";
+
+    my $pid = open(my $fh, '-|');
+    die "fork: $!" unless defined $pid;
+    if (!$pid) {
+        exec @args or die "exec $RTMPC: $!";
+    }
+    my $r = { out => [], statuses => [] };
+    while (my $line = <$fh>) {
+        chomp $line;
+        push @{$r->{out}}, $line;
+        if ($line =~ /^status ([\d.]+) (\S+) (\S+) ?(.*)$/) {
+            my $st = { ms => $1, level => $2, code => $3, desc => $4 };
+            push @{$r->{statuses}}, $st;
+            $r->{status} = $st;
+        } elsif ($line =~ /^closed ([\d.]+)/) {
+            $r->{closed} = 1;
+            $r->{closed_ms} = $1;
+        } elsif ($line =~ /^summary /) {
+            $r->{summary} = $line;
+        }
+    }
+    close $fh;
+    $r->{exit} = $? >> 8;
+    $r->{status} ||= { level => '', code => '', desc => '', ms => -1 };
+    return $r;
+}
+
+# Starts ffmpeg publishing a test pattern for $secs seconds to $url in the
+# background; returns its pid.  stderr goes to $log when given.
+sub ffmpeg_publish {
+    my ($url, $secs, $log) = @_;
+    my $pid = fork;
+    die "fork: $!" unless defined $pid;
+    if (!$pid) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', '/dev/null';
+        open STDERR, '>', $log || '/dev/null';
+        exec 'ffmpeg', '-hide_banner', '-nostats', '-loglevel', 'info',
+             '-re', '-f', 'lavfi', '-i', 'testsrc=size=320x240:rate=25',
+             '-f', 'lavfi', '-i', 'sine=frequency=440',
+             '-t', $secs,
+             '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency',
+             '-g', '25', '-pix_fmt', 'yuv420p',
+             '-c:a', 'aac', '-b:a', '64k',
+             '-f', 'flv', $url
+            or exit 127;
+    }
+    return $pid;
+}
+
+# A plain HTTP/1.0 GET.  Returns (status, body, seconds).
+sub http_get {
+    my ($port, $path) = @_;
+    my $t0 = time;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                  Proto => 'tcp', Timeout => 5)
+        or return (0, '', time - $t0);
+    print $s "GET $path HTTP/1.0\r\nHost: localhost\r\n\r\n";
+    local $/;
+    my $resp = <$s>;
+    close $s;
+    $resp = '' unless defined $resp;
+    my ($status) = $resp =~ m{^HTTP/\S+ (\d+)};
+    my ($body) = $resp =~ m{\r\n\r\n(.*)}s;
+    return ($status || 0, defined $body ? $body : '', time - $t0);
+}
+
+
+package Pgauth::Pg;
+
+# A throwaway PostgreSQL cluster with our schema loaded into database
+# "pgauth".  As root, the server runs as the "postgres" user.
+
+use strict;
+use warnings;
+use Time::HiRes qw(sleep time);
+
+sub bindir {
+    for my $v (15, 16, 17, 14, 13) {
+        return "/usr/lib/postgresql/$v/bin"
+            if -x "/usr/lib/postgresql/$v/bin/postgres";
+    }
+    die "no PostgreSQL server binaries in /usr/lib/postgresql\n";
+}
+
+sub new {
+    my ($class, %o) = @_;
+    my $self = bless { %o }, $class;
+    $self->{dir} ||= Pgauth::tmpdir();
+    $self->{port} ||= Pgauth::free_port();
+    $self->{bin} = bindir();
+    $self->{data} = "$self->{dir}/pgdata";
+    $self->{log} = "$self->{dir}/postgres.log";
+    $self->{user} = $> == 0 ? 'postgres' : undef;
+
+    if ($self->{user}) {
+        system('chown', $self->{user}, $self->{dir}) == 0
+            or die "chown $self->{dir}";
+    }
+
+    $self->as_user("$self->{bin}/initdb", '-D', $self->{data}, '-A', 'trust',
+                   '-U', 'postgres', '-E', 'UTF8', '--locale=C.UTF-8',
+                   '--no-sync', '--no-instructions')
+        == 0 or die "initdb failed\n";
+
+    Pgauth::spew("$self->{dir}/extra.conf", join '', map { "$_\n" }
+                 @{$self->{conf} || []});
+    open my $fh, '>>', "$self->{data}/postgresql.conf" or die;
+    print $fh "include '$self->{dir}/extra.conf'\n";
+    close $fh;
+
+    $self->start;
+    $self->psql_db('postgres', 'CREATE DATABASE pgauth');
+    $self->load_schema;
+    $self->psql("ALTER ROLE pgauth_nginx LOGIN");
+    return $self;
+}
+
+sub as_user {
+    my ($self, @cmd) = @_;
+    my $pid = fork;
+    die "fork: $!" unless defined $pid;
+    if (!$pid) {
+        open STDOUT, '>>', "$self->{dir}/commands.log";
+        open STDERR, '>&', \*STDOUT;
+        if ($self->{user}) {
+            exec 'runuser', '-u', $self->{user}, '--', @cmd;
+        }
+        exec @cmd;
+        exit 127;
+    }
+    waitpid $pid, 0;
+    return $?;
+}
+
+sub start {
+    my ($self) = @_;
+    $self->as_user("$self->{bin}/pg_ctl", '-D', $self->{data}, '-l',
+                   $self->{log}, '-w', '-t', '30', '-o',
+                   "-p $self->{port} -k $self->{dir}"
+                   . " -c listen_addresses=127.0.0.1 -c fsync=off"
+                   . " -c synchronous_commit=off -c full_page_writes=off",
+                   'start') == 0
+        or die "pg_ctl start failed: " . Pgauth::slurp($self->{log});
+    $self->{running} = 1;
+}
+
+sub stop {
+    my ($self, $mode) = @_;
+    $self->cont if $self->{stopped};
+    $self->as_user("$self->{bin}/pg_ctl", '-D', $self->{data}, '-w', '-t',
+                   '30', '-m', $mode || 'fast', 'stop');
+    $self->{running} = 0;
+}
+
+sub pid {
+    my ($self) = @_;
+    my ($pid) = Pgauth::slurp("$self->{data}/postmaster.pid") =~ /^(\d+)/;
+    return $pid;
+}
+
+# SIGSTOP / SIGCONT the whole server: a black-holed database.
+sub freeze {
+    my ($self) = @_;
+    my $pid = $self->pid or die "no postmaster";
+    my @pids = ($pid, $self->children($pid));
+    kill 'STOP', @pids;
+    $self->{stopped} = \@pids;
+}
+
+sub cont {
+    my ($self) = @_;
+    kill 'CONT', @{$self->{stopped}} if $self->{stopped};
+    delete $self->{stopped};
+}
+
+sub children {
+    my ($self, $ppid) = @_;
+    my @kids;
+    for my $stat (glob '/proc/[0-9]*/stat') {
+        my $s = Pgauth::slurp($stat);
+        push @kids, $1 if $s =~ /^(\d+) \(.*\) \S (\d+)/ && $2 == $ppid;
+    }
+    return @kids;
+}
+
+sub psql_db {
+    my ($self, $db, $sql) = @_;
+    my $pid = open(my $fh, '-|');
+    die "fork: $!" unless defined $pid;
+    if (!$pid) {
+        open STDERR, '>&', \*STDOUT;
+        exec 'psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1',
+             '-h', '127.0.0.1', '-p', $self->{port}, '-U', 'postgres',
+             '-d', $db, '-c', $sql;
+        exit 127;
+    }
+    local $/;
+    my $out = <$fh>;
+    close $fh;
+    die "psql failed ($sql): $out" if $? && !$self->{may_fail};
+    $out = '' unless defined $out;
+    $out =~ s/\s+\z//;
+    return $out;
+}
+
+sub psql {
+    my ($self, $sql) = @_;
+    return $self->psql_db('pgauth', $sql);
+}
+
+# Like psql but returns undef instead of dying.
+sub try_psql {
+    my ($self, $sql) = @_;
+    local $self->{may_fail} = 1;
+    return $self->psql($sql);
+}
+
+sub load_schema {
+    my ($self) = @_;
+    my $out = `psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p $self->{port} -U postgres -d pgauth -f $Pgauth::TOP/src/pgauth.sql 2>&1`;
+    die "schema failed: $out" if $?;
+    return $out;
+}
+
+sub create_key {
+    my ($self, $name, $app, $expires) = @_;
+    my @args = ("'$name'");
+    push @args, defined $app ? "'$app'" : "'live'";
+    push @args, "'$expires'::interval" if defined $expires;
+    return $self->psql("SELECT pgauth.create_key(" . join(', ', @args) . ")");
+}
+
+# The connection string nginx uses: the least-privileged role.
+sub dsn {
+    my ($self) = @_;
+    return "host=127.0.0.1 port=$self->{port} dbname=pgauth user=pgauth_nginx";
+}
+
+# Backends of nginx (by application_name).
+sub nginx_backends {
+    my ($self) = @_;
+    return $self->psql("SELECT count(*) FROM pg_stat_activity"
+                       . " WHERE application_name = 'nginx-rtmp-pgauth'");
+}
+
+sub DESTROY {
+    my ($self) = @_;
+    return unless $self->{running};
+    $self->cont;
+    $self->stop('immediate');
+}
+
+
+package Pgauth::Nginx;
+
+# nginx started from a config text; %%NAME%% placeholders are replaced:
+# RTMP_PORT, HTTP_PORT, DIR, HLS, DSN (when a pg is given).
+
+use strict;
+use warnings;
+use Time::HiRes qw(sleep time);
+
+sub new {
+    my ($class, %o) = @_;
+    my $self = bless { %o }, $class;
+    $self->{dir} ||= Pgauth::tmpdir();
+    $self->{rtmp_port} ||= Pgauth::free_port();
+    $self->{http_port} ||= Pgauth::free_port();
+    $self->{hls} = "$self->{dir}/hls";
+    mkdir $self->{hls};
+    mkdir "$self->{dir}/logs";
+    $self->write_conf($o{conf});
+    $self->start unless $o{no_start};
+    return $self;
+}
+
+# The stock Debian setup: the rtmp module, then ours; with the usual
+# application "live" and an HTTP server for HLS unless the test gives its
+# own blocks.
+sub default_conf {
+    my (%o) = @_;
+    my $app = $o{app} || '';
+    my $rtmp = $o{rtmp} || '';
+    my $main = $o{main} || '';
+    my $pgauth = exists $o{pgauth} ? $o{pgauth} : 'pgauth on;';
+    return <<"EOF";
+$main
+events { worker_connections 1024; }
+
+rtmp {
+    pgauth_dsn "%%DSN%%";
+$rtmp
+    server {
+        listen 127.0.0.1:%%RTMP_PORT%%;
+        ping 0;
+
+        application live {
+            live on;
+            $pgauth
+            hls on;
+            hls_path %%HLS%%;
+            hls_fragment 1s;
+            hls_playlist_length 6s;
+$app
+        }
+    }
+}
+
+http {
+    access_log off;
+    client_body_temp_path %%DIR%%/tmp/body;
+    proxy_temp_path %%DIR%%/tmp/proxy;
+    fastcgi_temp_path %%DIR%%/tmp/fastcgi;
+    uwsgi_temp_path %%DIR%%/tmp/uwsgi;
+    scgi_temp_path %%DIR%%/tmp/scgi;
+
+    server {
+        listen 127.0.0.1:%%HTTP_PORT%%;
+        location /hls/ {
+            alias %%HLS%%/;
+            types {
+                application/vnd.apple.mpegurl m3u8;
+                video/mp2t ts;
+            }
+        }
+        location = /ping { return 200 "pong\\n"; }
+    }
+}
+EOF
+}
+
+sub write_conf {
+    my ($self, $conf) = @_;
+    $conf = default_conf() unless defined $conf;
+    my %v = (RTMP_PORT => $self->{rtmp_port}, HTTP_PORT => $self->{http_port},
+             DIR => $self->{dir}, HLS => $self->{hls},
+             DSN => $self->{pg} ? $self->{pg}->dsn : 'host=127.0.0.1');
+    $conf =~ s/%%(\w+)%%/exists $v{$1} ? $v{$1} : die "no %%$1%%"/ge;
+    my $head = "load_module $RTMP_MODULE;\n"
+               . "load_module $MODULE;\n"
+               . "pid $self->{dir}/logs/nginx.pid;\n"
+               . "error_log $self->{dir}/logs/error.log "
+               . ($self->{log_level} || 'info') . ";\n"
+               . ($> == 0 ? "user root root;\n" : '')
+               . "worker_processes " . ($self->{workers} || 1) . ";\n";
+    mkdir "$self->{dir}/tmp";
+    Pgauth::spew("$self->{dir}/nginx.conf", $head . $conf);
+}
+
+our ($RTMP_MODULE, $MODULE, $NGINX);
+*RTMP_MODULE = \$Pgauth::RTMP_MODULE;
+*MODULE = \$Pgauth::MODULE;
+*NGINX = \$Pgauth::NGINX;
+
+# nginx -t: returns (exit code, output).
+sub check_conf {
+    my ($self) = @_;
+    my $out = `$NGINX -t -p $self->{dir} -c $self->{dir}/nginx.conf 2>&1`;
+    return ($? >> 8, $out);
+}
+
+sub start {
+    my ($self) = @_;
+    my ($rc, $out) = $self->check_conf;
+    die "nginx -t failed:\n$out" if $rc;
+    system($NGINX, '-p', $self->{dir}, '-c', "$self->{dir}/nginx.conf") == 0
+        or die "nginx failed to start: " . $self->error_log;
+    $self->{running} = 1;
+    my $port = $self->{rtmp_port};
+    Pgauth::wait_for(10, sub {
+        IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                              Proto => 'tcp')
+    }) or die "nginx does not listen on $port";
+    Pgauth::wait_for(10, sub { scalar $self->worker_pids })
+        or die "no nginx workers";
+}
+
+sub master_pid {
+    my ($self) = @_;
+    my ($pid) = Pgauth::slurp("$self->{dir}/logs/nginx.pid") =~ /^(\d+)/;
+    return $pid;
+}
+
+sub worker_pids {
+    my ($self) = @_;
+    my $master = $self->master_pid or return ();
+    my @w;
+    for my $stat (glob '/proc/[0-9]*/stat') {
+        my $s = Pgauth::slurp($stat);
+        next unless $s =~ /^(\d+) \(nginx\) \S (\d+)/ && $2 == $master;
+        my $pid = $1;
+        push @w, $pid
+            if Pgauth::slurp("/proc/$pid/cmdline") =~ /worker process/;
+    }
+    return @w;
+}
+
+sub signal {
+    my ($self, $sig) = @_;
+    my $pid = $self->master_pid or return;
+    kill $sig, $pid;
+}
+
+sub reload {
+    my ($self) = @_;
+    $self->signal('HUP');
+}
+
+sub stop {
+    my ($self) = @_;
+    return unless $self->{running};
+    my $pid = $self->master_pid;
+    if ($pid) {
+        kill 'TERM', $pid;
+        Pgauth::wait_for(10, sub { !kill 0, $pid });
+        kill 'KILL', $pid if kill 0, $pid;
+    }
+    $self->{running} = 0;
+}
+
+sub error_log {
+    my ($self) = @_;
+    return Pgauth::slurp("$self->{dir}/logs/error.log");
+}
+
+# Lines of the error log that signal a defect: alerts, emergencies,
+# crashes, sanitizer reports.
+sub bad_lines {
+    my ($self) = @_;
+    return grep { /\[(alert|emerg|crit)\]|exited on signal|AddressSanitizer|LeakSanitizer|runtime error/ }
+           split /\n/, $self->error_log;
+}
+
+sub hls_files {
+    my ($self) = @_;
+    opendir my $d, $self->{hls} or return ();
+    my @f = sort grep { !/^\./ } readdir $d;
+    closedir $d;
+    return @f;
+}
+
+sub DESTROY {
+    my ($self) = @_;
+    $self->stop;
+}
+
+1;
