@@ -67,6 +67,6 @@ uninstall:
 		$(DESTDIR)$(DATADIR)/pgauth.sql
 
 clean:
-	@if [ -f run/pg/postmaster.pid ]; then \
+	@if [ -f run/logs/nginx.pid ] || [ -f run/pg/data/postmaster.pid ]; then \
 		echo "make clean: stop 'make run' first" >&2; exit 1; fi
 	rm -rf build objs run node_modules $(RTMPC) t/tmp
