@@ -64,6 +64,10 @@ ok(!grep({ /\Q$key\E/ } @files), 'the key is in no HLS file name');
 my @ours = grep { /pgauth:/ } split /\n/, $ng->error_log;
 ok(@ours >= 4, 'our decision lines are in the error log');
 ok(!grep({ /\Q$key\E/ } @ours), 'the key is in none of our log lines');
+my $access = Pgauth::slurp("$ng->{dir}/logs/rtmp-access.log");
+like($access, qr/PUBLISH "live" "alice"/,
+     'nginx-rtmp\'s access log shows the public name');
+unlike($access, qr/\Q$key\E/, '... and not the key');
 my $fp = substr(`printf %s '$key' | sha256sum`, 0, 8);
 ok(grep({ /pgauth: allowed app="live" name="alice" addr="127\.0\.0\.1" fp=$fp session="\d+" time=\d+ms/ } @ours),
    'the allowed line names app, public name, address, fingerprint');

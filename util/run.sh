@@ -144,7 +144,8 @@ fi
 
 # the player page
 if [ ! -f "$top/node_modules/hls.js/dist/hls.min.js" ]; then
-    (cd "$top" && npm install --no-audit --no-fund --loglevel=error) \
+    (cd "$top" && npm install --no-audit --no-fund --no-update-notifier \
+                             --loglevel=error) \
         || die "npm install of hls.js failed"
 fi
 cp "$top/util/www/index.html" "$top/node_modules/hls.js/dist/hls.min.js" \
@@ -172,6 +173,7 @@ events {
 
 rtmp {
     pgauth_dsn "host=$sockdir port=$pgport dbname=pgauth user=pgauth_nginx";
+    access_log $run/logs/rtmp-access.log;
 
     server {
         listen $bind:$rtmp_port;

@@ -384,6 +384,7 @@ events { worker_connections 1024; }
 
 rtmp {
     pgauth_dsn "%%DSN%%";
+    access_log %%DIR%%/logs/rtmp-access.log;
 $rtmp
     server {
         listen 127.0.0.1:%%RTMP_PORT%%;
