@@ -3,7 +3,9 @@ package Pgauth;
 # Test helpers for ngx_rtmp_pgauth: a throwaway PostgreSQL cluster, an nginx
 # with the stock rtmp module and ours, real clients (ffmpeg, ffprobe and our
 # RTMP client t/tools/rtmpc).  Everything listens on 127.0.0.1, on ports
-# chosen free at run time.  Set PGAUTH_KEEP=1 to keep the temporary folders.
+# chosen free at run time.  Set PGAUTH_KEEP=1 to keep the temporary folders;
+# PGAUTH_NGINX=/path/to/nginx to test another binary, with PGAUTH_STATIC=1 when the
+# modules are built into it (--add-module).
 
 use strict;
 use warnings;
@@ -24,7 +26,7 @@ our $MODULE = "$TOP/objs/ngx_rtmp_pgauth_module.so";
 our $RTMP_MODULE = $ENV{NGX_RTMP_MODULE}
                    || '/usr/lib/nginx/modules/ngx_rtmp_module.so';
 our $RTMPC = "$TOP/t/tools/rtmpc";
-our $NGINX = $ENV{NGINX} || '/usr/sbin/nginx';
+our $NGINX = $ENV{PGAUTH_NGINX} || '/usr/sbin/nginx';
 
 sub free_port {
     my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
@@ -432,8 +434,9 @@ sub write_conf {
              DIR => $self->{dir}, HLS => $self->{hls},
              DSN => $self->{pg} ? $self->{pg}->dsn : 'host=127.0.0.1');
     $conf =~ s/%%(\w+)%%/exists $v{$1} ? $v{$1} : die "no %%$1%%"/ge;
-    my $head = "load_module $RTMP_MODULE;\n"
-               . "load_module $MODULE;\n"
+    # PGAUTH_STATIC=1 with PGAUTH_NGINX=/path: a binary built with --add-module
+    my $head = ($ENV{PGAUTH_STATIC} ? ''
+                : "load_module $RTMP_MODULE;\nload_module $MODULE;\n")
                . "pid $self->{dir}/logs/nginx.pid;\n"
                . "error_log $self->{dir}/logs/error.log "
                . ($self->{log_level} || 'info') . ";\n"
