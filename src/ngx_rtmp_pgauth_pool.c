@@ -68,6 +68,8 @@ struct ngx_rtmp_pgauth_pool_s {
     ngx_event_t                     retry;
 
     char                           *setup;
+
+    unsigned                        exiting:1;
 };
 
 
@@ -159,6 +161,9 @@ ngx_rtmp_pgauth_pool_destroy(ngx_rtmp_pgauth_pool_t *pool)
     ngx_rtmp_pgauth_req_t  *req;
     ngx_rtmp_pgauth_conn_t *pc;
 
+    /* the worker exits: no handler runs, nothing new is started */
+    pool->exiting = 1;
+
     if (pool->retry.timer_set) {
         ngx_del_timer(&pool->retry);
     }
@@ -213,7 +218,9 @@ ngx_rtmp_pgauth_req_submit(ngx_rtmp_pgauth_req_t *req, ngx_msec_t timeout)
 
     pool = req->pool;
 
-    if (!req->urgent && pool->nwaiting >= pool->conf->queue_size) {
+    if (pool->exiting
+        || (!req->urgent && pool->nwaiting >= pool->conf->queue_size))
+    {
         return NGX_BUSY;
     }
 
@@ -287,7 +294,7 @@ ngx_rtmp_pgauth_req_finish(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
 
     handler = req->handler ? req->handler : req->late;
 
-    if (handler) {
+    if (handler && !req->pool->exiting) {
         handler(req, rc, res, err);
     }
 
@@ -332,6 +339,10 @@ ngx_rtmp_pgauth_pool_run(ngx_rtmp_pgauth_pool_t *pool)
     ngx_queue_t             *q;
     ngx_rtmp_pgauth_req_t   *req;
     ngx_rtmp_pgauth_conn_t  *pc;
+
+    if (pool->exiting) {
+        return;
+    }
 
     while (!ngx_queue_empty(&pool->waiting)
            && !ngx_queue_empty(&pool->idle))

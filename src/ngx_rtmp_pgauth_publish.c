@@ -575,7 +575,12 @@ ngx_rtmp_pgauth_done(ngx_rtmp_pgauth_pool_t *pool,
     /* the end of a session is recorded even when the queue is full */
     req->urgent = 1;
 
-    (void) ngx_rtmp_pgauth_req_submit(req, pacf->timeout);
+    if (ngx_rtmp_pgauth_req_submit(req, pacf->timeout) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, req->log, 0,
+                      "pgauth: the end of session \"%s\" is not recorded: "
+                      "the worker is exiting", p);
+        ngx_rtmp_pgauth_req_free(req);
+    }
 }
 
 

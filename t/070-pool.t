@@ -109,7 +109,24 @@ is($pg->psql("SELECT count(*) FROM pgauth.sessions"), 1,
    'auto_push: one session for one publish');
 like($ng3->error_log, qr/auto_push|relay/, 'auto_push did push to the other worker');
 
-$ng3->stop;
-is(join("\n", $ng3->bad_lines), '', 'no alert, crash or sanitizer report');
+# reloads: old workers close their idle connections at once, the new ones
+# open their own on demand
+for my $i (1 .. 5) {
+    $ng3->reload;
+    sleep 0.3;
+    my $r = rtmpc($ng3->{rtmp_port}, 'live', name => $keys[1]);
+    is($r->{status}{code}, 'NetStream.Publish.Start', "publish after reload $i");
+}
+ok(wait_for(5, sub { $pg->nginx_backends <= 4 }),
+   'after 5 reloads the backends are still within 2 workers x pool of 2');
+
+$ng3->signal('QUIT');
+my $master = $ng3->master_pid;
+ok(wait_for(10, sub { !kill 0, $master }), 'graceful quit');
+$ng3->{running} = 0;
+is(join("\n", $ng3->bad_lines), '',
+   'no alert (no open socket left), crash or sanitizer report');
+ok(wait_for(3, sub { $pg->nginx_backends == 0 }),
+   'all connections closed on quit');
 
 done_testing();
