@@ -62,6 +62,7 @@ rtmp {
     }
 }
 CONF
+    local %ENV = (%ENV, Pgauth::Nginx::sanitizer_env({ dir => $p }));
     my $o = `$Pgauth::NGINX -t -p $p -c $p/nginx.conf 2>&1`;
     return ($? >> 8, $o);
 }

@@ -451,9 +451,21 @@ our ($RTMP_MODULE, $MODULE, $NGINX);
 *MODULE = \$Pgauth::MODULE;
 *NGINX = \$Pgauth::NGINX;
 
+# PGAUTH_ASAN=1: the module was built with -fsanitize=address; nginx runs
+# with the sanitizer runtime preloaded, reports go to logs/asan.*
+sub sanitizer_env {
+    my ($self) = @_;
+    return () unless $ENV{PGAUTH_ASAN};
+    my $lib = `gcc -print-file-name=libasan.so`;
+    chomp $lib;
+    return (LD_PRELOAD => $lib,
+            ASAN_OPTIONS => "detect_leaks=0:log_path=$self->{dir}/logs/asan");
+}
+
 # nginx -t: returns (exit code, output).
 sub check_conf {
     my ($self) = @_;
+    local %ENV = (%ENV, $self->sanitizer_env);
     my $out = `$NGINX -t -p $self->{dir} -c $self->{dir}/nginx.conf 2>&1`;
     return ($? >> 8, $out);
 }
@@ -462,6 +474,7 @@ sub start {
     my ($self) = @_;
     my ($rc, $out) = $self->check_conf;
     die "nginx -t failed:\n$out" if $rc;
+    local %ENV = (%ENV, $self->sanitizer_env);
     system($NGINX, '-p', $self->{dir}, '-c', "$self->{dir}/nginx.conf") == 0
         or die "nginx failed to start: " . $self->error_log;
     $self->{running} = 1;
@@ -470,8 +483,9 @@ sub start {
         IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
                               Proto => 'tcp')
     }) or die "nginx does not listen on $port";
-    Pgauth::wait_for(10, sub { scalar $self->worker_pids })
-        or die "no nginx workers";
+    my $want = $self->{workers} || 1;
+    Pgauth::wait_for(10, sub { $self->worker_pids >= $want })
+        or die "not all nginx workers started";
 }
 
 sub master_pid {
@@ -526,7 +540,9 @@ sub error_log {
 # crashes, sanitizer reports.
 sub bad_lines {
     my ($self) = @_;
-    return grep { /\[(alert|emerg|crit)\]|exited on signal|AddressSanitizer|LeakSanitizer|runtime error/ }
+    my @asan = map { split /\n/, Pgauth::slurp($_) }
+               glob "$self->{dir}/logs/asan.*";
+    return @asan, grep { /\[(alert|emerg|crit)\]|exited on signal|AddressSanitizer|LeakSanitizer|runtime error/ }
            split /\n/, $self->error_log;
 }
 
