@@ -40,6 +40,7 @@ typedef struct {
     ngx_rtmp_pgauth_pool_t         *pool;
     ngx_rtmp_pgauth_app_conf_t     *pacf;
 
+    u_char                          digest[NGX_RTMP_PGAUTH_DIGEST_LEN];
     u_char                          fp[NGX_RTMP_PGAUTH_FP_LEN + 1];
     u_char                          name[NGX_RTMP_MAX_NAME];
     u_char                          sid[NGX_RTMP_PGAUTH_SID_LEN];
@@ -160,8 +161,7 @@ ngx_rtmp_pgauth_publish(ngx_rtmp_session_t *s, ngx_rtmp_publish_t *v)
     req->nparams = NGX_RTMP_PGAUTH_NPARAMS;
 
     if (pacf->key_hash == NGX_RTMP_PGAUTH_HASH_SHA256) {
-        EVP_Digest(d->publish.name, ngx_strlen(d->publish.name), d->digest,
-                   NULL, EVP_sha256(), NULL);
+        ngx_memcpy(d->digest, ctx->digest, sizeof(d->digest));
 
         req->values[0] = (char *) d->digest;
         req->lengths[0] = NGX_RTMP_PGAUTH_DIGEST_LEN;
@@ -249,15 +249,14 @@ static ngx_int_t
 ngx_rtmp_pgauth_check(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
     ngx_rtmp_publish_t *v)
 {
-    size_t   len;
-    u_char   digest[NGX_RTMP_PGAUTH_DIGEST_LEN];
+    size_t  len;
 
     len = ngx_strlen(v->name);
 
     /* the fingerprint names the key in logs without revealing it */
 
-    EVP_Digest(v->name, len, digest, NULL, EVP_sha256(), NULL);
-    ngx_hex_dump(ctx->fp, digest, NGX_RTMP_PGAUTH_FP_LEN / 2);
+    EVP_Digest(v->name, len, ctx->digest, NULL, EVP_sha256(), NULL);
+    ngx_hex_dump(ctx->fp, ctx->digest, NGX_RTMP_PGAUTH_FP_LEN / 2);
     ctx->fp[NGX_RTMP_PGAUTH_FP_LEN] = '\0';
 
     if (ctx->req || ctx->allowed) {
