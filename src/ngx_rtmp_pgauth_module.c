@@ -21,14 +21,23 @@
 #define NGX_RTMP_PGAUTH_POOL_SIZE      4
 #define NGX_RTMP_PGAUTH_QUEUE_SIZE     64
 #define NGX_RTMP_PGAUTH_TIMEOUT        3000
+#define NGX_RTMP_PGAUTH_HEARTBEAT      5000
+#define NGX_RTMP_PGAUTH_CHANNEL        "pgauth"
 
 #define NGX_RTMP_PGAUTH_QUERY                                               \
-    "SELECT stream_name, session_id FROM pgauth.authorize($1, $2, $3, $4)"
+    "SELECT stream_name, session_id, valid_for"                             \
+    " FROM pgauth.authorize($1, $2, $3, $4, $5)"
 #define NGX_RTMP_PGAUTH_QUERY_RAW                                           \
-    "SELECT stream_name, session_id"                                        \
-    " FROM pgauth.authorize(sha256(convert_to($1, 'UTF8')), $2, $3, $4)"
+    "SELECT stream_name, session_id, valid_for"                             \
+    " FROM pgauth.authorize(sha256(convert_to($1, 'UTF8')), $2, $3, $4, $5)"
 #define NGX_RTMP_PGAUTH_DONE_QUERY                                          \
-    "SELECT pgauth.publish_done($1)"
+    "SELECT pgauth.publish_done($1, $2)"
+
+/* each pool connection says which worker its sessions belong to */
+#define NGX_RTMP_PGAUTH_SETUP                                               \
+    "SELECT set_config('statement_timeout', $1, false),"                    \
+    " set_config('pgauth.node', $2, false),"                                \
+    " set_config('pgauth.worker', $3, false)"
 
 
 typedef struct {
@@ -56,8 +65,14 @@ static char *ngx_rtmp_pgauth_check_timeout(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_rtmp_pgauth_check_bounds(ngx_conf_t *cf, void *post,
     void *data);
-static char *ngx_rtmp_pgauth_set_key_hash(ngx_conf_t *cf,
-    ngx_command_t *cmd, void *conf);
+static char *ngx_rtmp_pgauth_set_enum(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_rtmp_pgauth_listen(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_rtmp_pgauth_recheck(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_rtmp_pgauth_init_pool(ngx_cycle_t *cycle,
+    ngx_rtmp_pgauth_main_conf_t *pmcf);
 
 
 /* ngx_conf_check_num_bounds() would not name the directive */
@@ -83,7 +98,28 @@ static ngx_rtmp_pgauth_query_post_t  ngx_rtmp_pgauth_query_params = {
 
 
 static ngx_rtmp_pgauth_query_post_t  ngx_rtmp_pgauth_done_query_params = {
-    ngx_rtmp_pgauth_check_query, 1
+    ngx_rtmp_pgauth_check_query, 2
+};
+
+
+static ngx_conf_enum_t  ngx_rtmp_pgauth_key_hash[] = {
+    { ngx_string("sha256"), NGX_RTMP_PGAUTH_HASH_SHA256 },
+    { ngx_string("none"), NGX_RTMP_PGAUTH_HASH_NONE },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_rtmp_pgauth_duplicate[] = {
+    { ngx_string("takeover"), NGX_RTMP_PGAUTH_TAKEOVER },
+    { ngx_string("refuse"), NGX_RTMP_PGAUTH_REFUSE },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_rtmp_pgauth_recheck_failure[] = {
+    { ngx_string("keep"), NGX_RTMP_PGAUTH_RECHECK_KEEP },
+    { ngx_string("end"), NGX_RTMP_PGAUTH_RECHECK_END },
+    { ngx_null_string, 0 }
 };
 
 
@@ -110,6 +146,48 @@ static ngx_command_t  ngx_rtmp_pgauth_commands[] = {
       offsetof(ngx_rtmp_pgauth_main_conf_t, queue_size),
       &ngx_rtmp_pgauth_queue_size_bounds },
 
+    { ngx_string("pgauth_listen"),
+      NGX_RTMP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_rtmp_pgauth_listen,
+      NGX_RTMP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("pgauth_node"),
+      NGX_RTMP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_RTMP_MAIN_CONF_OFFSET,
+      offsetof(ngx_rtmp_pgauth_main_conf_t, node),
+      NULL },
+
+    { ngx_string("pgauth_heartbeat"),
+      NGX_RTMP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_RTMP_MAIN_CONF_OFFSET,
+      offsetof(ngx_rtmp_pgauth_main_conf_t, heartbeat),
+      &ngx_rtmp_pgauth_timeout_post },
+
+    { ngx_string("pgauth_recheck"),
+      NGX_RTMP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_rtmp_pgauth_recheck,
+      NGX_RTMP_MAIN_CONF_OFFSET,
+      offsetof(ngx_rtmp_pgauth_main_conf_t, recheck),
+      NULL },
+
+    { ngx_string("pgauth_recheck_failure"),
+      NGX_RTMP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_rtmp_pgauth_set_enum,
+      NGX_RTMP_MAIN_CONF_OFFSET,
+      offsetof(ngx_rtmp_pgauth_main_conf_t, recheck_failure),
+      &ngx_rtmp_pgauth_recheck_failure },
+
+    { ngx_string("pgauth_duplicate"),
+      NGX_RTMP_MAIN_CONF|NGX_RTMP_SRV_CONF|NGX_RTMP_APP_CONF|NGX_CONF_TAKE1,
+      ngx_rtmp_pgauth_set_enum,
+      NGX_RTMP_APP_CONF_OFFSET,
+      offsetof(ngx_rtmp_pgauth_app_conf_t, duplicate),
+      &ngx_rtmp_pgauth_duplicate },
+
     { ngx_string("pgauth"),
       NGX_RTMP_MAIN_CONF|NGX_RTMP_SRV_CONF|NGX_RTMP_APP_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -126,10 +204,10 @@ static ngx_command_t  ngx_rtmp_pgauth_commands[] = {
 
     { ngx_string("pgauth_key_hash"),
       NGX_RTMP_MAIN_CONF|NGX_RTMP_SRV_CONF|NGX_RTMP_APP_CONF|NGX_CONF_TAKE1,
-      ngx_rtmp_pgauth_set_key_hash,
+      ngx_rtmp_pgauth_set_enum,
       NGX_RTMP_APP_CONF_OFFSET,
       offsetof(ngx_rtmp_pgauth_app_conf_t, key_hash),
-      NULL },
+      &ngx_rtmp_pgauth_key_hash },
 
     { ngx_string("pgauth_query"),
       NGX_RTMP_MAIN_CONF|NGX_RTMP_SRV_CONF|NGX_RTMP_APP_CONF|NGX_CONF_TAKE1,
@@ -220,13 +298,19 @@ ngx_rtmp_pgauth_create_main_conf(ngx_conf_t *cf)
      *     pmcf->dsn = { 0, NULL };
      *     pmcf->keywords = NULL;
      *     pmcf->values = NULL;
+     *     pmcf->channel = { 0, NULL };
+     *     pmcf->node = { 0, NULL };
      *     pmcf->max_timeout = 0;
      *     pmcf->used = 0;
      *     pmcf->pool = NULL;
+     *     pmcf->live = NULL;
      */
 
     pmcf->pool_size = NGX_CONF_UNSET_UINT;
     pmcf->queue_size = NGX_CONF_UNSET_UINT;
+    pmcf->heartbeat = NGX_CONF_UNSET_MSEC;
+    pmcf->recheck = NGX_CONF_UNSET_MSEC;
+    pmcf->recheck_failure = NGX_CONF_UNSET_UINT;
 
     return pmcf;
 }
@@ -239,6 +323,34 @@ ngx_rtmp_pgauth_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_uint_value(pmcf->pool_size, NGX_RTMP_PGAUTH_POOL_SIZE);
     ngx_conf_init_uint_value(pmcf->queue_size, NGX_RTMP_PGAUTH_QUEUE_SIZE);
+    ngx_conf_init_msec_value(pmcf->heartbeat, NGX_RTMP_PGAUTH_HEARTBEAT);
+    ngx_conf_init_msec_value(pmcf->recheck, 0);
+    ngx_conf_init_uint_value(pmcf->recheck_failure,
+                             NGX_RTMP_PGAUTH_RECHECK_KEEP);
+
+    if (pmcf->channel.data == NULL) {
+        ngx_str_set(&pmcf->channel, NGX_RTMP_PGAUTH_CHANNEL);
+    }
+
+    /* the host name, NUL-terminated: it is bound as a parameter */
+
+    if (pmcf->node.data == NULL) {
+        pmcf->node.len = cf->cycle->hostname.len;
+        pmcf->node.data = ngx_pnalloc(cf->pool, pmcf->node.len + 1);
+        if (pmcf->node.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memcpy(pmcf->node.data, cf->cycle->hostname.data,
+                   pmcf->node.len);
+        pmcf->node.data[pmcf->node.len] = '\0';
+    }
+
+    if (pmcf->node.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"pgauth_node\" must not be empty");
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }
@@ -265,6 +377,7 @@ ngx_rtmp_pgauth_create_app_conf(ngx_conf_t *cf)
     pacf->enable = NGX_CONF_UNSET;
     pacf->timeout = NGX_CONF_UNSET_MSEC;
     pacf->key_hash = NGX_CONF_UNSET_UINT;
+    pacf->duplicate = NGX_CONF_UNSET_UINT;
 
     return pacf;
 }
@@ -283,6 +396,8 @@ ngx_rtmp_pgauth_merge_app_conf(ngx_conf_t *cf, void *parent, void *child)
                               NGX_RTMP_PGAUTH_TIMEOUT);
     ngx_conf_merge_uint_value(conf->key_hash, prev->key_hash,
                               NGX_RTMP_PGAUTH_HASH_SHA256);
+    ngx_conf_merge_uint_value(conf->duplicate, prev->duplicate,
+                              NGX_RTMP_PGAUTH_TAKEOVER);
 
     /*
      * the default query depends on the key hash of this level: only a
@@ -335,7 +450,53 @@ ngx_rtmp_pgauth_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    pmcf->pool = ngx_rtmp_pgauth_pool_create(cycle, pmcf);
+    if (ngx_rtmp_pgauth_init_pool(cycle, pmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    pmcf->live = ngx_rtmp_pgauth_live_create(cycle, pmcf);
+    if (pmcf->live == NULL) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_rtmp_pgauth_init_pool(ngx_cycle_t *cycle,
+    ngx_rtmp_pgauth_main_conf_t *pmcf)
+{
+    u_char                       *timeout, *pid;
+    ngx_rtmp_pgauth_pool_conf_t   pc;
+
+    timeout = ngx_pnalloc(cycle->pool, NGX_INT_T_LEN + 1);
+    pid = ngx_pnalloc(cycle->pool, NGX_INT_T_LEN + 1);
+
+    if (timeout == NULL || pid == NULL) {
+        return NGX_ERROR;
+    }
+
+    /*
+     * the server gives up on a query when no one waits for it any more,
+     * so a slow query never holds a backend past the longest deadline
+     */
+
+    ngx_sprintf(timeout, "%M%Z", pmcf->max_timeout);
+    ngx_sprintf(pid, "%P%Z", ngx_pid);
+
+    ngx_memzero(&pc, sizeof(ngx_rtmp_pgauth_pool_conf_t));
+
+    pc.size = pmcf->pool_size;
+    pc.queue_size = pmcf->queue_size;
+    pc.setup = NGX_RTMP_PGAUTH_SETUP;
+    pc.setup_nparams = 3;
+    pc.setup_values[0] = (char *) timeout;
+    pc.setup_values[1] = (char *) pmcf->node.data;
+    pc.setup_values[2] = (char *) pid;
+    pc.close_idle = 1;
+
+    pmcf->pool = ngx_rtmp_pgauth_pool_create(cycle, pmcf, &pc);
     if (pmcf->pool == NULL) {
         return NGX_ERROR;
     }
@@ -357,6 +518,11 @@ ngx_rtmp_pgauth_exit_process(ngx_cycle_t *cycle)
     }
 
     pmcf = ctx->main_conf[ngx_rtmp_pgauth_module.ctx_index];
+
+    if (pmcf->live) {
+        ngx_rtmp_pgauth_live_destroy(pmcf->live);
+        pmcf->live = NULL;
+    }
 
     if (pmcf->pool) {
         ngx_rtmp_pgauth_pool_destroy(pmcf->pool);
@@ -620,31 +786,126 @@ ngx_rtmp_pgauth_check_bounds(ngx_conf_t *cf, void *post, void *data)
 }
 
 
+/* ngx_conf_set_enum_slot() would not name the directive in its error */
+
 static char *
-ngx_rtmp_pgauth_set_key_hash(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_rtmp_pgauth_set_enum(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_rtmp_pgauth_app_conf_t  *pacf = conf;
+    char  *p = conf;
 
-    ngx_str_t  *value;
+    u_char           *last, buf[NGX_MAX_CONF_ERRSTR];
+    ngx_str_t        *value;
+    ngx_uint_t       *np, i;
+    ngx_conf_enum_t  *e;
 
-    if (pacf->key_hash != NGX_CONF_UNSET_UINT) {
+    np = (ngx_uint_t *) (p + cmd->offset);
+
+    if (*np != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    e = cmd->post;
+
+    for (i = 0; e[i].name.len; i++) {
+        if (e[i].name.len == value[1].len
+            && ngx_strcmp(e[i].name.data, value[1].data) == 0)
+        {
+            *np = e[i].value;
+            return NGX_CONF_OK;
+        }
+    }
+
+    last = buf;
+
+    for (i = 0; e[i].name.len; i++) {
+        last = ngx_slprintf(last, buf + sizeof(buf), "%s\"%V\"",
+                            i == 0 ? "" : e[i + 1].name.len ? ", " : " or ",
+                            &e[i].name);
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\" directive, "
+                       "it must be %*s", &value[1], &value[0],
+                       last - buf, buf);
+
+    return NGX_CONF_ERROR;
+}
+
+
+/* pgauth_listen channel | off: the channel is quoted into LISTEN */
+
+static char *
+ngx_rtmp_pgauth_listen(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_rtmp_pgauth_main_conf_t  *pmcf = conf;
+
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    if (pmcf->channel.data) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
 
-    if (ngx_strcmp(value[1].data, "sha256") == 0) {
-        pacf->key_hash = NGX_RTMP_PGAUTH_HASH_SHA256;
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        ngx_str_set(&pmcf->channel, "");
+        return NGX_CONF_OK;
+    }
 
-    } else if (ngx_strcmp(value[1].data, "none") == 0) {
-        pacf->key_hash = NGX_RTMP_PGAUTH_HASH_NONE;
+    if (value[1].len == 0 || value[1].len > 63) {
+        goto invalid;
+    }
 
-    } else {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid value \"%V\" in \"%V\" directive, "
-                           "it must be \"sha256\" or \"none\"",
-                           &value[1], &value[0]);
-        return NGX_CONF_ERROR;
+    for (i = 0; i < value[1].len; i++) {
+        if (!(value[1].data[i] == '_'
+              || (value[1].data[i] >= 'a' && value[1].data[i] <= 'z')
+              || (value[1].data[i] >= '0' && value[1].data[i] <= '9' && i)))
+        {
+            goto invalid;
+        }
+    }
+
+    pmcf->channel = value[1];
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid channel \"%V\" in \"%V\" directive: up to 63 "
+                       "lowercase letters, digits and \"_\", not starting "
+                       "with a digit", &value[1], &value[0]);
+
+    return NGX_CONF_ERROR;
+}
+
+
+/* pgauth_recheck time | off */
+
+static char *
+ngx_rtmp_pgauth_recheck(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_rtmp_pgauth_main_conf_t  *pmcf = conf;
+
+    ngx_str_t  *value;
+
+    if (pmcf->recheck != NGX_CONF_UNSET_MSEC) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        pmcf->recheck = 0;
+        return NGX_CONF_OK;
+    }
+
+    pmcf->recheck = ngx_parse_time(&value[1], 0);
+
+    if (pmcf->recheck == (ngx_msec_t) NGX_ERROR || pmcf->recheck == 0) {
+        return "invalid value: a time greater than 0, or \"off\"";
     }
 
     return NGX_CONF_OK;

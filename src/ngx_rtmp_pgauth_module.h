@@ -17,12 +17,20 @@
 #include <libpq-fe.h>
 
 
-#define NGX_RTMP_PGAUTH_NPARAMS        4
+#define NGX_RTMP_PGAUTH_NPARAMS        5
 #define NGX_RTMP_PGAUTH_SID_LEN        64
 #define NGX_RTMP_PGAUTH_FP_LEN         8
 
+#define NGX_RTMP_PGAUTH_DIGEST_LEN     32
+
 #define NGX_RTMP_PGAUTH_HASH_SHA256    0
 #define NGX_RTMP_PGAUTH_HASH_NONE      1
+
+#define NGX_RTMP_PGAUTH_TAKEOVER       0
+#define NGX_RTMP_PGAUTH_REFUSE         1
+
+#define NGX_RTMP_PGAUTH_RECHECK_KEEP   0
+#define NGX_RTMP_PGAUTH_RECHECK_END    1
 
 /* how a request ended, as handed to its handler */
 #define NGX_RTMP_PGAUTH_RESULT         0
@@ -36,16 +44,47 @@
 typedef struct ngx_rtmp_pgauth_pool_s  ngx_rtmp_pgauth_pool_t;
 typedef struct ngx_rtmp_pgauth_conn_s  ngx_rtmp_pgauth_conn_t;
 typedef struct ngx_rtmp_pgauth_req_s   ngx_rtmp_pgauth_req_t;
+typedef struct ngx_rtmp_pgauth_live_s  ngx_rtmp_pgauth_live_t;
 
 
 /*
  * Called once per request.  rc is one of NGX_RTMP_PGAUTH_RESULT (res holds
- * a PGRES_TUPLES_OK or PGRES_COMMAND_OK result), NGX_RTMP_PGAUTH_FAILED or
- * NGX_RTMP_PGAUTH_TIMEDOUT (err says why).  The pool frees the request
- * and clears res after the handler returns.
+ * a PGRES_TUPLES_OK or PGRES_COMMAND_OK result), NGX_RTMP_PGAUTH_FAILED
+ * (err says why; res is the server's error result, or NULL when the
+ * connection failed) or NGX_RTMP_PGAUTH_TIMEDOUT.  The pool frees the
+ * request and clears res after the handler returns.
  */
 typedef void (*ngx_rtmp_pgauth_handler_pt)(ngx_rtmp_pgauth_req_t *req,
     ngx_uint_t rc, PGresult *res, ngx_str_t *err);
+
+/* a LISTEN notification arrived on one of the pool's connections */
+typedef void (*ngx_rtmp_pgauth_notify_pt)(void *data, PGnotify *notify);
+
+/* a new connection of the pool is set up and ready */
+typedef void (*ngx_rtmp_pgauth_ready_pt)(void *data);
+
+
+/* what a pool is for: ngx_rtmp_pgauth_pool_create() copies it */
+
+typedef struct {
+    ngx_uint_t                      size;
+    ngx_uint_t                      queue_size;
+
+    /* run on each new connection; with parameters when nparams > 0 */
+    const char                     *setup;
+    int                             setup_nparams;
+    const char                     *setup_values[3];
+
+    /* the fallback_application_name, to tell the pool's backends apart */
+    const char                     *app_name;
+
+    ngx_rtmp_pgauth_notify_pt       notify;
+    ngx_rtmp_pgauth_ready_pt        ready;
+    void                           *data;
+
+    unsigned                        keep:1;     /* always one connection */
+    unsigned                        close_idle:1;  /* on worker shutdown */
+} ngx_rtmp_pgauth_pool_conf_t;
 
 
 struct ngx_rtmp_pgauth_req_s {
@@ -87,10 +126,17 @@ typedef struct {
     ngx_uint_t                      pool_size;
     ngx_uint_t                      queue_size;
 
+    ngx_str_t                       channel;    /* empty: no live control */
+    ngx_str_t                       node;
+    ngx_msec_t                      heartbeat;
+    ngx_msec_t                      recheck;    /* 0: off */
+    ngx_uint_t                      recheck_failure;
+
     ngx_msec_t                      max_timeout;
     ngx_flag_t                      used;
 
     ngx_rtmp_pgauth_pool_t         *pool;       /* this worker's pool */
+    ngx_rtmp_pgauth_live_t         *live;       /* this worker's sessions */
 } ngx_rtmp_pgauth_main_conf_t;
 
 
@@ -101,13 +147,41 @@ typedef struct {
     ngx_str_t                       run_query;  /* what runs */
     ngx_str_t                       done_query;
     ngx_uint_t                      key_hash;
+    ngx_uint_t                      duplicate;
 } ngx_rtmp_pgauth_app_conf_t;
+
+
+/* a session's state, in its connection's pool */
+
+typedef struct {
+    ngx_rtmp_session_t             *session;
+    ngx_rtmp_pgauth_req_t          *req;        /* decision pending */
+    ngx_rtmp_pgauth_pool_t         *pool;
+    ngx_rtmp_pgauth_live_t         *live;
+    ngx_rtmp_pgauth_app_conf_t     *pacf;
+
+    ngx_queue_t                     queue;      /* live->sessions */
+    ngx_event_t                     expire;
+    ngx_event_t                     resume;     /* publish after a takeover */
+    ngx_rtmp_publish_t              publish;    /* what resume publishes */
+
+    const char                     *end_reason;
+
+    u_char                          digest[NGX_RTMP_PGAUTH_DIGEST_LEN];
+    u_char                          fp[NGX_RTMP_PGAUTH_FP_LEN + 1];
+    u_char                          name[NGX_RTMP_MAX_NAME];
+    u_char                          sid[NGX_RTMP_PGAUTH_SID_LEN];
+
+    unsigned                        allowed:1;
+    unsigned                        linked:1;   /* in live->sessions */
+    unsigned                        kicked:1;
+} ngx_rtmp_pgauth_ctx_t;
 
 
 /* ngx_rtmp_pgauth_pool.c */
 
 ngx_rtmp_pgauth_pool_t *ngx_rtmp_pgauth_pool_create(ngx_cycle_t *cycle,
-    ngx_rtmp_pgauth_main_conf_t *pmcf);
+    ngx_rtmp_pgauth_main_conf_t *pmcf, ngx_rtmp_pgauth_pool_conf_t *pc);
 void ngx_rtmp_pgauth_pool_destroy(ngx_rtmp_pgauth_pool_t *pool);
 
 ngx_rtmp_pgauth_req_t *ngx_rtmp_pgauth_req_create(
@@ -121,6 +195,20 @@ void ngx_rtmp_pgauth_req_free(ngx_rtmp_pgauth_req_t *req);
 /* ngx_rtmp_pgauth_publish.c */
 
 ngx_int_t ngx_rtmp_pgauth_publish_init(ngx_conf_t *cf);
+void ngx_rtmp_pgauth_kick(ngx_rtmp_pgauth_ctx_t *ctx, const char *reason);
+void ngx_rtmp_pgauth_expire_in(ngx_rtmp_pgauth_ctx_t *ctx, double secs);
+
+
+/* ngx_rtmp_pgauth_live.c */
+
+ngx_rtmp_pgauth_live_t *ngx_rtmp_pgauth_live_create(ngx_cycle_t *cycle,
+    ngx_rtmp_pgauth_main_conf_t *pmcf);
+void ngx_rtmp_pgauth_live_destroy(ngx_rtmp_pgauth_live_t *live);
+void ngx_rtmp_pgauth_live_add(ngx_rtmp_pgauth_live_t *live,
+    ngx_rtmp_pgauth_ctx_t *ctx);
+void ngx_rtmp_pgauth_live_remove(ngx_rtmp_pgauth_ctx_t *ctx);
+ngx_rtmp_pgauth_ctx_t *ngx_rtmp_pgauth_live_find_name(
+    ngx_rtmp_pgauth_live_t *live, ngx_rtmp_pgauth_ctx_t *ctx);
 
 
 extern ngx_module_t  ngx_rtmp_pgauth_module;

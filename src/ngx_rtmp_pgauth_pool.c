@@ -52,6 +52,9 @@ struct ngx_rtmp_pgauth_conn_s {
 
 struct ngx_rtmp_pgauth_pool_s {
     ngx_rtmp_pgauth_main_conf_t    *conf;
+    ngx_rtmp_pgauth_pool_conf_t     pc;
+    const char                    **keywords;
+    const char                    **values;
     ngx_log_t                      *log;
 
     ngx_queue_t                     idle;
@@ -66,8 +69,6 @@ struct ngx_rtmp_pgauth_pool_s {
     ngx_uint_t                      failures;
     ngx_msec_t                      backoff;
     ngx_event_t                     retry;
-
-    char                           *setup;
 
     unsigned                        exiting:1;
 };
@@ -90,6 +91,7 @@ static void ngx_rtmp_pgauth_conn_send(ngx_rtmp_pgauth_conn_t *pc,
 static ngx_int_t ngx_rtmp_pgauth_conn_flush(ngx_rtmp_pgauth_conn_t *pc);
 static void ngx_rtmp_pgauth_conn_read(ngx_rtmp_pgauth_conn_t *pc);
 static void ngx_rtmp_pgauth_conn_idle_read(ngx_rtmp_pgauth_conn_t *pc);
+static void ngx_rtmp_pgauth_conn_notifies(ngx_rtmp_pgauth_conn_t *pc);
 static void ngx_rtmp_pgauth_conn_ready(ngx_rtmp_pgauth_conn_t *pc);
 static void ngx_rtmp_pgauth_conn_failed(ngx_rtmp_pgauth_conn_t *pc,
     const char *what);
@@ -104,9 +106,9 @@ static void ngx_rtmp_pgauth_error_text(ngx_str_t *err, u_char *buf,
 
 ngx_rtmp_pgauth_pool_t *
 ngx_rtmp_pgauth_pool_create(ngx_cycle_t *cycle,
-    ngx_rtmp_pgauth_main_conf_t *pmcf)
+    ngx_rtmp_pgauth_main_conf_t *pmcf, ngx_rtmp_pgauth_pool_conf_t *pc)
 {
-    u_char                  *p;
+    ngx_uint_t               i, n;
     ngx_rtmp_pgauth_pool_t  *pool;
 
     pool = ngx_pcalloc(cycle->pool, sizeof(ngx_rtmp_pgauth_pool_t));
@@ -125,7 +127,30 @@ ngx_rtmp_pgauth_pool_create(ngx_cycle_t *cycle,
      */
 
     pool->conf = pmcf;
+    pool->pc = *pc;
     pool->log = cycle->log;
+
+    pool->keywords = pmcf->keywords;
+    pool->values = pmcf->values;
+
+    if (pc->app_name) {
+        for (n = 0; pmcf->keywords[n]; n++) { /* void */ }
+
+        pool->values = ngx_palloc(cycle->pool, (n + 1) * sizeof(char *));
+        if (pool->values == NULL) {
+            return NULL;
+        }
+
+        for (i = 0; i <= n; i++) {
+            pool->values[i] = pmcf->values[i];
+
+            if (i < n && ngx_strcmp(pmcf->keywords[i],
+                                    "fallback_application_name") == 0)
+            {
+                pool->values[i] = pc->app_name;
+            }
+        }
+    }
 
     ngx_queue_init(&pool->idle);
     ngx_queue_init(&pool->busy);
@@ -136,19 +161,7 @@ ngx_rtmp_pgauth_pool_create(ngx_cycle_t *cycle,
     pool->retry.log = cycle->log;
     pool->retry.cancelable = 1;
 
-    /*
-     * the server gives up on a query when no one waits for it any more,
-     * so a slow query never holds a backend past the longest deadline
-     */
-
-    p = ngx_pnalloc(cycle->pool, sizeof("SET statement_timeout = ") - 1
-                                 + NGX_INT_T_LEN + 1);
-    if (p == NULL) {
-        return NULL;
-    }
-
-    ngx_sprintf(p, "SET statement_timeout = %M%Z", pmcf->max_timeout);
-    pool->setup = (char *) p;
+    ngx_rtmp_pgauth_pool_run(pool);
 
     return pool;
 }
@@ -219,7 +232,7 @@ ngx_rtmp_pgauth_req_submit(ngx_rtmp_pgauth_req_t *req, ngx_msec_t timeout)
     pool = req->pool;
 
     if (pool->exiting
-        || (!req->urgent && pool->nwaiting >= pool->conf->queue_size))
+        || (!req->urgent && pool->nwaiting >= pool->pc.queue_size))
     {
         return NGX_BUSY;
     }
@@ -361,7 +374,12 @@ ngx_rtmp_pgauth_pool_run(ngx_rtmp_pgauth_pool_t *pool)
     need = pool->nwaiting > pool->nconnecting
            ? pool->nwaiting - pool->nconnecting : 0;
 
-    while (need-- && pool->nconns < pool->conf->pool_size) {
+    if (pool->pc.keep && pool->nconns == 0 && !ngx_exiting && !ngx_terminate)
+    {
+        need = ngx_max(need, 1);
+    }
+
+    while (need-- && pool->nconns < pool->pc.size) {
 
         if (pool->failures
             && (pool->nconnecting || pool->retry.timer_set))
@@ -409,8 +427,7 @@ ngx_rtmp_pgauth_conn_open(ngx_rtmp_pgauth_pool_t *pool)
     ngx_log_debug1(NGX_LOG_DEBUG_RTMP, pool->log, 0,
                    "pgauth: connection #%ui connecting", pc->number);
 
-    pgconn = PQconnectStartParams(pool->conf->keywords, pool->conf->values,
-                                  0);
+    pgconn = PQconnectStartParams(pool->keywords, pool->values, 0);
     if (pgconn == NULL) {
         ngx_log_error(NGX_LOG_ALERT, pool->log, 0,
                       "pgauth: PQconnectStartParams() failed: out of memory");
@@ -666,14 +683,32 @@ ngx_rtmp_pgauth_conn_poll(ngx_rtmp_pgauth_conn_t *pc)
 static void
 ngx_rtmp_pgauth_conn_setup(ngx_rtmp_pgauth_conn_t *pc)
 {
+    int                      rc;
+    ngx_rtmp_pgauth_pool_t  *pool;
+
     ngx_log_debug2(NGX_LOG_DEBUG_RTMP, pc->pool->log, 0,
                    "pgauth: connection #%ui connected, backend pid %d",
                    pc->number, PQbackendPID(pc->pgconn));
 
+    pool = pc->pool;
+
     if (ngx_rtmp_pgauth_conn_socket(pc) != NGX_OK
-        || PQsetnonblocking(pc->pgconn, 1) == -1
-        || !PQsendQuery(pc->pgconn, pc->pool->setup))
+        || PQsetnonblocking(pc->pgconn, 1) == -1)
     {
+        ngx_rtmp_pgauth_conn_failed(pc, "connect");
+        return;
+    }
+
+    if (pool->pc.setup_nparams) {
+        rc = PQsendQueryParams(pc->pgconn, pool->pc.setup,
+                               pool->pc.setup_nparams, NULL,
+                               pool->pc.setup_values, NULL, NULL, 0);
+
+    } else {
+        rc = PQsendQuery(pc->pgconn, pool->pc.setup);
+    }
+
+    if (!rc) {
         ngx_rtmp_pgauth_conn_failed(pc, "connect");
         return;
     }
@@ -755,11 +790,10 @@ ngx_rtmp_pgauth_conn_flush(ngx_rtmp_pgauth_conn_t *pc)
 static void
 ngx_rtmp_pgauth_conn_read(ngx_rtmp_pgauth_conn_t *pc)
 {
-    u_char             buf[NGX_MAX_ERROR_STR];
-    ngx_str_t          err;
-    PGresult          *res;
-    PGnotify          *notify;
-    ExecStatusType     status;
+    u_char                  buf[NGX_MAX_ERROR_STR];
+    ngx_str_t               err;
+    PGresult               *res;
+    ExecStatusType          status;
     ngx_rtmp_pgauth_req_t  *req;
 
     if (!PQconsumeInput(pc->pgconn)) {
@@ -772,9 +806,7 @@ ngx_rtmp_pgauth_conn_read(ngx_rtmp_pgauth_conn_t *pc)
         return;
     }
 
-    while ((notify = PQnotifies(pc->pgconn)) != NULL) {
-        PQfreemem(notify);
-    }
+    ngx_rtmp_pgauth_conn_notifies(pc);
 
     for ( ;; ) {
 
@@ -790,7 +822,7 @@ ngx_rtmp_pgauth_conn_read(ngx_rtmp_pgauth_conn_t *pc)
         status = PQresultStatus(res);
 
         if (pc->state == NGX_RTMP_PGAUTH_SETUP) {
-            if (status != PGRES_COMMAND_OK) {
+            if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
                 ngx_rtmp_pgauth_error_text(&err, buf, sizeof(buf),
                                            PQresultErrorMessage(res));
                 ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
@@ -820,7 +852,7 @@ ngx_rtmp_pgauth_conn_read(ngx_rtmp_pgauth_conn_t *pc)
         } else {
             ngx_rtmp_pgauth_error_text(&err, buf, sizeof(buf),
                                        PQresultErrorMessage(res));
-            ngx_rtmp_pgauth_req_finish(req, NGX_RTMP_PGAUTH_FAILED, NULL,
+            ngx_rtmp_pgauth_req_finish(req, NGX_RTMP_PGAUTH_FAILED, res,
                                        &err);
         }
 
@@ -845,24 +877,52 @@ ngx_rtmp_pgauth_conn_read(ngx_rtmp_pgauth_conn_t *pc)
 static void
 ngx_rtmp_pgauth_conn_idle_read(ngx_rtmp_pgauth_conn_t *pc)
 {
-    PGnotify  *notify;
+    ngx_uint_t               level;
+    ngx_rtmp_pgauth_pool_t  *pool;
 
     if (PQconsumeInput(pc->pgconn)) {
 
-        while ((notify = PQnotifies(pc->pgconn)) != NULL) {
-            PQfreemem(notify);
-        }
+        ngx_rtmp_pgauth_conn_notifies(pc);
 
         if (PQstatus(pc->pgconn) == CONNECTION_OK) {
             return;
         }
     }
 
-    ngx_log_error(NGX_LOG_INFO, pc->pool->log, 0,
+    pool = pc->pool;
+
+    level = pool->pc.keep ? NGX_LOG_WARN : NGX_LOG_INFO;
+
+    ngx_log_error(level, pool->log, 0,
                   "pgauth: idle connection #%ui closed by the server",
                   pc->number);
 
     ngx_rtmp_pgauth_conn_close(pc);
+
+    ngx_rtmp_pgauth_pool_run(pool);
+}
+
+
+static void
+ngx_rtmp_pgauth_conn_notifies(ngx_rtmp_pgauth_conn_t *pc)
+{
+    PGnotify                *notify;
+    ngx_rtmp_pgauth_pool_t  *pool;
+
+    pool = pc->pool;
+
+    while ((notify = PQnotifies(pc->pgconn)) != NULL) {
+
+        ngx_log_debug2(NGX_LOG_DEBUG_RTMP, pool->log, 0,
+                       "pgauth: notification \"%s\" \"%s\"",
+                       notify->relname, notify->extra);
+
+        if (pool->pc.notify && !pool->exiting) {
+            pool->pc.notify(pool->pc.data, notify);
+        }
+
+        PQfreemem(notify);
+    }
 }
 
 
@@ -871,6 +931,7 @@ ngx_rtmp_pgauth_conn_idle_read(ngx_rtmp_pgauth_conn_t *pc)
 static void
 ngx_rtmp_pgauth_conn_ready(ngx_rtmp_pgauth_conn_t *pc)
 {
+    ngx_uint_t               setup;
     ngx_rtmp_pgauth_pool_t  *pool;
 
     pool = pc->pool;
@@ -879,7 +940,9 @@ ngx_rtmp_pgauth_conn_ready(ngx_rtmp_pgauth_conn_t *pc)
         ngx_del_timer(&pc->timer);
     }
 
-    if (pc->state == NGX_RTMP_PGAUTH_SETUP) {
+    setup = (pc->state == NGX_RTMP_PGAUTH_SETUP);
+
+    if (setup) {
         pool->nconnecting--;
         pool->failures = 0;
         pool->backoff = 0;
@@ -893,12 +956,16 @@ ngx_rtmp_pgauth_conn_ready(ngx_rtmp_pgauth_conn_t *pc)
     ngx_queue_remove(&pc->queue);
     ngx_queue_insert_head(&pool->idle, &pc->queue);
 
-    /* close it at once if the worker shuts down */
-    pc->c->idle = 1;
+    /* if so configured, close it at once when the worker shuts down */
+    pc->c->idle = pool->pc.close_idle;
 
     if (ngx_rtmp_pgauth_conn_want(pc, 1, 0) != NGX_OK) {
         ngx_rtmp_pgauth_conn_failed(pc, NULL);
         return;
+    }
+
+    if (setup && pool->pc.ready) {
+        pool->pc.ready(pool->pc.data);
     }
 
     ngx_rtmp_pgauth_pool_run(pool);

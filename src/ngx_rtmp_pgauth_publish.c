@@ -21,8 +21,6 @@
 #include <openssl/evp.h>
 
 
-#define NGX_RTMP_PGAUTH_DIGEST_LEN     32
-
 #define NGX_RTMP_PGAUTH_DENIED         "NetStream.Publish.Denied"
 #define NGX_RTMP_PGAUTH_DENIED_DESC    "Stream key rejected"
 #define NGX_RTMP_PGAUTH_FAILED_CODE    "NetStream.Publish.Failed"
@@ -30,23 +28,30 @@
     "Authorization unavailable, try again later"
 #define NGX_RTMP_PGAUTH_BADNAME        "NetStream.Publish.BadName"
 #define NGX_RTMP_PGAUTH_BADNAME_DESC   "Already publishing"
+#define NGX_RTMP_PGAUTH_BUSY_DESC      "Stream already live"
+
+/* raised by pgauth.authorize() when the name is live and may not be taken */
+#define NGX_RTMP_PGAUTH_SQLSTATE_BUSY  "PA001"
 
 
-/* a session's state, in its connection's pool */
+/* why a live publish ends: what the client is told */
 
 typedef struct {
-    ngx_rtmp_session_t             *session;
-    ngx_rtmp_pgauth_req_t          *req;        /* decision pending */
-    ngx_rtmp_pgauth_pool_t         *pool;
-    ngx_rtmp_pgauth_app_conf_t     *pacf;
+    ngx_str_t                       reason;
+    char                           *desc;
+} ngx_rtmp_pgauth_end_t;
 
-    u_char                          digest[NGX_RTMP_PGAUTH_DIGEST_LEN];
-    u_char                          fp[NGX_RTMP_PGAUTH_FP_LEN + 1];
-    u_char                          name[NGX_RTMP_MAX_NAME];
-    u_char                          sid[NGX_RTMP_PGAUTH_SID_LEN];
 
-    unsigned                        allowed:1;
-} ngx_rtmp_pgauth_ctx_t;
+static ngx_rtmp_pgauth_end_t  ngx_rtmp_pgauth_ends[] = {
+    { ngx_string("revoked"), "Stream key revoked" },
+    { ngx_string("deleted"), "Stream key revoked" },
+    { ngx_string("expired"), "Stream key expired" },
+    { ngx_string("time limit"), "Session time limit reached" },
+    { ngx_string("takeover"), "Stream taken over by another publisher" },
+    { ngx_string("kicked"), "Stream stopped by the operator" },
+    { ngx_string("unverified"), NGX_RTMP_PGAUTH_FAILED_DESC },
+    { ngx_null_string, "Stream ended by the server" }
+};
 
 
 /* what a decision request carries: it may outlive the session */
@@ -58,6 +63,7 @@ typedef struct {
     u_char                          fp[NGX_RTMP_PGAUTH_FP_LEN + 1];
     u_char                          app[NGX_RTMP_MAX_NAME];
     u_char                          addr[NGX_SOCKADDR_STRLEN + 1];
+    u_char                          duplicate[sizeof("takeover")];
 } ngx_rtmp_pgauth_decision_t;
 
 
@@ -74,13 +80,19 @@ static void ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req,
     ngx_uint_t rc, PGresult *res, ngx_str_t *err);
 static void ngx_rtmp_pgauth_decided_late(ngx_rtmp_pgauth_req_t *req,
     ngx_uint_t rc, PGresult *res, ngx_str_t *err);
+static ngx_int_t ngx_rtmp_pgauth_allow(ngx_rtmp_session_t *s,
+    ngx_rtmp_pgauth_ctx_t *ctx, PGresult *res);
+static void ngx_rtmp_pgauth_resume(ngx_event_t *ev);
+static void ngx_rtmp_pgauth_expired(ngx_event_t *ev);
 static ngx_int_t ngx_rtmp_pgauth_public_name(u_char *name, size_t len);
 static void ngx_rtmp_pgauth_refuse(ngx_rtmp_session_t *s,
     ngx_rtmp_pgauth_ctx_t *ctx, ngx_uint_t unavailable, const char *reason,
     ngx_str_t *err);
-static void ngx_rtmp_pgauth_end(ngx_rtmp_pgauth_ctx_t *ctx);
+static void ngx_rtmp_pgauth_end(ngx_rtmp_pgauth_ctx_t *ctx,
+    const char *reason);
 static void ngx_rtmp_pgauth_done(ngx_rtmp_pgauth_pool_t *pool,
-    ngx_rtmp_pgauth_app_conf_t *pacf, u_char *sid, size_t len);
+    ngx_rtmp_pgauth_app_conf_t *pacf, u_char *sid, size_t len,
+    const char *reason);
 static void ngx_rtmp_pgauth_done_handler(ngx_rtmp_pgauth_req_t *req,
     ngx_uint_t rc, PGresult *res, ngx_str_t *err);
 
@@ -132,6 +144,7 @@ ngx_rtmp_pgauth_publish(ngx_rtmp_session_t *s, ngx_rtmp_publish_t *v)
 
     ctx->pacf = pacf;
     ctx->pool = pmcf->pool;
+    ctx->live = pmcf->live;
 
     if (ngx_rtmp_pgauth_check(s, ctx, v) != NGX_OK) {
         return NGX_ERROR;
@@ -173,12 +186,19 @@ ngx_rtmp_pgauth_publish(ngx_rtmp_session_t *s, ngx_rtmp_publish_t *v)
         req->types[0] = NGX_RTMP_PGAUTH_TEXTOID;
     }
 
+    ngx_cpystrn(d->duplicate,
+                (u_char *) (pacf->duplicate == NGX_RTMP_PGAUTH_REFUSE
+                            ? "refuse" : "takeover"),
+                sizeof(d->duplicate));
+
     req->values[1] = (char *) d->app;
     req->values[2] = (char *) d->addr;
     req->values[3] = (char *) d->publish.args;
+    req->values[4] = (char *) d->duplicate;
     req->types[1] = NGX_RTMP_PGAUTH_TEXTOID;
     req->types[2] = NGX_RTMP_PGAUTH_TEXTOID;
     req->types[3] = NGX_RTMP_PGAUTH_TEXTOID;
+    req->types[4] = NGX_RTMP_PGAUTH_TEXTOID;
 
     req->handler = ngx_rtmp_pgauth_decided;
     req->late = ngx_rtmp_pgauth_decided_late;
@@ -329,11 +349,9 @@ static void
 ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
     PGresult *res, ngx_str_t *err)
 {
-    size_t                       len;
-    u_char                      *value;
-    ngx_str_t                    reason;
+    char                        *state;
     ngx_rtmp_session_t          *s;
-    ngx_rtmp_pgauth_ctx_t       *ctx;
+    ngx_rtmp_pgauth_ctx_t       *ctx, *old;
     ngx_rtmp_pgauth_decision_t  *d;
 
     ctx = req->data;
@@ -348,6 +366,20 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
     }
 
     if (rc != NGX_RTMP_PGAUTH_RESULT) {
+        state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+        if (state && ngx_strcmp(state, NGX_RTMP_PGAUTH_SQLSTATE_BUSY) == 0) {
+            ngx_log_error(NGX_LOG_ERR, s->connection->log, 0,
+                          "pgauth: refused app=\"%V\" addr=\"%V\" fp=%s "
+                          "reason=\"already live\"",
+                          &s->app, &s->connection->addr_text, ctx->fp);
+
+            ngx_rtmp_send_status(s, NGX_RTMP_PGAUTH_BADNAME, "error",
+                                 NGX_RTMP_PGAUTH_BUSY_DESC);
+            ngx_rtmp_finalize_session(s);
+            return;
+        }
+
         ngx_rtmp_pgauth_refuse(s, ctx, 1, "database error", err);
         return;
     }
@@ -356,6 +388,61 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
         ngx_rtmp_pgauth_refuse(s, ctx, 0, "no matching key", NULL);
         return;
     }
+
+    if (ngx_rtmp_pgauth_allow(s, ctx, res) != NGX_OK) {
+        return;
+    }
+
+    if (ctx->name[0]) {
+        ngx_memcpy(d->publish.name, ctx->name, ngx_strlen(ctx->name) + 1);
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, s->connection->log, 0,
+                  "pgauth: allowed app=\"%V\" name=\"%s\" addr=\"%V\" "
+                  "fp=%s session=\"%s\" time=%Mms",
+                  &s->app, ctx->name[0] ? ctx->name : (u_char *) "-",
+                  &s->connection->addr_text, ctx->fp, ctx->sid,
+                  ngx_current_msec - req->start);
+
+    ngx_rtmp_pgauth_live_add(ctx->live, ctx);
+
+    /*
+     * The database has ended any other publisher of the name; one in this
+     * worker still holds the live stream until its close event, already
+     * posted, has run: publish from an event posted after it.
+     */
+
+    old = ctx->name[0] ? ngx_rtmp_pgauth_live_find_name(ctx->live, ctx)
+                       : NULL;
+
+    if (old) {
+        ngx_rtmp_pgauth_kick(old, "takeover");
+
+        ngx_memcpy(&ctx->publish, &d->publish, sizeof(ngx_rtmp_publish_t));
+
+        ctx->resume.handler = ngx_rtmp_pgauth_resume;
+        ctx->resume.data = ctx;
+        ctx->resume.log = s->connection->log;
+
+        ngx_post_event(&ctx->resume, &ngx_posted_events);
+        return;
+    }
+
+    if (next_publish(s, &d->publish) != NGX_OK) {
+        ngx_rtmp_finalize_session(s);
+    }
+}
+
+
+/* takes what an allowing reply says into the session */
+
+static ngx_int_t
+ngx_rtmp_pgauth_allow(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
+    PGresult *res)
+{
+    size_t      len;
+    u_char     *value;
+    ngx_str_t   reason;
 
     ctx->name[0] = '\0';
     ctx->sid[0] = '\0';
@@ -367,7 +454,7 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
         if (len >= sizeof(ctx->sid)) {
             ngx_str_set(&reason, "session id too long");
             ngx_rtmp_pgauth_refuse(s, ctx, 1, "bad reply", &reason);
-            return;
+            return NGX_ERROR;
         }
 
         ngx_memcpy(ctx->sid, value, len + 1);
@@ -375,6 +462,8 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
 
     /* the session is open in the database from here on */
     ctx->allowed = 1;
+    ctx->kicked = 0;
+    ctx->end_reason = NULL;
 
     if (!PQgetisnull(res, 0, 0)) {
         value = (u_char *) PQgetvalue(res, 0, 0);
@@ -383,23 +472,111 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
         if (ngx_rtmp_pgauth_public_name(value, len) != NGX_OK) {
             ngx_str_set(&reason, "unusable stream name");
             ngx_rtmp_pgauth_refuse(s, ctx, 1, "bad reply", &reason);
-            return;
+            return NGX_ERROR;
         }
 
-        ngx_memcpy(d->publish.name, value, len + 1);
         ngx_memcpy(ctx->name, value, len + 1);
     }
 
-    ngx_log_error(NGX_LOG_NOTICE, s->connection->log, 0,
-                  "pgauth: allowed app=\"%V\" name=\"%s\" addr=\"%V\" "
-                  "fp=%s session=\"%s\" time=%Mms",
-                  &s->app, ctx->name[0] ? ctx->name : (u_char *) "-",
-                  &s->connection->addr_text, ctx->fp, ctx->sid,
-                  ngx_current_msec - req->start);
+    /* column 3: how many seconds the authorization holds */
 
-    if (next_publish(s, &d->publish) != NGX_OK) {
-        ngx_rtmp_finalize_session(s);
+    if (PQnfields(res) > 2 && !PQgetisnull(res, 0, 2)) {
+        ngx_rtmp_pgauth_expire_in(ctx, strtod(PQgetvalue(res, 0, 2), NULL));
     }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_rtmp_pgauth_resume(ngx_event_t *ev)
+{
+    ngx_rtmp_pgauth_ctx_t  *ctx = ev->data;
+
+    if (next_publish(ctx->session, &ctx->publish) != NGX_OK) {
+        ngx_rtmp_finalize_session(ctx->session);
+    }
+}
+
+
+/* ends the session when its authorization runs out */
+
+void
+ngx_rtmp_pgauth_expire_in(ngx_rtmp_pgauth_ctx_t *ctx, double secs)
+{
+    ngx_msec_t  ms;
+
+    if (!ctx->allowed || ctx->kicked) {
+        return;
+    }
+
+    /* timers hold at most ~24 days; further is no limit for now */
+
+    if (!(secs >= 0) || secs > 2000000) {
+        return;
+    }
+
+    ms = (ngx_msec_t) (secs * 1000);
+
+    if (ctx->expire.timer_set) {
+        ngx_del_timer(&ctx->expire);
+    }
+
+    ctx->expire.handler = ngx_rtmp_pgauth_expired;
+    ctx->expire.data = ctx;
+    ctx->expire.log = ctx->session->connection->log;
+    ctx->expire.cancelable = 1;
+
+    ngx_add_timer(&ctx->expire, ms);
+}
+
+
+static void
+ngx_rtmp_pgauth_expired(ngx_event_t *ev)
+{
+    ngx_rtmp_pgauth_kick(ev->data, "expired");
+}
+
+
+/*
+ * Ends a live publish the database (or its time limit) ended: the client
+ * is told why, the session closes, the end is recorded with the reason.
+ */
+
+void
+ngx_rtmp_pgauth_kick(ngx_rtmp_pgauth_ctx_t *ctx, const char *reason)
+{
+    size_t                  len;
+    ngx_rtmp_session_t     *s;
+    ngx_rtmp_pgauth_end_t  *e;
+
+    if (!ctx->allowed || ctx->kicked) {
+        return;
+    }
+
+    s = ctx->session;
+    ctx->kicked = 1;
+    ctx->end_reason = reason;
+
+    len = ngx_strlen(reason);
+
+    for (e = ngx_rtmp_pgauth_ends; e->reason.len; e++) {
+        if (e->reason.len == len
+            && ngx_strncmp(e->reason.data, reason, len) == 0)
+        {
+            break;
+        }
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, s->connection->log, 0,
+                  "pgauth: ended app=\"%V\" name=\"%s\" addr=\"%V\" fp=%s "
+                  "session=\"%s\" reason=\"%s\"",
+                  &s->app, ctx->name[0] ? ctx->name : (u_char *) "-",
+                  &s->connection->addr_text, ctx->fp, ctx->sid, reason);
+
+    ngx_rtmp_send_status(s, NGX_RTMP_PGAUTH_DENIED, "error", e->desc);
+
+    ngx_rtmp_finalize_session(s);
 }
 
 
@@ -434,7 +611,7 @@ ngx_rtmp_pgauth_decided_late(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
                   "ending session \"%*s\"",
                   d->app, d->addr, d->fp, ngx_min(len, 64), sid);
 
-    ngx_rtmp_pgauth_done(req->pool, d->pacf, sid, len);
+    ngx_rtmp_pgauth_done(req->pool, d->pacf, sid, len, "client gone");
 }
 
 
@@ -492,7 +669,7 @@ ngx_rtmp_pgauth_refuse(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
                              NGX_RTMP_PGAUTH_DENIED_DESC);
     }
 
-    ngx_rtmp_pgauth_end(ctx);
+    ngx_rtmp_pgauth_end(ctx, "refused");
 
     ngx_rtmp_finalize_session(s);
 }
@@ -507,7 +684,9 @@ ngx_rtmp_pgauth_close_stream(ngx_rtmp_session_t *s,
     ctx = ngx_rtmp_get_module_ctx(s, ngx_rtmp_pgauth_module);
 
     if (ctx) {
-        ngx_rtmp_pgauth_end(ctx);
+        /* a closing connection closes its streams */
+        ngx_rtmp_pgauth_end(ctx, s->connection->destroyed ? "disconnect"
+                                                          : "unpublish");
     }
 
     return next_close_stream(s, v);
@@ -519,19 +698,29 @@ ngx_rtmp_pgauth_cleanup(void *data)
 {
     ngx_rtmp_pgauth_ctx_t  *ctx = data;
 
-    ngx_rtmp_pgauth_end(ctx);
+    ngx_rtmp_pgauth_end(ctx, "disconnect");
 }
 
 
 /* the session's publish is over, or never will be */
 
 static void
-ngx_rtmp_pgauth_end(ngx_rtmp_pgauth_ctx_t *ctx)
+ngx_rtmp_pgauth_end(ngx_rtmp_pgauth_ctx_t *ctx, const char *reason)
 {
     if (ctx->req) {
         ngx_rtmp_pgauth_req_detach(ctx->req);
         ctx->req = NULL;
     }
+
+    if (ctx->expire.timer_set) {
+        ngx_del_timer(&ctx->expire);
+    }
+
+    if (ctx->resume.posted) {
+        ngx_delete_posted_event(&ctx->resume);
+    }
+
+    ngx_rtmp_pgauth_live_remove(ctx);
 
     if (!ctx->allowed) {
         return;
@@ -539,25 +728,35 @@ ngx_rtmp_pgauth_end(ngx_rtmp_pgauth_ctx_t *ctx)
 
     ctx->allowed = 0;
 
+    /* a kick says why first */
+    if (ctx->end_reason) {
+        reason = ctx->end_reason;
+    }
+
     ngx_log_error(NGX_LOG_INFO, ctx->session->connection->log, 0,
-                  "pgauth: publish ended name=\"%s\" session=\"%s\"",
-                  ctx->name[0] ? ctx->name : (u_char *) "-", ctx->sid);
+                  "pgauth: publish ended name=\"%s\" session=\"%s\" "
+                  "reason=\"%s\"",
+                  ctx->name[0] ? ctx->name : (u_char *) "-", ctx->sid, reason);
 
     if (ctx->sid[0]) {
         ngx_rtmp_pgauth_done(ctx->pool, ctx->pacf, ctx->sid,
-                             ngx_strlen(ctx->sid));
+                             ngx_strlen(ctx->sid), reason);
     }
 }
 
 
 static void
 ngx_rtmp_pgauth_done(ngx_rtmp_pgauth_pool_t *pool,
-    ngx_rtmp_pgauth_app_conf_t *pacf, u_char *sid, size_t len)
+    ngx_rtmp_pgauth_app_conf_t *pacf, u_char *sid, size_t len,
+    const char *reason)
 {
     u_char                 *p;
+    size_t                  rlen;
     ngx_rtmp_pgauth_req_t  *req;
 
-    req = ngx_rtmp_pgauth_req_create(pool, len + 1);
+    rlen = ngx_strlen(reason);
+
+    req = ngx_rtmp_pgauth_req_create(pool, len + 1 + rlen + 1);
     if (req == NULL) {
         return;
     }
@@ -566,9 +765,18 @@ ngx_rtmp_pgauth_done(ngx_rtmp_pgauth_pool_t *pool,
     ngx_memcpy(p, sid, len);
     p[len] = '\0';
 
-    req->query = &pacf->done_query;
-    req->nparams = 1;
     req->values[0] = (char *) p;
+
+    /* $1 as the query wants it, $2 text even when the query ignores it */
+
+    p += len + 1;
+    ngx_memcpy(p, reason, rlen + 1);
+
+    req->values[1] = (char *) p;
+    req->types[1] = NGX_RTMP_PGAUTH_TEXTOID;
+
+    req->query = &pacf->done_query;
+    req->nparams = 2;
     req->handler = ngx_rtmp_pgauth_done_handler;
 
     /* the end of a session is recorded even when the queue is full */
@@ -577,7 +785,7 @@ ngx_rtmp_pgauth_done(ngx_rtmp_pgauth_pool_t *pool,
     if (ngx_rtmp_pgauth_req_submit(req, pacf->timeout) != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, req->log, 0,
                       "pgauth: the end of session \"%s\" is not recorded: "
-                      "the worker is exiting", p);
+                      "the worker is exiting", (u_char *) (req + 1));
         ngx_rtmp_pgauth_req_free(req);
     }
 }

@@ -80,13 +80,37 @@ my @bad = (
     [ 'pgauth_dsn "host=127.0.0.1";', 'pgauth_query "";',
       qr/"pgauth_query" directive is empty/, 'empty query' ],
     [ 'pgauth_dsn "host=127.0.0.1";',
-      'pgauth_query "SELECT name FROM keys WHERE k = $1 AND x = $5";',
-      qr/"pgauth_query" refers to \$5, only \$1\.\.\$4 are bound/,
-      'query with $5' ],
+      'pgauth_query "SELECT name FROM keys WHERE k = $1 AND x = $6";',
+      qr/"pgauth_query" refers to \$6, only \$1\.\.\$5 are bound/,
+      'query with $6' ],
     [ 'pgauth_dsn "host=127.0.0.1";',
-      'pgauth_done_query "SELECT end_session($1, $2)";',
-      qr/"pgauth_done_query" refers to \$2, only \$1\.\.\$1 are bound/,
-      'done query with $2' ],
+      'pgauth_done_query "SELECT end_session($1, $2, $3)";',
+      qr/"pgauth_done_query" refers to \$3, only \$1\.\.\$2 are bound/,
+      'done query with $3' ],
+    [ 'pgauth_dsn "host=127.0.0.1"; pgauth_listen "bad-channel";', '',
+      qr/invalid channel "bad-channel" in "pgauth_listen" directive/,
+      'channel with a dash' ],
+    [ 'pgauth_dsn "host=127.0.0.1"; pgauth_listen Upper;', '',
+      qr/invalid channel "Upper" in "pgauth_listen" directive/,
+      'channel with capitals' ],
+    [ 'pgauth_dsn "host=127.0.0.1"; pgauth_recheck never;', '',
+      qr/"pgauth_recheck" directive invalid value: a time greater than 0, or "off"/,
+      'recheck not a time' ],
+    [ 'pgauth_dsn "host=127.0.0.1"; pgauth_recheck 0;', '',
+      qr/"pgauth_recheck" directive invalid value/, 'recheck 0' ],
+    [ 'pgauth_dsn "host=127.0.0.1"; pgauth_recheck_failure drop;', '',
+      qr/invalid value "drop" in "pgauth_recheck_failure" directive, it must be "keep" or "end"/,
+      'unknown recheck failure policy' ],
+    [ 'pgauth_dsn "host=127.0.0.1"; pgauth_heartbeat 0;', '',
+      qr/"pgauth_heartbeat" directive must be greater than 0/, 'heartbeat 0' ],
+    [ 'pgauth_dsn "host=127.0.0.1"; pgauth_node "";', '',
+      qr/"pgauth_node" must not be empty/, 'empty node name' ],
+    [ 'pgauth_dsn "host=127.0.0.1";', 'pgauth_duplicate kick;',
+      qr/invalid value "kick" in "pgauth_duplicate" directive, it must be "takeover" or "refuse"/,
+      'unknown duplicate policy' ],
+    [ 'pgauth_dsn "host=127.0.0.1";', 'pgauth_listen x;',
+      qr/"pgauth_listen" directive is not allowed here/,
+      'listen is per rtmp block' ],
     [ 'pgauth_dsn "host=127.0.0.1";', 'pgauth on off;',
       qr/invalid number of arguments in "pgauth" directive/,
       'pgauth with two arguments' ],
@@ -103,10 +127,17 @@ for my $b (@bad) {
 ($rc, $out) = rtmp_conf(
     'pgauth_dsn "host=127.0.0.1 port=5432 dbname=x application_name=y";'
     . ' pgauth_pool_size 8; pgauth_queue_size 512; pgauth_timeout 5s;'
-    . ' pgauth_key_hash none; pgauth off;',
+    . ' pgauth_key_hash none; pgauth off; pgauth_listen my_channel;'
+    . ' pgauth_node edge-1; pgauth_heartbeat 2s; pgauth_recheck 1m;'
+    . ' pgauth_recheck_failure end; pgauth_duplicate refuse;',
     'pgauth on; pgauth_timeout 1500ms; pgauth_key_hash sha256;'
+    . ' pgauth_duplicate takeover;'
     . ' pgauth_query "SELECT $1::text, NULL"; pgauth_done_query "SELECT 1";');
 is($rc, 0, 'every directive at its documented level') or diag $out;
+
+($rc, $out) = rtmp_conf('pgauth_dsn "host=127.0.0.1"; pgauth_listen off;'
+                        . ' pgauth_recheck off;');
+is($rc, 0, 'live control off') or diag $out;
 
 # a host name makes libpq block the worker while resolving: warned about
 ($rc, $out) = rtmp_conf('pgauth_dsn "host=db.example.com dbname=x";');

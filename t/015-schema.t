@@ -62,12 +62,16 @@ is($pg->psql("SELECT pgauth.delete_key($id)"), 't', 'delete_key');
 is(authorize($key), '', 'a deleted key is refused');
 is($pg->psql("SELECT pgauth.delete_key(-1)"), '', 'deleting a missing key says so');
 
-is($pg->psql("SELECT count(*) FROM pgauth.sessions WHERE ended_at IS NULL"),
-   3, 'each allowed authorization opened a session');
+is($pg->psql("SELECT count(*) FROM pgauth.sessions"), 3,
+   'each allowed authorization opened a session');
+is($pg->psql("SELECT string_agg(stream_name || ':' || coalesce(end_reason, 'live'), ' ' ORDER BY id)"
+             . " FROM pgauth.sessions"),
+   'alice:revoked alice:deleted bob:live',
+   'disabling and deleting a key ended its live sessions, with the reason');
 my ($sid) = $pg->psql("SELECT max(id) FROM pgauth.sessions");
-$pg->psql("SELECT pgauth.publish_done($sid)");
-ok($pg->psql("SELECT ended_at IS NOT NULL FROM pgauth.sessions WHERE id = $sid") eq 't',
-   'publish_done records the end');
+$pg->psql("SELECT pgauth.publish_done($sid, 'unpublish')");
+is($pg->psql("SELECT end_reason FROM pgauth.sessions WHERE id = $sid"),
+   'unpublish', 'publish_done records the end and its reason');
 
 # least privilege: what nginx's role can and cannot do
 my $k2 = $pg->create_key('carol');
@@ -80,14 +84,27 @@ my $as_nginx = sub {
 
 is($as_nginx->("SELECT stream_name FROM pgauth.authorize(sha256(convert_to('$k2', 'UTF8')), 'live', '::1', '')"),
    'carol', 'nginx role can authorize');
-like($as_nginx->("SELECT pgauth.publish_done(1)"), qr/^$/,
+like($as_nginx->("SELECT pgauth.publish_done(1, 'unpublish')"), qr/^$/,
      'nginx role can record a session end');
+like($as_nginx->("SELECT count(*) FROM pgauth.check_sessions('{1,2}')"), qr/^2$/,
+     'nginx role can re-check sessions');
+like($as_nginx->("SELECT count(*) FROM pgauth.worker_start('n', 1, 5000)"), qr/^\d+$/,
+     'nginx role can register a worker');
+like($as_nginx->("SELECT pgauth.heartbeat('n', 1, 5000)"), qr/^$/,
+     'nginx role can beat');
+like($as_nginx->("SELECT pgauth.worker_gone('n', 1)"), qr/^$/,
+     'nginx role can end a gone worker');
 for my $sql ('SELECT * FROM pgauth.stream_keys',
              'SELECT * FROM pgauth.sessions',
              'SELECT * FROM pgauth.list_keys()',
              "SELECT pgauth.create_key('mallory')",
              'SELECT pgauth.disable_key(1)',
              'SELECT pgauth.delete_key(1)',
+             'SELECT pgauth.revoke_key(1)',
+             "SELECT pgauth.kick_stream('alice')",
+             'SELECT * FROM pgauth.live_sessions()',
+             'SELECT * FROM pgauth.workers',
+             "SELECT pgauth.end_session(1, 'x')",
              "UPDATE pgauth.stream_keys SET enabled = true") {
     like($as_nginx->($sql), qr/permission denied/, "nginx role may not: $sql");
 }

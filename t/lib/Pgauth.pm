@@ -333,11 +333,18 @@ sub dsn {
     return "host=127.0.0.1 port=$self->{port} dbname=pgauth user=pgauth_nginx";
 }
 
-# Backends of nginx (by application_name).
+# Backends of nginx's pools (by application_name), and of its LISTEN
+# connections.
 sub nginx_backends {
     my ($self) = @_;
     return $self->psql("SELECT count(*) FROM pg_stat_activity"
                        . " WHERE application_name = 'nginx-rtmp-pgauth'");
+}
+
+sub listen_backends {
+    my ($self) = @_;
+    return $self->psql("SELECT count(*) FROM pg_stat_activity"
+                       . " WHERE application_name = 'nginx-rtmp-pgauth-listen'");
 }
 
 sub DESTROY {
