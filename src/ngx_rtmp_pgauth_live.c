@@ -49,6 +49,8 @@ struct ngx_rtmp_pgauth_live_s {
     u_char                          pid[NGX_INT_T_LEN + 1];
     u_char                          beat[NGX_INT_T_LEN + 1];
 
+    unsigned                        listening:1; /* pool is our own */
+    unsigned                        registered:1;
     unsigned                        beating:1;  /* heartbeat in flight */
     unsigned                        checking:1; /* re-check in flight */
     unsigned                        again:1;    /* re-check once more */
@@ -97,8 +99,26 @@ ngx_rtmp_pgauth_live_create(ngx_cycle_t *cycle,
     ngx_sprintf(live->pid, "%P%Z", ngx_pid);
     ngx_sprintf(live->beat, "%M%Z", pmcf->heartbeat);
 
+    live->heartbeat.handler = ngx_rtmp_pgauth_live_beat;
+    live->heartbeat.data = live;
+    live->heartbeat.log = cycle->log;
+    live->heartbeat.cancelable = 1;
+
+    live->recheck.handler = ngx_rtmp_pgauth_live_timer;
+    live->recheck.data = live;
+    live->recheck.log = cycle->log;
+    live->recheck.cancelable = 1;
+
+    /* the first heartbeat registers the worker when nothing else does */
+    ngx_add_timer(&live->heartbeat, pmcf->channel.len ? pmcf->heartbeat : 1);
+
+    if (pmcf->recheck) {
+        ngx_add_timer(&live->recheck, pmcf->recheck);
+    }
+
     if (pmcf->channel.len == 0) {
-        /* no live control: only the registry, for local takeovers */
+        /* no LISTEN: heartbeats and re-checks go through the pool */
+        live->pool = pmcf->pool;
         return live;
     }
 
@@ -126,25 +146,11 @@ ngx_rtmp_pgauth_live_create(ngx_cycle_t *cycle,
     pc.data = live;
     pc.keep = 1;
 
-    live->heartbeat.handler = ngx_rtmp_pgauth_live_beat;
-    live->heartbeat.data = live;
-    live->heartbeat.log = cycle->log;
-    live->heartbeat.cancelable = 1;
-
-    live->recheck.handler = ngx_rtmp_pgauth_live_timer;
-    live->recheck.data = live;
-    live->recheck.log = cycle->log;
-    live->recheck.cancelable = 1;
+    live->listening = 1;
 
     live->pool = ngx_rtmp_pgauth_pool_create(cycle, pmcf, &pc);
     if (live->pool == NULL) {
         return NULL;
-    }
-
-    ngx_add_timer(&live->heartbeat, pmcf->heartbeat);
-
-    if (pmcf->recheck) {
-        ngx_add_timer(&live->recheck, pmcf->recheck);
     }
 
     return live;
@@ -162,7 +168,7 @@ ngx_rtmp_pgauth_live_destroy(ngx_rtmp_pgauth_live_t *live)
         ngx_del_timer(&live->recheck);
     }
 
-    if (live->pool) {
+    if (live->listening) {
         ngx_rtmp_pgauth_pool_destroy(live->pool);
     }
 }
@@ -259,9 +265,13 @@ ngx_rtmp_pgauth_live_ready(void *data)
 {
     ngx_rtmp_pgauth_live_t  *live = data;
 
-    ngx_log_error(NGX_LOG_INFO, live->log, 0,
-                  "pgauth: listening on channel \"%V\" as node \"%V\"",
-                  &live->pmcf->channel, &live->pmcf->node);
+    if (live->listening) {
+        ngx_log_error(NGX_LOG_INFO, live->log, 0,
+                      "pgauth: listening on channel \"%V\" as node \"%V\"",
+                      &live->pmcf->channel, &live->pmcf->node);
+    }
+
+    live->registered = 1;
 
     (void) ngx_rtmp_pgauth_live_submit(live, NGX_RTMP_PGAUTH_WORKER_START,
                                        ngx_rtmp_pgauth_live_started, 3,
@@ -420,32 +430,48 @@ ngx_rtmp_pgauth_live_started(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
 }
 
 
-/* no nginx process of that pid on this host */
+/*
+ * No nginx process of that pid on this host: none at all, a zombie (a
+ * killed worker whose parent has not reaped it), or another program that
+ * got the pid.
+ */
 
 static ngx_int_t
 ngx_rtmp_pgauth_live_gone(ngx_pid_t pid)
 {
-    u_char  path[64], comm[16];
-    ssize_t n;
-    ngx_fd_t  fd;
+    u_char    *p, *last, path[64], stat[256];
+    ssize_t    n;
+    ngx_fd_t   fd;
 
     if (kill(pid, 0) == -1 && ngx_errno == NGX_ESRCH) {
         return 1;
     }
 
-    /* the pid may be reused by another program */
-
-    ngx_sprintf(path, "/proc/%P/comm%Z", pid);
+    ngx_sprintf(path, "/proc/%P/stat%Z", pid);
 
     fd = ngx_open_file(path, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
     if (fd == NGX_INVALID_FILE) {
+        /* no /proc: trust kill() */
         return 0;
     }
 
-    n = read(fd, comm, sizeof(comm));
+    n = read(fd, stat, sizeof(stat) - 1);
     ngx_close_file(fd);
 
-    return n < 5 || ngx_strncmp(comm, "nginx", 5) != 0;
+    if (n <= 0) {
+        return 1;
+    }
+
+    /* "pid (comm) state ..." */
+
+    last = stat + n;
+    p = ngx_strlchr(stat, last, '(');
+
+    if (p == NULL || last - p < 10 || ngx_strncmp(p, "(nginx) ", 8) != 0) {
+        return 1;
+    }
+
+    return p[8] == 'Z' || p[8] == 'X';
 }
 
 
@@ -470,6 +496,11 @@ ngx_rtmp_pgauth_live_beat(ngx_event_t *ev)
     }
 
     ngx_add_timer(&live->heartbeat, live->pmcf->heartbeat);
+
+    if (!live->registered) {
+        ngx_rtmp_pgauth_live_ready(live);
+        return;
+    }
 
     if (live->beating) {
         return;
@@ -526,7 +557,7 @@ ngx_rtmp_pgauth_live_check(ngx_rtmp_pgauth_live_t *live)
     ngx_queue_t            *q;
     ngx_rtmp_pgauth_ctx_t  *ctx;
 
-    if (live->pool == NULL || live->nsessions == 0) {
+    if (live->nsessions == 0) {
         return;
     }
 

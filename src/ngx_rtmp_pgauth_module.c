@@ -438,6 +438,14 @@ ngx_rtmp_pgauth_init_process(ngx_cycle_t *cycle)
     ngx_rtmp_conf_ctx_t          *ctx;
     ngx_rtmp_pgauth_main_conf_t  *pmcf;
 
+    /* not in the cache manager and loader (HLS cleanup runs there) */
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
     ctx = (ngx_rtmp_conf_ctx_t *) ngx_get_conf(cycle->conf_ctx,
                                                ngx_rtmp_module);
     if (ctx == NULL) {

@@ -9,7 +9,7 @@ set -euo pipefail
 pkgs=(gcc make libc6-dev pkg-config xz-utils ca-certificates
       nginx nginx-dev libnginx-mod-rtmp
       libpq-dev libssl-dev postgresql
-      ffmpeg perl procps)
+      ffmpeg perl libdbd-pg-perl procps)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -18,8 +18,8 @@ use IO::Socket::INET;
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(time sleep);
 
-our @EXPORT = qw(free_port tmpdir rtmpc ffmpeg_publish http_get wait_for
-                 slurp spew need_tools $TOP $RTMPC);
+our @EXPORT = qw(free_port tmpdir rtmpc rtmpc_start ffmpeg_publish http_get
+                 wait_for slurp spew need_tools median $TOP $RTMPC);
 
 our $TOP = abs_path(dirname(__FILE__) . '/../..');
 our $MODULE = "$TOP/objs/ngx_rtmp_pgauth_module.so";
@@ -121,6 +121,27 @@ sub rtmpc {
     return $r;
 }
 
+# Starts our RTMP client in the background, holding the publish for
+# $o{hold} ms (default 60 s).  Returns a handle for Pgauth::Client.
+sub rtmpc_start {
+    my ($port, $app, %o) = @_;
+    my @args = ($RTMPC, '-w', $o{hold} || 60000, '-t', ($o{hold} || 60000) + 5000);
+    push @args, '-n', $o{name} if defined $o{name};
+    push @args, "rtmp://127.0.0.1:$port/$app";
+    my $pid = open(my $fh, '-|');
+    die "fork: $!" unless defined $pid;
+    if (!$pid) {
+        exec @args or die "exec $RTMPC: $!";
+    }
+    return bless { pid => $pid, fh => $fh, lines => [] }, 'Pgauth::Client';
+}
+
+sub median {
+    my @v = sort { $a <=> $b } @_;
+    return undef unless @v;
+    return @v % 2 ? $v[$#v / 2] : ($v[@v / 2 - 1] + $v[@v / 2]) / 2;
+}
+
 # Starts ffmpeg publishing a test pattern for $secs seconds to $url in the
 # background; returns its pid.  stderr goes to $log when given.
 sub ffmpeg_publish {
@@ -159,6 +180,91 @@ sub http_get {
     my ($status) = $resp =~ m{^HTTP/\S+ (\d+)};
     my ($body) = $resp =~ m{\r\n\r\n(.*)}s;
     return ($status || 0, defined $body ? $body : '', time - $t0);
+}
+
+
+package Pgauth::Client;
+
+# A background rtmpc: lines are read as they come, each stamped with the
+# wall-clock time it was read.
+
+use strict;
+use warnings;
+use IO::Select;
+use Time::HiRes qw(time);
+
+# Waits up to $timeout seconds for a line matching $re; returns
+# (line, time read) or () on timeout or end of output.  Reads with
+# sysread: select() knows nothing of what a buffered readline holds.
+sub wait_line {
+    my ($self, $re, $timeout) = @_;
+    for my $l (@{$self->{lines}}) {
+        return @$l[0, 1] if !$l->[2] && $l->[0] =~ $re && ($l->[2] = 1);
+    }
+    my $sel = IO::Select->new($self->{fh});
+    my $end = time + $timeout;
+    $self->{buf} //= '';
+    while (!$self->{eof}) {
+        my $left = $end - time;
+        last if $left <= 0;
+        last unless $sel->can_read($left);
+        my $n = sysread $self->{fh}, $self->{buf}, 65536, length $self->{buf};
+        if (!$n) {
+            $self->{eof} = 1;
+        }
+        my $now = time;
+        my $found;
+        while ($self->{buf} =~ s/^(.*?)\n//) {
+            my $rec = [ $1, $now, 0 ];
+            push @{$self->{lines}}, $rec;
+            if (!$found && $rec->[0] =~ $re) {
+                $rec->[2] = 1;
+                $found = $rec;
+            }
+        }
+        return @$found[0, 1] if $found;
+    }
+    return ();
+}
+
+sub alive {
+    my ($self) = @_;
+    return kill 0, $self->{pid};
+}
+
+sub stop {
+    my ($self) = @_;
+    kill 'TERM', $self->{pid};
+    close $self->{fh};
+}
+
+
+package Pgauth::Psql;
+
+# One database session kept open (DBD::Pg), to time statements: run()
+# returns when the server has answered, that is after the COMMIT.
+
+use strict;
+use warnings;
+use DBI;
+use Time::HiRes qw(time);
+
+sub new {
+    my ($class, $pg) = @_;
+    my $dbh = DBI->connect("dbi:Pg:dbname=pgauth;host=127.0.0.1;port=$pg->{port}",
+                           'postgres', '', { AutoCommit => 1, RaiseError => 1,
+                                             PrintError => 0 })
+        or die "connect: $DBI::errstr";
+    return bless { dbh => $dbh }, $class;
+}
+
+# Runs $sql; returns (first column of the first row, time sent, time the
+# reply was complete).
+sub run {
+    my ($self, $sql) = @_;
+    my $t0 = time;
+    my ($v) = $self->{dbh}->selectrow_array($sql);
+    return ($v, $t0, time);
 }
 
 

@@ -1,0 +1,102 @@
+#!/usr/bin/perl
+# Two publishers of one stream name, decided in the database across
+# workers and nodes: "takeover" (the default) lets the newcomer with a valid
+# key replace the live one, which is told and closed; "refuse" turns the
+# newcomer away.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Time::HiRes qw(time sleep);
+use Pgauth;
+
+need_tools('psql', $RTMPC);
+
+my $pg = Pgauth::Pg->new;
+
+sub reasons {
+    my ($name) = @_;
+    return $pg->psql("SELECT string_agg(coalesce(end_reason, 'live'), ' ' ORDER BY id)"
+                     . " FROM pgauth.sessions WHERE stream_name = '$name'");
+}
+
+for my $workers (1, 2) {
+    my $ng = Pgauth::Nginx->new(pg => $pg, workers => $workers);
+    my $port = $ng->{rtmp_port};
+    my $name = "dup$workers";
+    my $key = $pg->create_key($name);
+    my $rotated = $pg->create_key($name);
+
+    my $a = rtmpc_start($port, 'live', name => $key);
+    ok($a->wait_line(qr/Publish\.Start/, 5), "$workers worker(s): the first publisher is live");
+
+    my $b = rtmpc_start($port, 'live', name => $key);
+    ok($b->wait_line(qr/Publish\.Start/, 5), "$workers worker(s): takeover: the newcomer publishes");
+    ok($a->wait_line(qr/^closed/, 2), "$workers worker(s): ... the old publisher is closed");
+    ok(grep({ $_->[0] =~ /error NetStream\.Publish\.Denied Stream taken over by another publisher$/ }
+            @{$a->{lines}}), "$workers worker(s): ... and told why");
+
+    # the same stream name with another key (rotation)
+    my $c = rtmpc_start($port, 'live', name => $rotated);
+    ok($c->wait_line(qr/Publish\.Start/, 5), "$workers worker(s): another key of the name takes over too");
+    ok($b->wait_line(qr/^closed/, 2), "$workers worker(s): ... closing the previous one");
+    sleep 0.3;
+    is(reasons($name), 'takeover takeover live', "$workers worker(s): recorded as takeovers");
+    $c->stop;
+
+    $ng->stop;
+    is(join("\n", $ng->bad_lines), '', 'no alert, crash or sanitizer report');
+}
+
+# the fix for "already publishing" after a dropped connection: the old
+# encoder is frozen (its TCP connection open, nothing moving)
+{
+    my $ng = Pgauth::Nginx->new(pg => $pg);
+    my $key = $pg->create_key('frozen');
+    my $a = rtmpc_start($ng->{rtmp_port}, 'live', name => $key);
+    ok($a->wait_line(qr/Publish\.Start/, 5), 'an encoder is live');
+    kill 'STOP', $a->{pid};
+    my $r = rtmpc($ng->{rtmp_port}, 'live', name => $key);
+    is($r->{status}{code}, 'NetStream.Publish.Start',
+       'its connection is stuck; the encoder reconnecting takes over at once');
+    kill 'CONT', $a->{pid};
+    ok($a->wait_line(qr/^closed/, 3), 'the stuck connection was closed');
+    $ng->stop;
+    is(join("\n", $ng->bad_lines), '', 'no alert, crash or sanitizer report');
+}
+
+# refuse, on one node and across two
+{
+    my $n1 = Pgauth::Nginx->new(pg => $pg, workers => 2, conf => Pgauth::Nginx::default_conf(
+        rtmp => 'pgauth_node n1;', app => 'pgauth_duplicate refuse;'));
+    my $n2 = Pgauth::Nginx->new(pg => $pg, conf => Pgauth::Nginx::default_conf(
+        rtmp => 'pgauth_node n2;', app => 'pgauth_duplicate refuse;'));
+    my $key = $pg->create_key('solo');
+
+    my $a = rtmpc_start($n1->{rtmp_port}, 'live', name => $key);
+    ok($a->wait_line(qr/Publish\.Start/, 5), 'refuse: the first publisher is live');
+
+    for my $n ($n1, $n2) {
+        my $r = rtmpc($n->{rtmp_port}, 'live', name => $key);
+        is($r->{status}{code}, 'NetStream.Publish.BadName',
+           "refuse: a second publisher on node $n->{rtmp_port} is refused");
+        is($r->{status}{desc}, 'Stream already live', '... told why');
+        ok($r->{closed}, '... and closed');
+    }
+    ok(!$a->wait_line(qr/^closed/, 1), 'refuse: the first publisher is untouched');
+    like($n2->error_log, qr/pgauth: refused app="live" addr="127\.0\.0\.1" fp=[0-9a-f]{8} reason="already live"/,
+         'the refusal is logged');
+
+    $a->stop;
+    ok(wait_for(5, sub { reasons('solo') eq 'disconnect' }), 'the first publisher left');
+    my $r = rtmpc($n2->{rtmp_port}, 'live', name => $key);
+    is($r->{status}{code}, 'NetStream.Publish.Start', 'refuse: once it is gone, the name is free');
+
+    $n1->stop;
+    $n2->stop;
+    is(join("\n", $n1->bad_lines, $n2->bad_lines), '', 'no alert, crash or sanitizer report');
+}
+
+done_testing();
