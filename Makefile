@@ -4,12 +4,15 @@
 #                   Debian nginx (NGX_RTMP_SRC=/path to use a checkout of
 #                   nginx-rtmp-module for the headers)
 #   make run        a local PostgreSQL and nginx; prints what to paste into OBS
-#   make test       the whole test suite (TEST=t/010-config.t for one file)
+#   make test       the whole test suite, then again with the module built
+#                   with AddressSanitizer (TEST=t/010-config.t for one file,
+#                   ASAN=0 to skip the second pass)
 #   make deps       install the Debian packages needed
 #   make install    install the module and its modules-available snippet
 #   make clean      leave the tree as cloned
 
 MODULE     := objs/ngx_rtmp_pgauth_module.so
+ASAN_MODULE := objs/asan/ngx_rtmp_pgauth_module.so
 SOURCES    := config $(wildcard src/*.c src/*.h)
 RTMPC      := t/tools/rtmpc
 
@@ -17,6 +20,7 @@ RTMP_PORT  ?= 1935
 HTTP_PORT  ?= 8080
 TEST       ?= t/
 PROVE_JOBS ?= 2
+ASAN       ?= 1
 
 DESTDIR    ?=
 MODULES    ?= /usr/lib/nginx/modules
@@ -26,7 +30,7 @@ DATADIR    ?= /usr/share/ngx-rtmp-pgauth
 
 export NGX_RTMP_SRC PG_CONFIG
 
-.PHONY: all deps run test install uninstall clean
+.PHONY: all deps run test test-asan install uninstall clean
 
 all: $(MODULE)
 
@@ -36,6 +40,10 @@ deps:
 $(MODULE): $(SOURCES) util/build.sh
 	@util/deps.sh
 	@util/build.sh
+
+$(ASAN_MODULE): $(SOURCES) util/build.sh
+	@util/deps.sh
+	@VARIANT=asan util/build.sh
 
 $(RTMPC): t/tools/rtmpc.c
 	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
@@ -49,6 +57,13 @@ test:
 	@util/deps.sh
 	@$(MAKE) -s $(MODULE) $(RTMPC)
 	prove -j$(PROVE_JOBS) -r $(TEST)
+	@if [ "$(ASAN)" = 1 ]; then $(MAKE) -s test-asan; fi
+
+# the same tests, the module under AddressSanitizer: any report fails them
+test-asan:
+	@util/deps.sh
+	@$(MAKE) -s $(ASAN_MODULE) $(RTMPC)
+	PGAUTH_ASAN=1 prove -j$(PROVE_JOBS) -r $(TEST)
 
 install: $(MODULE)
 	install -D -m 644 $(MODULE) \

@@ -165,7 +165,8 @@ typedef struct {
     ngx_event_t                     resume;     /* publish after a takeover */
     ngx_rtmp_publish_t              publish;    /* what resume publishes */
 
-    const char                     *end_reason;
+    const char                     *end_reason; /* a kick's, or NULL */
+    u_char                          reason[32];
 
     u_char                          digest[NGX_RTMP_PGAUTH_DIGEST_LEN];
     u_char                          fp[NGX_RTMP_PGAUTH_FP_LEN + 1];

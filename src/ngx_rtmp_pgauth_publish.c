@@ -556,7 +556,11 @@ ngx_rtmp_pgauth_kick(ngx_rtmp_pgauth_ctx_t *ctx, const char *reason)
 
     s = ctx->session;
     ctx->kicked = 1;
-    ctx->end_reason = reason;
+
+    /* reason may live in a notification or a result about to be freed */
+    ngx_cpystrn(ctx->reason, (u_char *) reason, sizeof(ctx->reason));
+    ctx->end_reason = (char *) ctx->reason;
+    reason = ctx->end_reason;
 
     len = ngx_strlen(reason);
 

@@ -7,7 +7,8 @@
 #   util/build.sh [configure]
 #
 # Environment: NGX_RTMP_SRC, PG_CONFIG, NGX_SRC (default /usr/share/nginx/src),
-# CFLAGS_EXTRA (added to the module's compile and link lines, for sanitizers).
+# VARIANT=asan (a build with AddressSanitizer, in objs/asan/),
+# CFLAGS_EXTRA (added to the module's compile and link lines).
 
 set -euo pipefail
 
@@ -15,13 +16,27 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 build=$top/build
 ngx_src=${NGX_SRC:-/usr/share/nginx/src}
 tree=$build/nginx
+out=$top/objs
+
+case "${VARIANT:-}" in
+    "") ;;
+    asan)
+        tree=$build/nginx-asan
+        out=$top/objs/asan
+        CFLAGS_EXTRA="-fsanitize=address -fno-omit-frame-pointer ${CFLAGS_EXTRA:-}"
+        ;;
+    *)
+        echo "build: error: unknown VARIANT=$VARIANT" >&2
+        exit 1
+        ;;
+esac
 
 die() { echo "build: error: $*" >&2; exit 1; }
 
 [ -f "$ngx_src/conf_flags" ] \
     || die "no nginx build tree in $ngx_src (install nginx-dev: make deps)"
 
-mkdir -p "$build" "$top/objs"
+mkdir -p "$build" "$out"
 
 # the nginx-rtmp headers
 
@@ -100,20 +115,20 @@ configure() {
         NGX_RTMP_SRC=$rtmp ./configure "${NGX_CONF_FLAGS[@]}" \
             --with-cc-opt="-g -O2 -Werror ${CFLAGS_EXTRA:-}" \
             --with-ld-opt="${CFLAGS_EXTRA:-}" \
-            --add-dynamic-module="$top" > "$build/configure.log" 2>&1
-    ) || { tail -n 20 "$build/configure.log" >&2; die "configure failed"; }
+            --add-dynamic-module="$top" > "$tree.configure.log" 2>&1
+    ) || { tail -n 20 "$tree.configure.log" >&2; die "configure failed"; }
 
-    echo "$rtmp ${CFLAGS_EXTRA:-}" > "$build/configured"
+    echo "$rtmp ${CFLAGS_EXTRA:-}" > "$tree/configured"
 }
 
 want="$(rtmp_src) ${CFLAGS_EXTRA:-}"
 
 if [ "${1:-}" = configure ] || [ ! -f "$tree/objs/Makefile" ] \
-   || [ "$(cat "$build/configured" 2>/dev/null)" != "$want" ]
+   || [ "$(cat "$tree/configured" 2>/dev/null)" != "$want" ]
 then
     configure
 fi
 
 make -s -C "$tree" -f objs/Makefile modules
-cp "$tree/objs/ngx_rtmp_pgauth_module.so" "$top/objs/"
-echo "build: objs/ngx_rtmp_pgauth_module.so"
+cp "$tree/objs/ngx_rtmp_pgauth_module.so" "$out/"
+echo "build: ${out#$top/}/ngx_rtmp_pgauth_module.so"

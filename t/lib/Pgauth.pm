@@ -22,7 +22,11 @@ our @EXPORT = qw(free_port tmpdir rtmpc rtmpc_start ffmpeg_publish http_get
                  wait_for slurp spew need_tools median $TOP $RTMPC);
 
 our $TOP = abs_path(dirname(__FILE__) . '/../..');
-our $MODULE = "$TOP/objs/ngx_rtmp_pgauth_module.so";
+# PGAUTH_ASAN=1: the module of "VARIANT=asan util/build.sh", with nginx
+# started with the sanitizer runtime preloaded
+our $MODULE = $ENV{PGAUTH_MODULE}
+              || ($ENV{PGAUTH_ASAN} ? "$TOP/objs/asan/ngx_rtmp_pgauth_module.so"
+                                    : "$TOP/objs/ngx_rtmp_pgauth_module.so");
 our $RTMP_MODULE = $ENV{NGX_RTMP_MODULE}
                    || '/usr/lib/nginx/modules/ngx_rtmp_module.so';
 our $RTMPC = "$TOP/t/tools/rtmpc";
@@ -564,8 +568,8 @@ our ($RTMP_MODULE, $MODULE, $NGINX);
 *MODULE = \$Pgauth::MODULE;
 *NGINX = \$Pgauth::NGINX;
 
-# PGAUTH_ASAN=1: the module was built with -fsanitize=address; nginx runs
-# with the sanitizer runtime preloaded, reports go to logs/asan.*
+# PGAUTH_ASAN=1: nginx runs with the sanitizer runtime preloaded, reports
+# go to logs/asan.* and fail bad_lines()
 sub sanitizer_env {
     my ($self) = @_;
     return () unless $ENV{PGAUTH_ASAN};
