@@ -50,6 +50,26 @@ for my $workers (1, 2) {
     is(join("\n", $ng->bad_lines), '', 'no alert, crash or sanitizer report');
 }
 
+# takeover across two nodes
+{
+    my $n1 = Pgauth::Nginx->new(pg => $pg, conf => Pgauth::Nginx::default_conf(rtmp => 'pgauth_node n1;'));
+    my $n2 = Pgauth::Nginx->new(pg => $pg, conf => Pgauth::Nginx::default_conf(rtmp => 'pgauth_node n2;'));
+    my $key = $pg->create_key('roaming');
+    my $a = rtmpc_start($n1->{rtmp_port}, 'live', name => $key);
+    ok($a->wait_line(qr/Publish\.Start/, 5), 'two nodes: live on n1');
+    my $b = rtmpc_start($n2->{rtmp_port}, 'live', name => $key);
+    ok($b->wait_line(qr/Publish\.Start/, 5), 'two nodes: the same key publishes on n2');
+    ok($a->wait_line(qr/^closed/, 2), 'two nodes: ... and n1 closes its publisher');
+    sleep 0.3;
+    is($pg->psql("SELECT string_agg(coalesce(end_reason, 'live') || '@' || node, ' ' ORDER BY id)"
+                 . " FROM pgauth.sessions WHERE stream_name = 'roaming'"),
+       'takeover@n1 live@n2', 'two nodes: recorded');
+    $b->stop;
+    $n1->stop;
+    $n2->stop;
+    is(join("\n", $n1->bad_lines, $n2->bad_lines), '', 'no alert, crash or sanitizer report');
+}
+
 # the fix for "already publishing" after a dropped connection: the old
 # encoder is frozen (its TCP connection open, nothing moving)
 {
