@@ -203,7 +203,11 @@ ngx_rtmp_pgauth_live_remove(ngx_rtmp_pgauth_ctx_t *ctx)
 }
 
 
-/* another allowed session of this worker publishing the same name */
+/*
+ * Another allowed session of this worker publishing the same name, kicked
+ * already or not: until its close event has run, it holds the name in
+ * nginx-rtmp's live module.
+ */
 
 ngx_rtmp_pgauth_ctx_t *
 ngx_rtmp_pgauth_live_find_name(ngx_rtmp_pgauth_live_t *live,
@@ -219,7 +223,6 @@ ngx_rtmp_pgauth_live_find_name(ngx_rtmp_pgauth_live_t *live,
         c = ngx_queue_data(q, ngx_rtmp_pgauth_ctx_t, queue);
 
         if (c != ctx
-            && !c->kicked
             && ngx_strcmp(c->name, ctx->name) == 0
             && c->session->app.len == ctx->session->app.len
             && ngx_strncmp(c->session->app.data, ctx->session->app.data,

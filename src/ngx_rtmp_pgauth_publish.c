@@ -407,9 +407,10 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
     ngx_rtmp_pgauth_live_add(ctx->live, ctx);
 
     /*
-     * The database has ended any other publisher of the name; one in this
-     * worker still holds the live stream until its close event, already
-     * posted, has run: publish from an event posted after it.
+     * The database has ended any other publisher of the name, and its
+     * notification may have been handled already.  One in this worker
+     * holds the name in the live module until its close event, posted by
+     * the kick, has run: publish from an event posted after it.
      */
 
     old = ctx->name[0] ? ngx_rtmp_pgauth_live_find_name(ctx->live, ctx)

@@ -61,9 +61,9 @@ for my $workers (1, 2) {
     ok($b->wait_line(qr/Publish\.Start/, 5), 'two nodes: the same key publishes on n2');
     ok($a->wait_line(qr/^closed/, 2), 'two nodes: ... and n1 closes its publisher');
     sleep 0.3;
-    is($pg->psql("SELECT string_agg(coalesce(end_reason, 'live') || '@' || node, ' ' ORDER BY id)"
+    is($pg->psql("SELECT string_agg(coalesce(end_reason, 'live') || ':' || node, ' ' ORDER BY id)"
                  . " FROM pgauth.sessions WHERE stream_name = 'roaming'"),
-       'takeover@n1 live@n2', 'two nodes: recorded');
+       'takeover:n1 live:n2', 'two nodes: recorded');
     $b->stop;
     $n1->stop;
     $n2->stop;
