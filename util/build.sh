@@ -130,5 +130,7 @@ then
 fi
 
 make -s -C "$tree" -f objs/Makefile modules
-cp "$tree/objs/ngx_rtmp_pgauth_module.so" "$out/"
+# a new file, not the old one rewritten: running nginx processes map it
+cp "$tree/objs/ngx_rtmp_pgauth_module.so" "$out/.ngx_rtmp_pgauth_module.so"
+mv -f "$out/.ngx_rtmp_pgauth_module.so" "$out/ngx_rtmp_pgauth_module.so"
 echo "build: ${out#$top/}/ngx_rtmp_pgauth_module.so"
