@@ -188,6 +188,20 @@ static ngx_command_t  ngx_rtmp_pgauth_commands[] = {
       offsetof(ngx_rtmp_pgauth_app_conf_t, duplicate),
       &ngx_rtmp_pgauth_duplicate },
 
+    { ngx_string("pgauth_limit_zone"),
+      NGX_RTMP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_rtmp_pgauth_limit_zone,
+      NGX_RTMP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("pgauth_limit"),
+      NGX_RTMP_MAIN_CONF|NGX_RTMP_SRV_CONF|NGX_RTMP_APP_CONF|NGX_CONF_TAKE1,
+      ngx_rtmp_pgauth_limit,
+      NGX_RTMP_APP_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("pgauth"),
       NGX_RTMP_MAIN_CONF|NGX_RTMP_SRV_CONF|NGX_RTMP_APP_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -378,6 +392,7 @@ ngx_rtmp_pgauth_create_app_conf(ngx_conf_t *cf)
     pacf->timeout = NGX_CONF_UNSET_MSEC;
     pacf->key_hash = NGX_CONF_UNSET_UINT;
     pacf->duplicate = NGX_CONF_UNSET_UINT;
+    pacf->limit = NGX_CONF_UNSET_PTR;
 
     return pacf;
 }
@@ -398,6 +413,11 @@ ngx_rtmp_pgauth_merge_app_conf(ngx_conf_t *cf, void *parent, void *child)
                               NGX_RTMP_PGAUTH_HASH_SHA256);
     ngx_conf_merge_uint_value(conf->duplicate, prev->duplicate,
                               NGX_RTMP_PGAUTH_TAKEOVER);
+    ngx_conf_merge_ptr_value(conf->limit, prev->limit, NULL);
+
+    if (ngx_rtmp_pgauth_limit_check_conf(cf, conf->limit) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     /*
      * the default query depends on the key hash of this level: only a

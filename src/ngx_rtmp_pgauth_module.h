@@ -45,6 +45,7 @@ typedef struct ngx_rtmp_pgauth_pool_s  ngx_rtmp_pgauth_pool_t;
 typedef struct ngx_rtmp_pgauth_conn_s  ngx_rtmp_pgauth_conn_t;
 typedef struct ngx_rtmp_pgauth_req_s   ngx_rtmp_pgauth_req_t;
 typedef struct ngx_rtmp_pgauth_live_s  ngx_rtmp_pgauth_live_t;
+typedef struct ngx_rtmp_pgauth_limit_s ngx_rtmp_pgauth_limit_t;
 
 
 /*
@@ -148,6 +149,7 @@ typedef struct {
     ngx_str_t                       done_query;
     ngx_uint_t                      key_hash;
     ngx_uint_t                      duplicate;
+    ngx_shm_zone_t                 *limit;
 } ngx_rtmp_pgauth_app_conf_t;
 
 
@@ -198,6 +200,17 @@ void ngx_rtmp_pgauth_req_free(ngx_rtmp_pgauth_req_t *req);
 ngx_int_t ngx_rtmp_pgauth_publish_init(ngx_conf_t *cf);
 void ngx_rtmp_pgauth_kick(ngx_rtmp_pgauth_ctx_t *ctx, const char *reason);
 void ngx_rtmp_pgauth_expire_in(ngx_rtmp_pgauth_ctx_t *ctx, double secs);
+
+
+/* ngx_rtmp_pgauth_limit.c */
+
+char *ngx_rtmp_pgauth_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_rtmp_pgauth_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_rtmp_pgauth_limit_check_conf(ngx_conf_t *cf, ngx_shm_zone_t *zone);
+ngx_int_t ngx_rtmp_pgauth_limit_test(ngx_shm_zone_t *zone,
+    ngx_rtmp_session_t *s, ngx_msec_t *left);
+void ngx_rtmp_pgauth_limit_fail(ngx_shm_zone_t *zone, ngx_rtmp_session_t *s);
 
 
 /* ngx_rtmp_pgauth_live.c */

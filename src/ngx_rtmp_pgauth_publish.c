@@ -29,6 +29,13 @@
 #define NGX_RTMP_PGAUTH_BADNAME        "NetStream.Publish.BadName"
 #define NGX_RTMP_PGAUTH_BADNAME_DESC   "Already publishing"
 #define NGX_RTMP_PGAUTH_BUSY_DESC      "Stream already live"
+#define NGX_RTMP_PGAUTH_BLOCKED_DESC                                         \
+    "Too many failed attempts, try again later"
+
+/* how a publish is refused */
+#define NGX_RTMP_PGAUTH_DENY           0
+#define NGX_RTMP_PGAUTH_UNAVAILABLE    1
+#define NGX_RTMP_PGAUTH_BLOCKED        2
 
 /* raised by pgauth.authorize() when the name is live and may not be taken */
 #define NGX_RTMP_PGAUTH_SQLSTATE_BUSY  "PA001"
@@ -86,7 +93,7 @@ static void ngx_rtmp_pgauth_resume(ngx_event_t *ev);
 static void ngx_rtmp_pgauth_expired(ngx_event_t *ev);
 static ngx_int_t ngx_rtmp_pgauth_public_name(u_char *name, size_t len);
 static void ngx_rtmp_pgauth_refuse(ngx_rtmp_session_t *s,
-    ngx_rtmp_pgauth_ctx_t *ctx, ngx_uint_t unavailable, const char *reason,
+    ngx_rtmp_pgauth_ctx_t *ctx, ngx_uint_t how, const char *reason,
     ngx_str_t *err);
 static void ngx_rtmp_pgauth_end(ngx_rtmp_pgauth_ctx_t *ctx,
     const char *reason);
@@ -153,7 +160,8 @@ ngx_rtmp_pgauth_publish(ngx_rtmp_session_t *s, ngx_rtmp_publish_t *v)
     req = ngx_rtmp_pgauth_req_create(ctx->pool,
                                      sizeof(ngx_rtmp_pgauth_decision_t));
     if (req == NULL) {
-        ngx_rtmp_pgauth_refuse(s, ctx, 1, "out of memory", NULL);
+        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_UNAVAILABLE,
+                               "out of memory", NULL);
         return NGX_ERROR;
     }
 
@@ -210,8 +218,8 @@ ngx_rtmp_pgauth_publish(ngx_rtmp_session_t *s, ngx_rtmp_publish_t *v)
     if (ngx_rtmp_pgauth_req_submit(req, pacf->timeout) == NGX_BUSY) {
         ctx->req = NULL;
         ngx_rtmp_pgauth_req_free(req);
-        ngx_rtmp_pgauth_refuse(s, ctx, 1, "too many decisions queued",
-                               NULL);
+        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_UNAVAILABLE,
+                               "too many decisions queued", NULL);
         return NGX_ERROR;
     }
 
@@ -269,7 +277,8 @@ static ngx_int_t
 ngx_rtmp_pgauth_check(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
     ngx_rtmp_publish_t *v)
 {
-    size_t  len;
+    size_t      len;
+    ngx_msec_t  left;
 
     len = ngx_strlen(v->name);
 
@@ -290,26 +299,37 @@ ngx_rtmp_pgauth_check(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
         return NGX_ERROR;
     }
 
+    if (ctx->pacf->limit
+        && ngx_rtmp_pgauth_limit_test(ctx->pacf->limit, s, &left) == NGX_BUSY)
+    {
+        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_BLOCKED,
+                               "address blocked", NULL);
+        return NGX_ERROR;
+    }
+
     if (len == 0) {
-        ngx_rtmp_pgauth_refuse(s, ctx, 0, "empty stream key", NULL);
+        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_DENY,
+                               "empty stream key", NULL);
         return NGX_ERROR;
     }
 
     if (ctx->pacf->key_hash == NGX_RTMP_PGAUTH_HASH_NONE
         && ngx_rtmp_pgauth_utf8(v->name, len) != NGX_OK)
     {
-        ngx_rtmp_pgauth_refuse(s, ctx, 0, "stream key is not UTF-8", NULL);
+        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_DENY,
+                               "stream key is not UTF-8", NULL);
         return NGX_ERROR;
     }
 
     if (ngx_rtmp_pgauth_utf8(v->args, ngx_strlen(v->args)) != NGX_OK) {
-        ngx_rtmp_pgauth_refuse(s, ctx, 0, "publish arguments are not UTF-8",
-                               NULL);
+        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_DENY,
+                               "publish arguments are not UTF-8", NULL);
         return NGX_ERROR;
     }
 
     if (ctx->pool == NULL) {
-        ngx_rtmp_pgauth_refuse(s, ctx, 1, "no pool in this process", NULL);
+        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_UNAVAILABLE,
+                               "no pool in this process", NULL);
         return NGX_ERROR;
     }
 
@@ -361,7 +381,8 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
     ctx->req = NULL;
 
     if (rc == NGX_RTMP_PGAUTH_TIMEDOUT) {
-        ngx_rtmp_pgauth_refuse(s, ctx, 1, "timed out", NULL);
+        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_UNAVAILABLE,
+                               "timed out", NULL);
         return;
     }
 
@@ -380,12 +401,14 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
             return;
         }
 
-        ngx_rtmp_pgauth_refuse(s, ctx, 1, "database error", err);
+        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_UNAVAILABLE,
+                               "database error", err);
         return;
     }
 
     if (PQntuples(res) == 0 || PQnfields(res) == 0) {
-        ngx_rtmp_pgauth_refuse(s, ctx, 0, "no matching key", NULL);
+        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_DENY,
+                               "no matching key", NULL);
         return;
     }
 
@@ -454,7 +477,8 @@ ngx_rtmp_pgauth_allow(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
 
         if (len >= sizeof(ctx->sid)) {
             ngx_str_set(&reason, "session id too long");
-            ngx_rtmp_pgauth_refuse(s, ctx, 1, "bad reply", &reason);
+            ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_UNAVAILABLE,
+                                   "bad reply", &reason);
             return NGX_ERROR;
         }
 
@@ -472,7 +496,8 @@ ngx_rtmp_pgauth_allow(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
 
         if (ngx_rtmp_pgauth_public_name(value, len) != NGX_OK) {
             ngx_str_set(&reason, "unusable stream name");
-            ngx_rtmp_pgauth_refuse(s, ctx, 1, "bad reply", &reason);
+            ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_UNAVAILABLE,
+                                   "bad reply", &reason);
             return NGX_ERROR;
         }
 
@@ -651,25 +676,42 @@ ngx_rtmp_pgauth_public_name(u_char *name, size_t len)
 
 static void
 ngx_rtmp_pgauth_refuse(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
-    ngx_uint_t unavailable, const char *reason, ngx_str_t *err)
+    ngx_uint_t how, const char *reason, ngx_str_t *err)
 {
-    ngx_str_t  empty = ngx_null_string;
+    ngx_uint_t  level;
+    ngx_str_t   empty = ngx_null_string;
 
     if (err == NULL) {
         err = &empty;
     }
 
-    ngx_log_error(NGX_LOG_ERR, s->connection->log, 0,
+    /* a blocked address was logged once when it was blocked */
+    level = (how == NGX_RTMP_PGAUTH_BLOCKED) ? NGX_LOG_INFO : NGX_LOG_ERR;
+
+    ngx_log_error(level, s->connection->log, 0,
                   "pgauth: refused app=\"%V\" addr=\"%V\" fp=%s "
                   "reason=\"%s%s%V\"",
                   &s->app, &s->connection->addr_text, ctx->fp,
                   reason, err->len ? ": " : "", err);
 
-    if (unavailable) {
+    switch (how) {
+
+    case NGX_RTMP_PGAUTH_UNAVAILABLE:
         ngx_rtmp_send_status(s, NGX_RTMP_PGAUTH_FAILED_CODE, "error",
                              NGX_RTMP_PGAUTH_FAILED_DESC);
+        break;
 
-    } else {
+    case NGX_RTMP_PGAUTH_BLOCKED:
+        ngx_rtmp_send_status(s, NGX_RTMP_PGAUTH_DENIED, "error",
+                             NGX_RTMP_PGAUTH_BLOCKED_DESC);
+        break;
+
+    default: /* NGX_RTMP_PGAUTH_DENY */
+
+        if (ctx->pacf->limit) {
+            ngx_rtmp_pgauth_limit_fail(ctx->pacf->limit, s);
+        }
+
         ngx_rtmp_send_status(s, NGX_RTMP_PGAUTH_DENIED, "error",
                              NGX_RTMP_PGAUTH_DENIED_DESC);
     }

@@ -108,6 +108,24 @@ my @bad = (
     [ 'pgauth_dsn "host=127.0.0.1";', 'pgauth_duplicate kick;',
       qr/invalid value "kick" in "pgauth_duplicate" directive, it must be "takeover" or "refuse"/,
       'unknown duplicate policy' ],
+    [ 'pgauth_dsn "host=127.0.0.1";', 'pgauth_limit zone=nowhere;',
+      qr/unknown zone "nowhere" in "pgauth_limit": no "pgauth_limit_zone" defines it/,
+      'limit with an undefined zone' ],
+    [ 'pgauth_dsn "host=127.0.0.1"; pgauth_limit_zone failures=3;', '',
+      qr/"pgauth_limit_zone" must have "zone" parameter/, 'limit zone without zone=' ],
+    [ 'pgauth_dsn "host=127.0.0.1"; pgauth_limit_zone zone=a:1m failures=x;', '',
+      qr/invalid parameter "failures=x" in "pgauth_limit_zone" directive/,
+      'limit zone with bad failures' ],
+    [ 'pgauth_dsn "host=127.0.0.1"; pgauth_limit_zone zone=a:1m block=soon;', '',
+      qr/invalid parameter "block=soon" in "pgauth_limit_zone" directive/,
+      'limit zone with bad block time' ],
+    [ 'pgauth_dsn "host=127.0.0.1"; pgauth_limit_zone zone=a:1k;', '',
+      qr/zone "zone=a:1k" is too small in "pgauth_limit_zone" directive/,
+      'limit zone too small' ],
+    [ 'pgauth_dsn "host=127.0.0.1"; pgauth_limit_zone zone=a:1m; pgauth_limit_zone zone=a:1m;', '',
+      qr/duplicate zone "a" in "pgauth_limit_zone" directive/, 'limit zone twice' ],
+    [ 'pgauth_dsn "host=127.0.0.1"; pgauth_limit_zone zone=a:1m;', 'pgauth_limit a;',
+      qr/invalid parameter "a" in "pgauth_limit" directive/, 'limit without zone=' ],
     [ 'pgauth_dsn "host=127.0.0.1";', 'pgauth_listen x;',
       qr/"pgauth_listen" directive is not allowed here/,
       'listen is per rtmp block' ],
@@ -129,9 +147,11 @@ for my $b (@bad) {
     . ' pgauth_pool_size 8; pgauth_queue_size 512; pgauth_timeout 5s;'
     . ' pgauth_key_hash none; pgauth off; pgauth_listen my_channel;'
     . ' pgauth_node edge-1; pgauth_heartbeat 2s; pgauth_recheck 1m;'
-    . ' pgauth_recheck_failure end; pgauth_duplicate refuse;',
+    . ' pgauth_recheck_failure end; pgauth_duplicate refuse;'
+    . ' pgauth_limit_zone zone=z:1m failures=5 window=1m block=10m;'
+    . ' pgauth_limit zone=z;',
     'pgauth on; pgauth_timeout 1500ms; pgauth_key_hash sha256;'
-    . ' pgauth_duplicate takeover;'
+    . ' pgauth_duplicate takeover; pgauth_limit off;'
     . ' pgauth_query "SELECT $1::text, NULL"; pgauth_done_query "SELECT 1";');
 is($rc, 0, 'every directive at its documented level') or diag $out;
 

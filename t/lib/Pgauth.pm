@@ -16,6 +16,7 @@ use File::Basename qw(dirname);
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use POSIX qw(WNOHANG);
+use Scalar::Util ();
 use Time::HiRes qw(time sleep);
 
 our @EXPORT = qw(free_port tmpdir rtmpc rtmpc_start ffmpeg_publish http_get
@@ -96,6 +97,8 @@ sub rtmpc {
     push @args, '-l', $o{len} if defined $o{len};
     push @args, '-w', $o{hold} if defined $o{hold};
     push @args, '-W', $o{drop} if defined $o{drop};
+    push @args, '-b', $o{from} if defined $o{from};
+    push @args, '-F', $o{flood} if defined $o{flood};
     push @args, '-t', $o{timeout} || 10000;
     push @args, "rtmp://127.0.0.1:$port/$app";
 
@@ -184,6 +187,21 @@ sub http_get {
     my ($status) = $resp =~ m{^HTTP/\S+ (\d+)};
     my ($body) = $resp =~ m{\r\n\r\n(.*)}s;
     return ($status || 0, defined $body ? $body : '', time - $t0);
+}
+
+
+# Servers still running when the test ends are stopped here, before
+# File::Temp removes their folders (END blocks run last defined first).
+our (@NGINX, @PG);
+
+END {
+    my $status = $?;
+    $_->stop for grep { defined } @NGINX;
+    for my $pg (grep { defined } @PG) {
+        $pg->cont;
+        $pg->stop('immediate') if $pg->{running};
+    }
+    $? = $status;
 }
 
 
@@ -314,6 +332,9 @@ sub new {
     open my $fh, '>>', "$self->{data}/postgresql.conf" or die;
     print $fh "include '$self->{dir}/extra.conf'\n";
     close $fh;
+
+    push @Pgauth::PG, $self;
+    Scalar::Util::weaken($Pgauth::PG[-1]);
 
     $self->start;
     $self->psql_db('postgres', 'CREATE DATABASE pgauth');
@@ -459,7 +480,7 @@ sub listen_backends {
 
 sub DESTROY {
     my ($self) = @_;
-    return unless $self->{running};
+    return unless $self->{running} && -d $self->{data};
     $self->cont;
     $self->stop('immediate');
 }
@@ -484,6 +505,8 @@ sub new {
     mkdir $self->{hls};
     mkdir "$self->{dir}/logs";
     $self->write_conf($o{conf});
+    push @Pgauth::NGINX, $self;
+    Scalar::Util::weaken($Pgauth::NGINX[-1]);
     $self->start unless $o{no_start};
     return $self;
 }

@@ -21,6 +21,8 @@
  *   -W MS    do not wait for the publish reply: after sending publish,
  *            keep reading for MS ms, then drop the connection
  *   -t MS    overall timeout, default 10000
+ *   -b ADDR  connect from this local address
+ *   -F N     send the publish command N times back to back
  *   -q       print only the summary line
  *
  * The last of -n, -x and -l wins.  The client does the simple (version 0)
@@ -73,6 +75,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <netinet/in.h>
+#include <arpa/inet.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -134,6 +137,8 @@ typedef struct {
     int                     fd;
     double                  t0;
     int                     quiet;
+    int                     flood;      /* publish commands to send */
+    const char             *bind;       /* local address, or NULL */
     long                    timeout;
     long                    linger;
     long                    drop;
@@ -676,6 +681,11 @@ send_publish(void)
     amf_put_str(&b, rc.name, rc.name_len);
     amf_put_cstr(&b, "live");
     send_cmd(RTMPC_CSID_STREAM, msid, &b);
+
+    /* -F: the same publish again and again, without waiting */
+    while (rc.flood-- > 1) {
+        send_cmd(RTMPC_CSID_STREAM, msid, &b);
+    }
 
     free(b.data);
 
@@ -1475,6 +1485,38 @@ handshake(void)
 }
 
 
+/* -b: connect from this local address (another 127.x.y.z, say) */
+
+static int
+bind_local(int fd, int family)
+{
+    struct sockaddr_in   sin;
+    struct sockaddr_in6  sin6;
+
+    if (family == AF_INET) {
+        memset(&sin, 0, sizeof(sin));
+        sin.sin_family = AF_INET;
+
+        if (inet_pton(AF_INET, rc.bind, &sin.sin_addr) != 1) {
+            errno = EINVAL;
+            return -1;
+        }
+
+        return bind(fd, (struct sockaddr *) &sin, sizeof(sin));
+    }
+
+    memset(&sin6, 0, sizeof(sin6));
+    sin6.sin6_family = AF_INET6;
+
+    if (inet_pton(AF_INET6, rc.bind, &sin6.sin6_addr) != 1) {
+        errno = EINVAL;
+        return -1;
+    }
+
+    return bind(fd, (struct sockaddr *) &sin6, sizeof(sin6));
+}
+
+
 static void
 tcp_connect(void)
 {
@@ -1501,6 +1543,12 @@ tcp_connect(void)
         fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
         if (fd < 0) {
             err = errno;
+            continue;
+        }
+
+        if (rc.bind && bind_local(fd, ai->ai_family) != 0) {
+            err = errno;
+            close(fd);
             continue;
         }
 
@@ -1659,7 +1707,7 @@ usage(const char *msg)
 
     fprintf(stderr,
             "usage: rtmpc [-n NAME | -x HEX | -l LEN] [-w MS] [-W MS] "
-            "[-t MS] [-q]\n"
+            "[-t MS] [-q] [-b ADDR] [-F N]\n"
             "             rtmp://HOST[:PORT]/APP\n");
 
     exit(4);
@@ -1830,7 +1878,7 @@ main(int argc, char **argv)
 
     set_name("test", 4, 0);
 
-    while ((ch = getopt(argc, argv, "n:x:l:w:W:t:q")) != -1) {
+    while ((ch = getopt(argc, argv, "n:x:l:w:W:t:qb:F:")) != -1) {
         switch (ch) {
 
         case 'n':
@@ -1859,6 +1907,14 @@ main(int argc, char **argv)
 
         case 'q':
             rc.quiet = 1;
+            break;
+
+        case 'b':
+            rc.bind = optarg;
+            break;
+
+        case 'F':
+            rc.flood = (int) parse_ms(optarg, 100000);
             break;
 
         default:
