@@ -8,6 +8,8 @@
 #                   with AddressSanitizer (TEST=t/010-config.t for one file,
 #                   ASAN=0 to skip the second pass)
 #   make deps       install the Debian packages needed
+#   make soak       20,000 publish attempts, RSS/fd/backend samples, report
+#                   in docs/soak.md (not part of make test)
 #   make install    install the module and its modules-available snippet
 #   make clean      leave the tree as cloned
 
@@ -30,7 +32,7 @@ DATADIR    ?= /usr/share/ngx-rtmp-pgauth
 
 export NGX_RTMP_SRC PG_CONFIG
 
-.PHONY: all deps run test test-asan install uninstall clean
+.PHONY: all deps run test test-asan soak install uninstall clean
 
 all: $(MODULE)
 
@@ -64,6 +66,11 @@ test-asan:
 	@util/deps.sh
 	@$(MAKE) -s $(ASAN_MODULE) $(RTMPC)
 	PGAUTH_ASAN=1 prove -j$(PROVE_JOBS) -r $(TEST)
+
+soak:
+	@util/deps.sh
+	@$(MAKE) -s $(MODULE) $(RTMPC)
+	perl util/soak.pl --out docs/soak.md
 
 install: $(MODULE)
 	install -D -m 644 $(MODULE) \

@@ -137,6 +137,7 @@ ngx_rtmp_pgauth_live_create(ngx_cycle_t *cycle,
 
     ngx_memzero(&pc, sizeof(ngx_rtmp_pgauth_pool_conf_t));
 
+    pc.name = "listen ";
     pc.size = 1;
     pc.queue_size = 16;
     pc.app_name = "nginx-rtmp-pgauth-listen";

@@ -515,6 +515,7 @@ ngx_rtmp_pgauth_init_pool(ngx_cycle_t *cycle,
 
     ngx_memzero(&pc, sizeof(ngx_rtmp_pgauth_pool_conf_t));
 
+    pc.name = "";
     pc.size = pmcf->pool_size;
     pc.queue_size = pmcf->queue_size;
     pc.setup = NGX_RTMP_PGAUTH_SETUP;

@@ -68,6 +68,7 @@ typedef void (*ngx_rtmp_pgauth_ready_pt)(void *data);
 /* what a pool is for: ngx_rtmp_pgauth_pool_create() copies it */
 
 typedef struct {
+    char                           *name;       /* "" or "listen " in logs */
     ngx_uint_t                      size;
     ngx_uint_t                      queue_size;
 

@@ -424,8 +424,9 @@ ngx_rtmp_pgauth_conn_open(ngx_rtmp_pgauth_pool_t *pool)
     pool->nconns++;
     pool->nconnecting++;
 
-    ngx_log_debug1(NGX_LOG_DEBUG_RTMP, pool->log, 0,
-                   "pgauth: connection #%ui connecting", pc->number);
+    ngx_log_debug2(NGX_LOG_DEBUG_RTMP, pool->log, 0,
+                   "pgauth: %sconnection #%ui connecting",
+                   pc->pool->pc.name, pc->number);
 
     pgconn = PQconnectStartParams(pool->keywords, pool->values, 0);
     if (pgconn == NULL) {
@@ -485,8 +486,9 @@ ngx_rtmp_pgauth_conn_socket(ngx_rtmp_pgauth_conn_t *pc)
             return NGX_OK;
         }
 
-        ngx_log_debug1(NGX_LOG_DEBUG_RTMP, pc->pool->log, 0,
-                       "pgauth: connection #%ui changed socket", pc->number);
+        ngx_log_debug2(NGX_LOG_DEBUG_RTMP, pc->pool->log, 0,
+                       "pgauth: %sconnection #%ui changed socket",
+                       pc->pool->pc.name, pc->number);
 
         /* libpq has closed the old socket: it left epoll with it */
         ngx_rtmp_pgauth_conn_release(pc);
@@ -628,8 +630,8 @@ ngx_rtmp_pgauth_conn_timeout(ngx_event_t *ev)
     pc = ev->data;
 
     ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
-                  "pgauth: connection #%ui to PostgreSQL timed out %s",
-                  pc->number,
+                  "pgauth: %sconnection #%ui to PostgreSQL timed out %s",
+                  pc->pool->pc.name, pc->number,
                   pc->state == NGX_RTMP_PGAUTH_CONNECTING
                   ? "while connecting" : "waiting for a reply");
 
@@ -686,9 +688,9 @@ ngx_rtmp_pgauth_conn_setup(ngx_rtmp_pgauth_conn_t *pc)
     int                      rc;
     ngx_rtmp_pgauth_pool_t  *pool;
 
-    ngx_log_debug2(NGX_LOG_DEBUG_RTMP, pc->pool->log, 0,
-                   "pgauth: connection #%ui connected, backend pid %d",
-                   pc->number, PQbackendPID(pc->pgconn));
+    ngx_log_debug3(NGX_LOG_DEBUG_RTMP, pc->pool->log, 0,
+                   "pgauth: %sconnection #%ui connected, backend pid %d",
+                   pc->pool->pc.name, pc->number, PQbackendPID(pc->pgconn));
 
     pool = pc->pool;
 
@@ -741,8 +743,9 @@ ngx_rtmp_pgauth_conn_send(ngx_rtmp_pgauth_conn_t *pc,
     pc->req = req;
     req->conn = pc;
 
-    ngx_log_debug1(NGX_LOG_DEBUG_RTMP, pool->log, 0,
-                   "pgauth: connection #%ui sends a query", pc->number);
+    ngx_log_debug2(NGX_LOG_DEBUG_RTMP, pool->log, 0,
+                   "pgauth: %sconnection #%ui sends a query",
+                   pc->pool->pc.name, pc->number);
 
     if (!PQsendQueryParams(pc->pgconn, (char *) req->query->data,
                            req->nparams, req->types, req->values,
@@ -826,8 +829,8 @@ ngx_rtmp_pgauth_conn_read(ngx_rtmp_pgauth_conn_t *pc)
                 ngx_rtmp_pgauth_error_text(&err, buf, sizeof(buf),
                                            PQresultErrorMessage(res));
                 ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
-                              "pgauth: connection #%ui setup failed: %V",
-                              pc->number, &err);
+                              "pgauth: %sconnection #%ui setup failed: %V",
+                              pc->pool->pc.name, pc->number, &err);
                 PQclear(res);
                 ngx_rtmp_pgauth_conn_failed(pc, NULL);
                 return;
@@ -894,8 +897,8 @@ ngx_rtmp_pgauth_conn_idle_read(ngx_rtmp_pgauth_conn_t *pc)
     level = pool->pc.keep ? NGX_LOG_WARN : NGX_LOG_INFO;
 
     ngx_log_error(level, pool->log, 0,
-                  "pgauth: idle connection #%ui closed by the server",
-                  pc->number);
+                  "pgauth: idle %sconnection #%ui closed by the server",
+                  pc->pool->pc.name, pc->number);
 
     ngx_rtmp_pgauth_conn_close(pc);
 
@@ -947,8 +950,9 @@ ngx_rtmp_pgauth_conn_ready(ngx_rtmp_pgauth_conn_t *pc)
         pool->failures = 0;
         pool->backoff = 0;
 
-        ngx_log_debug1(NGX_LOG_DEBUG_RTMP, pool->log, 0,
-                       "pgauth: connection #%ui ready", pc->number);
+        ngx_log_debug2(NGX_LOG_DEBUG_RTMP, pool->log, 0,
+                       "pgauth: %sconnection #%ui ready",
+                       pc->pool->pc.name, pc->number);
     }
 
     pc->state = NGX_RTMP_PGAUTH_IDLE;
@@ -1001,8 +1005,8 @@ ngx_rtmp_pgauth_conn_failed(ngx_rtmp_pgauth_conn_t *pc, const char *what)
 
     if (what) {
         ngx_log_error(NGX_LOG_ERR, pool->log, 0,
-                      "pgauth: connection #%ui: %s failed: %V",
-                      pc->number, what, &err);
+                      "pgauth: %sconnection #%ui: %s failed: %V",
+                      pc->pool->pc.name, pc->number, what, &err);
     }
 
     if (pc->state == NGX_RTMP_PGAUTH_CONNECTING
@@ -1055,8 +1059,9 @@ ngx_rtmp_pgauth_conn_close(ngx_rtmp_pgauth_conn_t *pc)
 
     pool = pc->pool;
 
-    ngx_log_debug1(NGX_LOG_DEBUG_RTMP, pool->log, 0,
-                   "pgauth: connection #%ui closed", pc->number);
+    ngx_log_debug2(NGX_LOG_DEBUG_RTMP, pool->log, 0,
+                   "pgauth: %sconnection #%ui closed",
+                   pc->pool->pc.name, pc->number);
 
     if (pc->req) {
         ngx_str_set(&err, "connection closed");

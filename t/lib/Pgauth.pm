@@ -530,7 +530,6 @@ rtmp {
 $rtmp
     server {
         listen 127.0.0.1:%%RTMP_PORT%%;
-        ping 0;
 
         application live {
             live on;
