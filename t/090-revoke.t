@@ -165,7 +165,7 @@ ok(!$c->wait_line(qr/^closed/, 0.5), 'with no LISTEN connection the notification
 my $t = time;
 $pg->psql("ALTER ROLE pgauth_nginx LOGIN");
 ok($c->wait_line(qr/^closed/, 5), sprintf('on reconnecting, the re-check ends it (%.2f s)', time - $t));
-like($n1->error_log, qr/pgauth: idle connection #\d+ closed by the server/, 'the lost LISTEN connection was noticed');
+like($n1->error_log, qr/pgauth: idle listen connection #\d+ closed by the server/, 'the lost LISTEN connection was noticed');
 
 $n1->stop;
 $n2->stop;
