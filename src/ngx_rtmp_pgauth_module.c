@@ -23,6 +23,7 @@
 #define NGX_RTMP_PGAUTH_TIMEOUT        3000
 #define NGX_RTMP_PGAUTH_HEARTBEAT      5000
 #define NGX_RTMP_PGAUTH_CHANNEL        "pgauth"
+#define NGX_RTMP_PGAUTH_HOST_TIMEOUT   1000
 
 #define NGX_RTMP_PGAUTH_QUERY                                               \
     "SELECT stream_name, session_id, valid_for"                             \
@@ -58,6 +59,7 @@ static void ngx_rtmp_pgauth_exit_process(ngx_cycle_t *cycle);
 static char *ngx_rtmp_pgauth_dsn(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static void ngx_rtmp_pgauth_check_hosts(ngx_conf_t *cf, const char *hosts);
+static ngx_uint_t ngx_rtmp_pgauth_list_len(const char *list);
 static const char *ngx_rtmp_pgauth_strdup(ngx_pool_t *pool, const char *s);
 static char *ngx_rtmp_pgauth_check_query(ngx_conf_t *cf, void *post,
     void *data);
@@ -567,6 +569,7 @@ ngx_rtmp_pgauth_dsn(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     char              *errmsg, *hosts;
     size_t             len;
+    ngx_int_t          secs;
     ngx_str_t         *value;
     ngx_uint_t         n, i, hostaddr;
     PQconninfoOption  *opts, *o;
@@ -607,6 +610,12 @@ ngx_rtmp_pgauth_dsn(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     n = 0;
     hosts = NULL;
     hostaddr = 0;
+
+    pmcf->nhosts = 1;
+    pmcf->host_kw = -1;
+    pmcf->hostaddr_kw = -1;
+    pmcf->port_kw = -1;
+    pmcf->host_timeout = NGX_RTMP_PGAUTH_HOST_TIMEOUT;
 
     for (o = opts; o->keyword; o++) {
         if (o->val == NULL) {
@@ -653,6 +662,32 @@ ngx_rtmp_pgauth_dsn(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         if (pmcf->keywords[i] == NULL || pmcf->values[i] == NULL) {
             PQconninfoFree(opts);
             return NGX_CONF_ERROR;
+        }
+
+        /*
+         * libpq gives up on a host that does not answer only in its
+         * blocking calls: with a list, the pool moves on after
+         * connect_timeout (seconds, default 1) per host
+         */
+
+        if (ngx_strcmp(o->keyword, "host") == 0) {
+            pmcf->host_kw = i;
+            pmcf->nhosts = ngx_max(pmcf->nhosts,
+                                   ngx_rtmp_pgauth_list_len(o->val));
+
+        } else if (ngx_strcmp(o->keyword, "hostaddr") == 0) {
+            pmcf->hostaddr_kw = i;
+            pmcf->nhosts = ngx_max(pmcf->nhosts,
+                                   ngx_rtmp_pgauth_list_len(o->val));
+
+        } else if (ngx_strcmp(o->keyword, "port") == 0) {
+            pmcf->port_kw = i;
+
+        } else if (ngx_strcmp(o->keyword, "connect_timeout") == 0) {
+            secs = ngx_atoi((u_char *) o->val, ngx_strlen(o->val));
+            if (secs > 0) {
+                pmcf->host_timeout = secs * 1000;
+            }
         }
 
         i++;
@@ -719,6 +754,21 @@ ngx_rtmp_pgauth_check_hosts(ngx_conf_t *cf, const char *hosts)
                            "connect; give an address or a hostaddr",
                            name);
     }
+}
+
+
+static ngx_uint_t
+ngx_rtmp_pgauth_list_len(const char *list)
+{
+    ngx_uint_t  n;
+
+    for (n = 1; *list; list++) {
+        if (*list == ',') {
+            n++;
+        }
+    }
+
+    return n;
 }
 
 

@@ -125,6 +125,13 @@ typedef struct {
     const char                    **keywords;
     const char                    **values;
 
+    /* a host list: where its keywords are, how long each host may take */
+    ngx_uint_t                      nhosts;
+    ngx_int_t                       host_kw;
+    ngx_int_t                       hostaddr_kw;
+    ngx_int_t                       port_kw;
+    ngx_msec_t                      host_timeout;
+
     ngx_uint_t                      pool_size;
     ngx_uint_t                      queue_size;
 

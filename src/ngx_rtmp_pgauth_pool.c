@@ -46,6 +46,7 @@ struct ngx_rtmp_pgauth_conn_s {
     ngx_event_t                     timer;
     ngx_uint_t                      state;
     ngx_uint_t                      number;
+    ngx_uint_t                      first;      /* of the host list */
     unsigned                        flushing:1;
 };
 
@@ -78,6 +79,11 @@ static void ngx_rtmp_pgauth_pool_run(ngx_rtmp_pgauth_pool_t *pool);
 static void ngx_rtmp_pgauth_retry_handler(ngx_event_t *ev);
 
 static void ngx_rtmp_pgauth_conn_open(ngx_rtmp_pgauth_pool_t *pool);
+static ngx_int_t ngx_rtmp_pgauth_conn_start(ngx_rtmp_pgauth_conn_t *pc,
+    const char **values);
+static ngx_int_t ngx_rtmp_pgauth_conn_next_host(ngx_rtmp_pgauth_conn_t *pc);
+static const char *ngx_rtmp_pgauth_list_item(const char *list, ngx_uint_t n,
+    ngx_uint_t i, size_t *len);
 static ngx_int_t ngx_rtmp_pgauth_conn_socket(ngx_rtmp_pgauth_conn_t *pc);
 static void ngx_rtmp_pgauth_conn_release(ngx_rtmp_pgauth_conn_t *pc);
 static ngx_int_t ngx_rtmp_pgauth_conn_want(ngx_rtmp_pgauth_conn_t *pc,
@@ -403,7 +409,6 @@ ngx_rtmp_pgauth_retry_handler(ngx_event_t *ev)
 static void
 ngx_rtmp_pgauth_conn_open(ngx_rtmp_pgauth_pool_t *pool)
 {
-    PGconn                  *pgconn;
     ngx_rtmp_pgauth_conn_t  *pc;
 
     pc = ngx_calloc(sizeof(ngx_rtmp_pgauth_conn_t), pool->log);
@@ -428,31 +433,241 @@ ngx_rtmp_pgauth_conn_open(ngx_rtmp_pgauth_pool_t *pool)
                    "pgauth: %sconnection #%ui connecting",
                    pc->pool->pc.name, pc->number);
 
-    pgconn = PQconnectStartParams(pool->keywords, pool->values, 0);
-    if (pgconn == NULL) {
-        ngx_log_error(NGX_LOG_ALERT, pool->log, 0,
-                      "pgauth: PQconnectStartParams() failed: out of memory");
+    switch (ngx_rtmp_pgauth_conn_start(pc, pool->values)) {
+
+    case NGX_ERROR:
         ngx_rtmp_pgauth_conn_close(pc);
         return;
+
+    case NGX_DECLINED:
+        ngx_rtmp_pgauth_conn_failed(pc, "connect");
+        return;
+    }
+}
+
+
+/*
+ * Starts libpq connecting.  NGX_DECLINED: it failed, libpq says why;
+ * NGX_ERROR: no memory.
+ */
+
+static ngx_int_t
+ngx_rtmp_pgauth_conn_start(ngx_rtmp_pgauth_conn_t *pc, const char **values)
+{
+    PGconn                       *pgconn;
+    ngx_rtmp_pgauth_main_conf_t  *pmcf;
+
+    pmcf = pc->pool->conf;
+
+    pgconn = PQconnectStartParams(pc->pool->keywords, values, 0);
+    if (pgconn == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, pc->pool->log, 0,
+                      "pgauth: PQconnectStartParams() failed: out of memory");
+        return NGX_ERROR;
     }
 
     pc->pgconn = pgconn;
 
     if (PQstatus(pgconn) == CONNECTION_BAD) {
-        ngx_rtmp_pgauth_conn_failed(pc, "connect");
-        return;
+        return NGX_DECLINED;
     }
 
-    ngx_add_timer(&pc->timer, pool->conf->max_timeout);
+    if (pc->timer.timer_set) {
+        ngx_del_timer(&pc->timer);
+    }
+
+    ngx_add_timer(&pc->timer, pmcf->nhosts > 1
+                              ? ngx_min(pmcf->host_timeout, pmcf->max_timeout)
+                              : pmcf->max_timeout);
 
     /* as the libpq documentation says: first behave as if asked to write */
 
     if (ngx_rtmp_pgauth_conn_socket(pc) != NGX_OK
         || ngx_rtmp_pgauth_conn_want(pc, 0, 1) != NGX_OK)
     {
-        ngx_rtmp_pgauth_conn_failed(pc, "connect");
-        return;
+        return NGX_DECLINED;
     }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A host of the list did not answer in time: start again with the hosts
+ * after it.  NGX_DECLINED when it was the last.
+ */
+
+static ngx_int_t
+ngx_rtmp_pgauth_conn_next_host(ngx_rtmp_pgauth_conn_t *pc)
+{
+    char                         *p, *host, *port;
+    size_t                        len, hlen, plen, size;
+    ngx_int_t                     rc, kw[3];
+    ngx_uint_t                    i, j, k, n, cur;
+    const char                   *item, **values;
+    ngx_rtmp_pgauth_main_conf_t  *pmcf;
+
+    pmcf = pc->pool->conf;
+    n = pmcf->nhosts;
+
+    host = PQhost(pc->pgconn);
+    port = PQport(pc->pgconn);
+
+    /* which host of the list libpq is on, from where this attempt began */
+
+    cur = pc->first;
+
+    for (i = pc->first; host && i < n; i++) {
+
+        item = NULL;
+        len = 0;
+
+        if (pmcf->host_kw >= 0) {
+            item = ngx_rtmp_pgauth_list_item(pmcf->values[pmcf->host_kw], n,
+                                             i, &len);
+        }
+
+        if ((item == NULL || len == 0) && pmcf->hostaddr_kw >= 0) {
+            item = ngx_rtmp_pgauth_list_item(pmcf->values[pmcf->hostaddr_kw],
+                                             n, i, &len);
+        }
+
+        hlen = ngx_strlen(host);
+
+        if (item == NULL || len != hlen || ngx_strncmp(item, host, len) != 0) {
+            continue;
+        }
+
+        if (port && pmcf->port_kw >= 0) {
+            item = ngx_rtmp_pgauth_list_item(pmcf->values[pmcf->port_kw], n,
+                                             i, &len);
+            plen = ngx_strlen(port);
+
+            if (item && len && (len != plen
+                                || ngx_strncmp(item, port, len) != 0))
+            {
+                continue;
+            }
+        }
+
+        cur = i;
+        break;
+    }
+
+    if (cur + 1 >= n) {
+        return NGX_DECLINED;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, pc->pool->log, 0,
+                  "pgauth: %sconnection #%ui: host \"%s\" port %s did not "
+                  "answer in %Mms, trying the next host",
+                  pc->pool->pc.name, pc->number, host ? host : "?",
+                  port ? port : "?", pmcf->host_timeout);
+
+    pc->first = cur + 1;
+
+    /* the values with host, hostaddr and port lists cut to start there */
+
+    kw[0] = pmcf->host_kw;
+    kw[1] = pmcf->hostaddr_kw;
+    kw[2] = pmcf->port_kw;
+
+    for (i = 0; pmcf->keywords[i]; i++) { /* void */ }
+
+    size = (i + 1) * sizeof(char *);
+
+    for (k = 0; k < 3; k++) {
+        if (kw[k] >= 0) {
+            size += ngx_strlen(pmcf->values[kw[k]]) + 1;
+        }
+    }
+
+    values = ngx_alloc(size, pc->pool->log);
+    if (values == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ngx_memcpy(values, pmcf->values, (i + 1) * sizeof(char *));
+
+    p = (char *) (values + i + 1);
+
+    for (k = 0; k < 3; k++) {
+
+        if (kw[k] < 0
+            || ngx_rtmp_pgauth_list_item(pmcf->values[kw[k]], n, 0, &len)
+               == NULL)
+        {
+            /* one value for every host: kept as it is */
+            continue;
+        }
+
+        values[kw[k]] = p;
+
+        for (j = pc->first; j < n; j++) {
+            item = ngx_rtmp_pgauth_list_item(pmcf->values[kw[k]], n, j, &len);
+
+            if (j > pc->first) {
+                *p++ = ',';
+            }
+
+            p = (char *) ngx_cpymem(p, item, len);
+        }
+
+        *p++ = '\0';
+    }
+
+    /* the old socket goes with PQfinish() */
+
+    if (pc->c) {
+        ngx_rtmp_pgauth_conn_release(pc);
+    }
+
+    PQfinish(pc->pgconn);
+    pc->pgconn = NULL;
+
+    rc = ngx_rtmp_pgauth_conn_start(pc, values);
+
+    ngx_free(values);
+
+    return rc == NGX_OK ? NGX_OK : NGX_DECLINED;
+}
+
+
+/*
+ * Item i of a comma-separated list of n items; NULL when the list is not
+ * one item per host (a single value applies to all).
+ */
+
+static const char *
+ngx_rtmp_pgauth_list_item(const char *list, ngx_uint_t n, ngx_uint_t i,
+    size_t *len)
+{
+    ngx_uint_t   k;
+    const char  *p, *end;
+
+    k = 0;
+
+    for (p = list; *p; p++) {
+        if (*p == ',') {
+            k++;
+        }
+    }
+
+    if (k + 1 != n) {
+        return NULL;
+    }
+
+    for (p = list; i; p++) {
+        if (*p == ',') {
+            i--;
+        }
+    }
+
+    for (end = p; *end && *end != ','; end++) { /* void */ }
+
+    *len = end - p;
+
+    return p;
 }
 
 
@@ -628,6 +843,13 @@ ngx_rtmp_pgauth_conn_timeout(ngx_event_t *ev)
     ngx_rtmp_pgauth_conn_t  *pc;
 
     pc = ev->data;
+
+    if (pc->state == NGX_RTMP_PGAUTH_CONNECTING
+        && pc->pool->conf->nhosts > 1
+        && ngx_rtmp_pgauth_conn_next_host(pc) == NGX_OK)
+    {
+        return;
+    }
 
     ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
                   "pgauth: %sconnection #%ui to PostgreSQL timed out %s",
