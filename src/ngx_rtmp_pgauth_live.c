@@ -296,43 +296,33 @@ ngx_rtmp_pgauth_live_notify(void *data, PGnotify *notify)
 {
     ngx_rtmp_pgauth_live_t  *live = data;
 
-    u_char                 *p, *sid, *reason;
-    size_t                  len;
+    u_char                 *p, buf[NGX_RTMP_PGAUTH_REASON_LEN];
+    ngx_str_t               sid, reason;
     ngx_rtmp_pgauth_ctx_t  *ctx;
 
     p = (u_char *) notify->extra;
 
-    if (ngx_strcmp(p, "recheck") == 0) {
+    switch (ngx_rtmp_pgauth_parse_notify(p, ngx_strlen(p), &sid, &reason)) {
+
+    case NGX_RTMP_PGAUTH_NOTIFY_RECHECK:
         ngx_rtmp_pgauth_live_check(live);
         return;
-    }
 
-    if (ngx_strncmp(p, "end ", 4) != 0) {
+    case NGX_RTMP_PGAUTH_NOTIFY_END:
+        break;
+
+    default:
         return;
     }
 
-    sid = p + 4;
-    reason = (u_char *) ngx_strchr(sid, ' ');
-
-    if (reason == NULL) {
-        len = ngx_strlen(sid);
-        reason = (u_char *) "ended";
-
-    } else {
-        len = reason - sid;
-        reason++;
-    }
-
-    if (len == 0 || len >= NGX_RTMP_PGAUTH_SID_LEN) {
-        return;
-    }
-
-    ctx = ngx_rtmp_pgauth_live_find(live, sid, len);
+    ctx = ngx_rtmp_pgauth_live_find(live, sid.data, sid.len);
     if (ctx == NULL) {
         return;
     }
 
-    ngx_rtmp_pgauth_kick(ctx, (char *) reason);
+    *ngx_cpymem(buf, reason.data, reason.len) = '\0';
+
+    ngx_rtmp_pgauth_kick(ctx, (char *) buf);
 }
 
 
@@ -572,49 +562,33 @@ ngx_rtmp_pgauth_live_check(ngx_rtmp_pgauth_live_t *live)
 
     /* a text[] literal: {"id","id",...} */
 
-    len = 2;
+    len = 3;
 
     for (q = ngx_queue_head(&live->sessions);
          q != ngx_queue_sentinel(&live->sessions);
          q = ngx_queue_next(q))
     {
         ctx = ngx_queue_data(q, ngx_rtmp_pgauth_ctx_t, queue);
-        len += 2 * ngx_strlen(ctx->sid) + 3;
+        len += 2 * ngx_strlen(ctx->sid) + 4;
     }
 
-    p = ngx_alloc(len + 1, live->log);
+    p = ngx_alloc(len, live->log);
     if (p == NULL) {
         return;
     }
 
     s = p;
-    *s++ = '{';
 
     for (q = ngx_queue_head(&live->sessions);
          q != ngx_queue_sentinel(&live->sessions);
          q = ngx_queue_next(q))
     {
         ctx = ngx_queue_data(q, ngx_rtmp_pgauth_ctx_t, queue);
-
-        if (s[-1] != '{') {
-            *s++ = ',';
-        }
-
-        *s++ = '"';
-
-        for (len = 0; ctx->sid[len]; len++) {
-            if (ctx->sid[len] == '"' || ctx->sid[len] == '\\') {
-                *s++ = '\\';
-            }
-
-            *s++ = ctx->sid[len];
-        }
-
-        *s++ = '"';
+        s = ngx_rtmp_pgauth_array_add(s, ctx->sid, ngx_strlen(ctx->sid),
+                                      s == p);
     }
 
-    *s++ = '}';
-    *s = '\0';
+    ngx_rtmp_pgauth_array_end(s, s == p);
 
     if (ngx_rtmp_pgauth_live_submit(live, NGX_RTMP_PGAUTH_CHECK,
                                     ngx_rtmp_pgauth_live_checked, 1, p)
@@ -635,7 +609,7 @@ ngx_rtmp_pgauth_live_checked(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
 
     int                     i, n;
     u_char                 *sid;
-    double                  secs;
+    ngx_msec_t              ms;
     ngx_queue_t            *q, *next;
     ngx_rtmp_pgauth_ctx_t  *ctx;
 
@@ -682,9 +656,12 @@ ngx_rtmp_pgauth_live_checked(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
             continue;
         }
 
-        if (!PQgetisnull(res, i, 2)) {
-            secs = strtod(PQgetvalue(res, i, 2), NULL);
-            ngx_rtmp_pgauth_expire_in(ctx, secs);
+        if (!PQgetisnull(res, i, 2)
+            && ngx_rtmp_pgauth_parse_seconds((u_char *) PQgetvalue(res, i, 2),
+                                             PQgetlength(res, i, 2), &ms)
+               == NGX_OK)
+        {
+            ngx_rtmp_pgauth_expire_in(ctx, ms);
         }
     }
 

@@ -59,7 +59,6 @@ static void ngx_rtmp_pgauth_exit_process(ngx_cycle_t *cycle);
 static char *ngx_rtmp_pgauth_dsn(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static void ngx_rtmp_pgauth_check_hosts(ngx_conf_t *cf, const char *hosts);
-static ngx_uint_t ngx_rtmp_pgauth_list_len(const char *list);
 static const char *ngx_rtmp_pgauth_strdup(ngx_pool_t *pool, const char *s);
 static char *ngx_rtmp_pgauth_check_query(ngx_conf_t *cf, void *post,
     void *data);
@@ -670,15 +669,19 @@ ngx_rtmp_pgauth_dsn(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
          * connect_timeout (seconds, default 1) per host
          */
 
-        if (ngx_strcmp(o->keyword, "host") == 0) {
-            pmcf->host_kw = i;
-            pmcf->nhosts = ngx_max(pmcf->nhosts,
-                                   ngx_rtmp_pgauth_list_len(o->val));
+        if (ngx_strcmp(o->keyword, "host") == 0
+            || ngx_strcmp(o->keyword, "hostaddr") == 0)
+        {
+            if (o->keyword[4] == '\0') {
+                pmcf->host_kw = i;
 
-        } else if (ngx_strcmp(o->keyword, "hostaddr") == 0) {
-            pmcf->hostaddr_kw = i;
-            pmcf->nhosts = ngx_max(pmcf->nhosts,
-                                   ngx_rtmp_pgauth_list_len(o->val));
+            } else {
+                pmcf->hostaddr_kw = i;
+            }
+
+            n = ngx_rtmp_pgauth_list_len((u_char *) o->val,
+                                         ngx_strlen(o->val));
+            pmcf->nhosts = ngx_max(pmcf->nhosts, n);
 
         } else if (ngx_strcmp(o->keyword, "port") == 0) {
             pmcf->port_kw = i;
@@ -757,21 +760,6 @@ ngx_rtmp_pgauth_check_hosts(ngx_conf_t *cf, const char *hosts)
 }
 
 
-static ngx_uint_t
-ngx_rtmp_pgauth_list_len(const char *list)
-{
-    ngx_uint_t  n;
-
-    for (n = 1; *list; list++) {
-        if (*list == ',') {
-            n++;
-        }
-    }
-
-    return n;
-}
-
-
 static const char *
 ngx_rtmp_pgauth_strdup(ngx_pool_t *pool, const char *s)
 {
@@ -799,35 +787,21 @@ ngx_rtmp_pgauth_check_query(ngx_conf_t *cf, void *post, void *data)
     ngx_rtmp_pgauth_query_post_t  *qp = post;
     ngx_str_t                     *query = data;
 
-    u_char     *p, *last;
-    ngx_str_t  *value;
-    ngx_uint_t  n;
+    ngx_str_t   *value;
+    ngx_uint_t   n;
 
     if (query->len == 0) {
         return "is empty";
     }
 
-    p = query->data;
-    last = p + query->len;
+    n = ngx_rtmp_pgauth_query_max_param(query->data, query->len);
 
-    while (p < last) {
-        if (*p++ != '$' || p == last || *p < '1' || *p > '9') {
-            continue;
-        }
-
-        n = 0;
-
-        while (p < last && *p >= '0' && *p <= '9' && n < 100000) {
-            n = n * 10 + (*p++ - '0');
-        }
-
-        if (n > qp->max) {
-            value = cf->args->elts;
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"%V\" refers to $%ui, only $1..$%ui "
-                               "are bound", &value[0], n, qp->max);
-            return NGX_CONF_ERROR;
-        }
+    if (n > qp->max) {
+        value = cf->args->elts;
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" refers to $%ui, only $1..$%ui are bound",
+                           &value[0], n, qp->max);
+        return NGX_CONF_ERROR;
     }
 
     return NGX_CONF_OK;
@@ -919,8 +893,7 @@ ngx_rtmp_pgauth_listen(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_rtmp_pgauth_main_conf_t  *pmcf = conf;
 
-    ngx_str_t   *value;
-    ngx_uint_t   i;
+    ngx_str_t  *value;
 
     if (pmcf->channel.data) {
         return "is duplicate";
@@ -933,24 +906,12 @@ ngx_rtmp_pgauth_listen(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_OK;
     }
 
-    if (value[1].len == 0 || value[1].len > 63) {
-        goto invalid;
+    if (ngx_rtmp_pgauth_channel_valid(value[1].data, value[1].len)
+        == NGX_OK)
+    {
+        pmcf->channel = value[1];
+        return NGX_CONF_OK;
     }
-
-    for (i = 0; i < value[1].len; i++) {
-        if (!(value[1].data[i] == '_'
-              || (value[1].data[i] >= 'a' && value[1].data[i] <= 'z')
-              || (value[1].data[i] >= '0' && value[1].data[i] <= '9' && i)))
-        {
-            goto invalid;
-        }
-    }
-
-    pmcf->channel = value[1];
-
-    return NGX_CONF_OK;
-
-invalid:
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "invalid channel \"%V\" in \"%V\" directive: up to 63 "

@@ -13,12 +13,12 @@
 #include <ngx_event.h>
 #include "ngx_rtmp.h"
 #include "ngx_rtmp_cmd_module.h"
+#include "ngx_rtmp_pgauth_parse.h"
 
 #include <libpq-fe.h>
 
 
 #define NGX_RTMP_PGAUTH_NPARAMS        5
-#define NGX_RTMP_PGAUTH_SID_LEN        64
 #define NGX_RTMP_PGAUTH_FP_LEN         8
 
 #define NGX_RTMP_PGAUTH_DIGEST_LEN     32
@@ -176,7 +176,7 @@ typedef struct {
     ngx_rtmp_publish_t              publish;    /* what resume publishes */
 
     const char                     *end_reason; /* a kick's, or NULL */
-    u_char                          reason[32];
+    u_char                          reason[NGX_RTMP_PGAUTH_REASON_LEN];
 
     u_char                          digest[NGX_RTMP_PGAUTH_DIGEST_LEN];
     u_char                          fp[NGX_RTMP_PGAUTH_FP_LEN + 1];
@@ -207,7 +207,7 @@ void ngx_rtmp_pgauth_req_free(ngx_rtmp_pgauth_req_t *req);
 
 ngx_int_t ngx_rtmp_pgauth_publish_init(ngx_conf_t *cf);
 void ngx_rtmp_pgauth_kick(ngx_rtmp_pgauth_ctx_t *ctx, const char *reason);
-void ngx_rtmp_pgauth_expire_in(ngx_rtmp_pgauth_ctx_t *ctx, double secs);
+void ngx_rtmp_pgauth_expire_in(ngx_rtmp_pgauth_ctx_t *ctx, ngx_msec_t ms);
 
 
 /* ngx_rtmp_pgauth_limit.c */

@@ -82,8 +82,8 @@ static void ngx_rtmp_pgauth_conn_open(ngx_rtmp_pgauth_pool_t *pool);
 static ngx_int_t ngx_rtmp_pgauth_conn_start(ngx_rtmp_pgauth_conn_t *pc,
     const char **values);
 static ngx_int_t ngx_rtmp_pgauth_conn_next_host(ngx_rtmp_pgauth_conn_t *pc);
-static const char *ngx_rtmp_pgauth_list_item(const char *list, ngx_uint_t n,
-    ngx_uint_t i, size_t *len);
+static u_char *ngx_rtmp_pgauth_kw_item(ngx_rtmp_pgauth_main_conf_t *pmcf,
+    ngx_int_t kw, ngx_uint_t i, size_t *len);
 static ngx_int_t ngx_rtmp_pgauth_conn_socket(ngx_rtmp_pgauth_conn_t *pc);
 static void ngx_rtmp_pgauth_conn_release(ngx_rtmp_pgauth_conn_t *pc);
 static ngx_int_t ngx_rtmp_pgauth_conn_want(ngx_rtmp_pgauth_conn_t *pc,
@@ -501,10 +501,11 @@ static ngx_int_t
 ngx_rtmp_pgauth_conn_next_host(ngx_rtmp_pgauth_conn_t *pc)
 {
     char                         *p, *host, *port;
+    u_char                       *item;
     size_t                        len, hlen, plen, size;
     ngx_int_t                     rc, kw[3];
     ngx_uint_t                    i, j, k, n, cur;
-    const char                   *item, **values;
+    const char                  **values;
     ngx_rtmp_pgauth_main_conf_t  *pmcf;
 
     pmcf = pc->pool->conf;
@@ -523,13 +524,11 @@ ngx_rtmp_pgauth_conn_next_host(ngx_rtmp_pgauth_conn_t *pc)
         len = 0;
 
         if (pmcf->host_kw >= 0) {
-            item = ngx_rtmp_pgauth_list_item(pmcf->values[pmcf->host_kw], n,
-                                             i, &len);
+            item = ngx_rtmp_pgauth_kw_item(pmcf, pmcf->host_kw, i, &len);
         }
 
         if ((item == NULL || len == 0) && pmcf->hostaddr_kw >= 0) {
-            item = ngx_rtmp_pgauth_list_item(pmcf->values[pmcf->hostaddr_kw],
-                                             n, i, &len);
+            item = ngx_rtmp_pgauth_kw_item(pmcf, pmcf->hostaddr_kw, i, &len);
         }
 
         hlen = ngx_strlen(host);
@@ -539,8 +538,7 @@ ngx_rtmp_pgauth_conn_next_host(ngx_rtmp_pgauth_conn_t *pc)
         }
 
         if (port && pmcf->port_kw >= 0) {
-            item = ngx_rtmp_pgauth_list_item(pmcf->values[pmcf->port_kw], n,
-                                             i, &len);
+            item = ngx_rtmp_pgauth_kw_item(pmcf, pmcf->port_kw, i, &len);
             plen = ngx_strlen(port);
 
             if (item && len && (len != plen
@@ -594,8 +592,7 @@ ngx_rtmp_pgauth_conn_next_host(ngx_rtmp_pgauth_conn_t *pc)
     for (k = 0; k < 3; k++) {
 
         if (kw[k] < 0
-            || ngx_rtmp_pgauth_list_item(pmcf->values[kw[k]], n, 0, &len)
-               == NULL)
+            || ngx_rtmp_pgauth_kw_item(pmcf, kw[k], 0, &len) == NULL)
         {
             /* one value for every host: kept as it is */
             continue;
@@ -604,7 +601,7 @@ ngx_rtmp_pgauth_conn_next_host(ngx_rtmp_pgauth_conn_t *pc)
         values[kw[k]] = p;
 
         for (j = pc->first; j < n; j++) {
-            item = ngx_rtmp_pgauth_list_item(pmcf->values[kw[k]], n, j, &len);
+            item = ngx_rtmp_pgauth_kw_item(pmcf, kw[k], j, &len);
 
             if (j > pc->first) {
                 *p++ = ',';
@@ -630,44 +627,6 @@ ngx_rtmp_pgauth_conn_next_host(ngx_rtmp_pgauth_conn_t *pc)
     ngx_free(values);
 
     return rc == NGX_OK ? NGX_OK : NGX_DECLINED;
-}
-
-
-/*
- * Item i of a comma-separated list of n items; NULL when the list is not
- * one item per host (a single value applies to all).
- */
-
-static const char *
-ngx_rtmp_pgauth_list_item(const char *list, ngx_uint_t n, ngx_uint_t i,
-    size_t *len)
-{
-    ngx_uint_t   k;
-    const char  *p, *end;
-
-    k = 0;
-
-    for (p = list; *p; p++) {
-        if (*p == ',') {
-            k++;
-        }
-    }
-
-    if (k + 1 != n) {
-        return NULL;
-    }
-
-    for (p = list; i; p++) {
-        if (*p == ',') {
-            i--;
-        }
-    }
-
-    for (end = p; *end && *end != ','; end++) { /* void */ }
-
-    *len = end - p;
-
-    return p;
 }
 
 
@@ -1338,4 +1297,19 @@ ngx_rtmp_pgauth_error_text(ngx_str_t *err, u_char *buf, size_t size,
 
     err->data = buf;
     err->len = p - buf;
+}
+
+
+/* item i of a host, hostaddr or port list given one item per host */
+
+static u_char *
+ngx_rtmp_pgauth_kw_item(ngx_rtmp_pgauth_main_conf_t *pmcf, ngx_int_t kw,
+    ngx_uint_t i, size_t *len)
+{
+    u_char  *list;
+
+    list = (u_char *) pmcf->values[kw];
+
+    return ngx_rtmp_pgauth_list_item(list, ngx_strlen(list), pmcf->nhosts,
+                                     i, len);
 }

@@ -82,7 +82,6 @@ static ngx_rtmp_pgauth_ctx_t *ngx_rtmp_pgauth_get_ctx(ngx_rtmp_session_t *s);
 static void ngx_rtmp_pgauth_cleanup(void *data);
 static ngx_int_t ngx_rtmp_pgauth_check(ngx_rtmp_session_t *s,
     ngx_rtmp_pgauth_ctx_t *ctx, ngx_rtmp_publish_t *v);
-static ngx_int_t ngx_rtmp_pgauth_utf8(u_char *p, size_t len);
 static void ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req,
     ngx_uint_t rc, PGresult *res, ngx_str_t *err);
 static void ngx_rtmp_pgauth_decided_late(ngx_rtmp_pgauth_req_t *req,
@@ -91,7 +90,6 @@ static ngx_int_t ngx_rtmp_pgauth_allow(ngx_rtmp_session_t *s,
     ngx_rtmp_pgauth_ctx_t *ctx, PGresult *res);
 static void ngx_rtmp_pgauth_resume(ngx_event_t *ev);
 static void ngx_rtmp_pgauth_expired(ngx_event_t *ev);
-static ngx_int_t ngx_rtmp_pgauth_public_name(u_char *name, size_t len);
 static void ngx_rtmp_pgauth_refuse(ngx_rtmp_session_t *s,
     ngx_rtmp_pgauth_ctx_t *ctx, ngx_uint_t how, const char *reason,
     ngx_str_t *err);
@@ -337,34 +335,6 @@ ngx_rtmp_pgauth_check(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
 }
 
 
-/* what PostgreSQL accepts as UTF-8 text */
-
-static ngx_int_t
-ngx_rtmp_pgauth_utf8(u_char *p, size_t len)
-{
-    u_char    *last;
-    uint32_t   u;
-
-    last = p + len;
-
-    while (p < last) {
-
-        if (*p < 0x80) {
-            p++;
-            continue;
-        }
-
-        u = ngx_utf8_decode(&p, last - p);
-
-        if (u > 0x10ffff || (u >= 0xd800 && u <= 0xdfff)) {
-            return NGX_ERROR;
-        }
-    }
-
-    return NGX_OK;
-}
-
-
 static void
 ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
     PGresult *res, ngx_str_t *err)
@@ -464,9 +434,10 @@ static ngx_int_t
 ngx_rtmp_pgauth_allow(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
     PGresult *res)
 {
-    size_t      len;
-    u_char     *value;
-    ngx_str_t   reason;
+    size_t       len;
+    u_char      *value;
+    ngx_str_t    reason;
+    ngx_msec_t   ms;
 
     ctx->name[0] = '\0';
     ctx->sid[0] = '\0';
@@ -506,8 +477,12 @@ ngx_rtmp_pgauth_allow(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
 
     /* column 3: how many seconds the authorization holds */
 
-    if (PQnfields(res) > 2 && !PQgetisnull(res, 0, 2)) {
-        ngx_rtmp_pgauth_expire_in(ctx, strtod(PQgetvalue(res, 0, 2), NULL));
+    if (PQnfields(res) > 2 && !PQgetisnull(res, 0, 2)
+        && ngx_rtmp_pgauth_parse_seconds((u_char *) PQgetvalue(res, 0, 2),
+                                         PQgetlength(res, 0, 2), &ms)
+           == NGX_OK)
+    {
+        ngx_rtmp_pgauth_expire_in(ctx, ms);
     }
 
     return NGX_OK;
@@ -528,21 +503,11 @@ ngx_rtmp_pgauth_resume(ngx_event_t *ev)
 /* ends the session when its authorization runs out */
 
 void
-ngx_rtmp_pgauth_expire_in(ngx_rtmp_pgauth_ctx_t *ctx, double secs)
+ngx_rtmp_pgauth_expire_in(ngx_rtmp_pgauth_ctx_t *ctx, ngx_msec_t ms)
 {
-    ngx_msec_t  ms;
-
     if (!ctx->allowed || ctx->kicked) {
         return;
     }
-
-    /* timers hold at most ~24 days; further is no limit for now */
-
-    if (!(secs >= 0) || secs > 2000000) {
-        return;
-    }
-
-    ms = (ngx_msec_t) (secs * 1000);
 
     if (ctx->expire.timer_set) {
         ngx_del_timer(&ctx->expire);
@@ -642,29 +607,6 @@ ngx_rtmp_pgauth_decided_late(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
                   d->app, d->addr, d->fp, ngx_min(len, 64), sid);
 
     ngx_rtmp_pgauth_done(req->pool, d->pacf, sid, len, "client gone");
-}
-
-
-/* a public name becomes file names (HLS, recordings): keep it plain */
-
-static ngx_int_t
-ngx_rtmp_pgauth_public_name(u_char *name, size_t len)
-{
-    size_t  i;
-
-    if (len == 0 || len >= NGX_RTMP_MAX_NAME || name[0] == '.') {
-        return NGX_ERROR;
-    }
-
-    for (i = 0; i < len; i++) {
-        if (name[i] < 0x20 || name[i] == 0x7f
-            || name[i] == '/' || name[i] == '\\' || name[i] == '?')
-        {
-            return NGX_ERROR;
-        }
-    }
-
-    return NGX_OK;
 }
 
 

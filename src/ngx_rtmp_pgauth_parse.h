@@ -1,0 +1,44 @@
+
+/*
+ * Copyright (C) ngx_rtmp_pgauth authors
+ */
+
+
+#ifndef _NGX_RTMP_PGAUTH_PARSE_H_INCLUDED_
+#define _NGX_RTMP_PGAUTH_PARSE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+
+#define NGX_RTMP_PGAUTH_SID_LEN        64
+#define NGX_RTMP_PGAUTH_REASON_LEN     32
+
+/* nginx-rtmp's NGX_RTMP_MAX_NAME: names are at most 255 bytes */
+#define NGX_RTMP_PGAUTH_NAME_LEN       256
+
+/* the longest nginx timer, about 24 days, in seconds */
+#define NGX_RTMP_PGAUTH_MAX_SECONDS    2000000
+
+#define NGX_RTMP_PGAUTH_NOTIFY_END     1
+#define NGX_RTMP_PGAUTH_NOTIFY_RECHECK 2
+
+
+ngx_uint_t ngx_rtmp_pgauth_query_max_param(u_char *p, size_t len);
+ngx_int_t ngx_rtmp_pgauth_channel_valid(u_char *p, size_t len);
+ngx_int_t ngx_rtmp_pgauth_parse_notify(u_char *p, size_t len,
+    ngx_str_t *sid, ngx_str_t *reason);
+ngx_int_t ngx_rtmp_pgauth_public_name(u_char *name, size_t len);
+ngx_int_t ngx_rtmp_pgauth_utf8(u_char *p, size_t len);
+ngx_int_t ngx_rtmp_pgauth_parse_seconds(u_char *p, size_t len,
+    ngx_msec_t *ms);
+ngx_uint_t ngx_rtmp_pgauth_list_len(u_char *list, size_t len);
+u_char *ngx_rtmp_pgauth_list_item(u_char *list, size_t len, ngx_uint_t n,
+    ngx_uint_t i, size_t *ilen);
+u_char *ngx_rtmp_pgauth_array_add(u_char *dst, u_char *item, size_t len,
+    ngx_uint_t first);
+u_char *ngx_rtmp_pgauth_array_end(u_char *dst, ngx_uint_t empty);
+
+
+#endif /* _NGX_RTMP_PGAUTH_PARSE_H_INCLUDED_ */
