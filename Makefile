@@ -8,6 +8,7 @@
 #                   with AddressSanitizer (TEST=t/010-config.t for one file,
 #                   ASAN=0 to skip the second pass)
 #   make deps       install the Debian packages needed
+#   make fuzz       the libFuzzer targets of t/fuzz, FUZZ_SECONDS (60) each
 #   make soak       20,000 publish attempts, RSS/fd/backend samples, report
 #                   in docs/soak.md (not part of make test)
 #   make install    install the module and its modules-available snippet
@@ -23,6 +24,11 @@ HTTP_PORT  ?= 8080
 TEST       ?= t/
 PROVE_JOBS ?= 2
 ASAN       ?= 1
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := notify strings lists
+FUZZ_BINS  := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+FUZZ_INCS  := -Ibuild/nginx/src/core -Ibuild/nginx/src/event \
+              -Ibuild/nginx/src/os/unix -Ibuild/nginx/objs -Isrc
 
 DESTDIR    ?=
 MODULES    ?= /usr/lib/nginx/modules
@@ -32,7 +38,7 @@ DATADIR    ?= /usr/share/ngx-rtmp-pgauth
 
 export NGX_RTMP_SRC PG_CONFIG
 
-.PHONY: all deps run test test-asan soak install uninstall clean
+.PHONY: all deps run test test-asan fuzz soak install uninstall clean
 
 all: $(MODULE)
 
@@ -60,12 +66,35 @@ test:
 	@$(MAKE) -s $(MODULE) $(RTMPC)
 	prove -j$(PROVE_JOBS) -r $(TEST)
 	@if [ "$(ASAN)" = 1 ]; then $(MAKE) -s test-asan; fi
+	@if [ "$(TEST)" = t/ ]; then $(MAKE) -s fuzz FUZZ_SECONDS=15; fi
 
 # the same tests, the module under AddressSanitizer: any report fails them
 test-asan:
 	@util/deps.sh
 	@$(MAKE) -s $(ASAN_MODULE) $(RTMPC)
 	PGAUTH_ASAN=1 prove -j$(PROVE_JOBS) -r $(TEST)
+
+# every parser of outside input, under libFuzzer with ASan and UBSan
+build/fuzz/fuzz_%: t/fuzz/fuzz_%.c src/ngx_rtmp_pgauth_parse.c \
+		src/ngx_rtmp_pgauth_parse.h $(MODULE)
+	@mkdir -p build/fuzz
+	clang -g -O1 -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined $(FUZZ_INCS) \
+		-o $@ $< src/ngx_rtmp_pgauth_parse.c
+
+fuzz:
+	@util/deps.sh
+	@$(MAKE) -s $(MODULE)
+	@$(MAKE) -s $(FUZZ_BINS)
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p build/fuzz/corpus-$$t; \
+		echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+		build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+			-print_final_stats=1 build/fuzz/corpus-$$t \
+			t/fuzz/corpus/$$t > build/fuzz/$$t.log 2>&1 \
+		|| { tail -n 40 build/fuzz/$$t.log; exit 1; }; \
+		grep -E '^stat::number_of_executed_units' build/fuzz/$$t.log; \
+	done
 
 soak:
 	@util/deps.sh

@@ -9,7 +9,8 @@ set -euo pipefail
 pkgs=(gcc make libc6-dev pkg-config xz-utils ca-certificates
       nginx nginx-dev libnginx-mod-rtmp
       libpq-dev libssl-dev postgresql
-      ffmpeg perl libdbd-pg-perl procps)
+      ffmpeg perl libdbd-pg-perl procps
+      clang libclang-rt-14-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,0 +1,146 @@
+/*
+ * libFuzzer target: what comes from clients and query results as
+ * strings: UTF-8 (stream keys, arguments), public names, seconds, and the
+ * directive scanners (query parameters, channel names).
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include "ngx_rtmp_pgauth_parse.h"
+
+
+/* a second, plain implementation of UTF-8 validity to compare with */
+
+static int
+utf8_reference(const u_char *p, size_t len)
+{
+    size_t    i, n, k;
+    uint32_t  u;
+
+    for (i = 0; i < len; ) {
+        u = p[i];
+
+        if (u == 0) {
+            return 0;
+        }
+
+        if (u < 0x80) {
+            i++;
+            continue;
+        }
+
+        if ((u & 0xe0) == 0xc0) {
+            n = 2; u &= 0x1f;
+        } else if ((u & 0xf0) == 0xe0) {
+            n = 3; u &= 0x0f;
+        } else if ((u & 0xf8) == 0xf0) {
+            n = 4; u &= 0x07;
+        } else {
+            return 0;
+        }
+
+        if (i + n > len) {
+            return 0;
+        }
+
+        for (k = 1; k < n; k++) {
+            if ((p[i + k] & 0xc0) != 0x80) {
+                return 0;
+            }
+            u = (u << 6) | (p[i + k] & 0x3f);
+        }
+
+        if ((n == 2 && u < 0x80) || (n == 3 && u < 0x800)
+            || (n == 4 && u < 0x10000) || u > 0x10ffff
+            || (u >= 0xd800 && u <= 0xdfff))
+        {
+            return 0;
+        }
+
+        i += n;
+    }
+
+    return 1;
+}
+
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    size_t       i;
+    u_char      *p;
+    ngx_int_t    rc;
+    ngx_msec_t   ms;
+    ngx_uint_t   n;
+    char         buf[32];
+
+    p = malloc(size ? size : 1);
+    if (p == NULL) {
+        return 0;
+    }
+
+    memcpy(p, data, size);
+
+    /* UTF-8: ours agrees with the reference */
+
+    rc = ngx_rtmp_pgauth_utf8(p, size);
+    if ((rc == NGX_OK) != utf8_reference(p, size)) {
+        abort();
+    }
+
+    /* a public name accepted is safe as a file name */
+
+    if (ngx_rtmp_pgauth_public_name(p, size) == NGX_OK) {
+        if (size == 0 || size >= NGX_RTMP_PGAUTH_NAME_LEN || p[0] == '.') {
+            abort();
+        }
+
+        for (i = 0; i < size; i++) {
+            if (p[i] < 0x20 || p[i] == '/' || p[i] == '\\' || p[i] == 0x7f) {
+                abort();
+            }
+        }
+    }
+
+    /* seconds: within what a timer holds; plain integers exact */
+
+    ms = 0;
+
+    if (ngx_rtmp_pgauth_parse_seconds(p, size, &ms) == NGX_OK) {
+        if (ms > (ngx_msec_t) NGX_RTMP_PGAUTH_MAX_SECONDS * 1000) {
+            abort();
+        }
+
+        if (size > 0 && size < 8) {
+            for (i = 0; i < size && p[i] >= '0' && p[i] <= '9'; i++) {
+                /* void */
+            }
+
+            if (i == size) {
+                memcpy(buf, p, size);
+                buf[size] = '\0';
+
+                if (ms != (ngx_msec_t) strtoul(buf, NULL, 10) * 1000) {
+                    abort();
+                }
+            }
+        }
+    }
+
+    /* the scanners of directive values */
+
+    n = ngx_rtmp_pgauth_query_max_param(p, size);
+    if (n > 100000) {
+        abort();
+    }
+
+    if (ngx_rtmp_pgauth_channel_valid(p, size) == NGX_OK) {
+        if (size == 0 || size > 63 || (p[0] >= '0' && p[0] <= '9')) {
+            abort();
+        }
+    }
+
+    free(p);
+
+    return 0;
+}
