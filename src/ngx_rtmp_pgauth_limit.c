@@ -246,6 +246,13 @@ ngx_rtmp_pgauth_limit_check_conf(ngx_conf_t *cf, ngx_shm_zone_t *zone)
         return NGX_CONF_ERROR;
     }
 
+    if (zone && zone->init != ngx_rtmp_pgauth_limit_init_zone) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" in \"pgauth_limit\" is not a "
+                           "\"pgauth_limit_zone\"", &zone->shm.name);
+        return NGX_CONF_ERROR;
+    }
+
     return NGX_CONF_OK;
 }
 

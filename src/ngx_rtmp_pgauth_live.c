@@ -250,7 +250,9 @@ ngx_rtmp_pgauth_live_find(ngx_rtmp_pgauth_live_t *live, u_char *sid,
     {
         c = ngx_queue_data(q, ngx_rtmp_pgauth_ctx_t, queue);
 
-        if (ngx_strlen(c->sid) == len && ngx_strncmp(c->sid, sid, len) == 0) {
+        if (len && ngx_strlen(c->sid) == len
+            && ngx_strncmp(c->sid, sid, len) == 0)
+        {
             return c;
         }
     }
@@ -269,6 +271,9 @@ ngx_rtmp_pgauth_live_ready(void *data)
 {
     ngx_rtmp_pgauth_live_t  *live = data;
 
+    ngx_queue_t            *q;
+    ngx_rtmp_pgauth_ctx_t  *ctx;
+
     if (live->listening) {
         ngx_log_error(NGX_LOG_INFO, live->log, 0,
                       "pgauth: listening on channel \"%V\" as node \"%V\"",
@@ -276,6 +281,16 @@ ngx_rtmp_pgauth_live_ready(void *data)
     }
 
     live->registered = 1;
+
+    /* sessions admitted from the cache while the database was away */
+
+    for (q = ngx_queue_head(&live->sessions);
+         q != ngx_queue_sentinel(&live->sessions);
+         q = ngx_queue_next(q))
+    {
+        ctx = ngx_queue_data(q, ngx_rtmp_pgauth_ctx_t, queue);
+        ngx_rtmp_pgauth_confirm(ctx);
+    }
 
     (void) ngx_rtmp_pgauth_live_submit(live, NGX_RTMP_PGAUTH_WORKER_START,
                                        ngx_rtmp_pgauth_live_started, 3,
@@ -297,15 +312,24 @@ ngx_rtmp_pgauth_live_notify(void *data, PGnotify *notify)
     ngx_rtmp_pgauth_live_t  *live = data;
 
     u_char                 *p, buf[NGX_RTMP_PGAUTH_REASON_LEN];
+    u_char                  digest[NGX_RTMP_PGAUTH_DIGEST_LEN];
     ngx_str_t               sid, reason;
     ngx_rtmp_pgauth_ctx_t  *ctx;
 
     p = (u_char *) notify->extra;
 
-    switch (ngx_rtmp_pgauth_parse_notify(p, ngx_strlen(p), &sid, &reason)) {
-
+    switch (ngx_rtmp_pgauth_parse_notify(p, ngx_strlen(p), &sid, &reason,
+                                         digest))
+    {
     case NGX_RTMP_PGAUTH_NOTIFY_RECHECK:
         ngx_rtmp_pgauth_live_check(live);
+        return;
+
+    case NGX_RTMP_PGAUTH_NOTIFY_KEY:
+        if (live->pmcf->caches.nelts) {
+            ngx_rtmp_pgauth_cache_forget(&live->pmcf->caches, digest);
+        }
+
         return;
 
     case NGX_RTMP_PGAUTH_NOTIFY_END:
@@ -560,7 +584,10 @@ ngx_rtmp_pgauth_live_check(ngx_rtmp_pgauth_live_t *live)
         return;
     }
 
-    /* a text[] literal: {"id","id",...} */
+    /*
+     * a text[] literal: {"id","id",...}, of the sessions the database
+     * knows (one live from the cache has no id until it is confirmed)
+     */
 
     len = 3;
 
@@ -584,11 +611,19 @@ ngx_rtmp_pgauth_live_check(ngx_rtmp_pgauth_live_t *live)
          q = ngx_queue_next(q))
     {
         ctx = ngx_queue_data(q, ngx_rtmp_pgauth_ctx_t, queue);
-        s = ngx_rtmp_pgauth_array_add(s, ctx->sid, ngx_strlen(ctx->sid),
-                                      s == p);
+
+        if (ctx->sid[0]) {
+            s = ngx_rtmp_pgauth_array_add(s, ctx->sid, ngx_strlen(ctx->sid),
+                                          s == p);
+        }
     }
 
-    ngx_rtmp_pgauth_array_end(s, s == p);
+    if (s == p) {
+        ngx_free(p);
+        return;
+    }
+
+    ngx_rtmp_pgauth_array_end(s, 0);
 
     if (ngx_rtmp_pgauth_live_submit(live, NGX_RTMP_PGAUTH_CHECK,
                                     ngx_rtmp_pgauth_live_checked, 1, p)

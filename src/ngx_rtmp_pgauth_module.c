@@ -70,8 +70,8 @@ static char *ngx_rtmp_pgauth_set_enum(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_rtmp_pgauth_listen(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static char *ngx_rtmp_pgauth_recheck(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
+static char *ngx_rtmp_pgauth_set_time_off(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_rtmp_pgauth_init_pool(ngx_cycle_t *cycle,
     ngx_rtmp_pgauth_main_conf_t *pmcf);
 
@@ -170,7 +170,7 @@ static ngx_command_t  ngx_rtmp_pgauth_commands[] = {
 
     { ngx_string("pgauth_recheck"),
       NGX_RTMP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_rtmp_pgauth_recheck,
+      ngx_rtmp_pgauth_set_time_off,
       NGX_RTMP_MAIN_CONF_OFFSET,
       offsetof(ngx_rtmp_pgauth_main_conf_t, recheck),
       NULL },
@@ -201,6 +201,27 @@ static ngx_command_t  ngx_rtmp_pgauth_commands[] = {
       ngx_rtmp_pgauth_limit,
       NGX_RTMP_APP_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("pgauth_cache_zone"),
+      NGX_RTMP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_rtmp_pgauth_cache_zone,
+      NGX_RTMP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("pgauth_cache"),
+      NGX_RTMP_MAIN_CONF|NGX_RTMP_SRV_CONF|NGX_RTMP_APP_CONF|NGX_CONF_TAKE1,
+      ngx_rtmp_pgauth_cache,
+      NGX_RTMP_APP_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("pgauth_cache_fallback"),
+      NGX_RTMP_MAIN_CONF|NGX_RTMP_SRV_CONF|NGX_RTMP_APP_CONF|NGX_CONF_TAKE1,
+      ngx_rtmp_pgauth_set_time_off,
+      NGX_RTMP_APP_CONF_OFFSET,
+      offsetof(ngx_rtmp_pgauth_app_conf_t, cache_fallback),
       NULL },
 
     { ngx_string("pgauth"),
@@ -394,6 +415,8 @@ ngx_rtmp_pgauth_create_app_conf(ngx_conf_t *cf)
     pacf->key_hash = NGX_CONF_UNSET_UINT;
     pacf->duplicate = NGX_CONF_UNSET_UINT;
     pacf->limit = NGX_CONF_UNSET_PTR;
+    pacf->cache = NGX_CONF_UNSET_PTR;
+    pacf->cache_fallback = NGX_CONF_UNSET_MSEC;
 
     return pacf;
 }
@@ -415,8 +438,19 @@ ngx_rtmp_pgauth_merge_app_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->duplicate, prev->duplicate,
                               NGX_RTMP_PGAUTH_TAKEOVER);
     ngx_conf_merge_ptr_value(conf->limit, prev->limit, NULL);
+    ngx_conf_merge_ptr_value(conf->cache, prev->cache, NULL);
+    ngx_conf_merge_msec_value(conf->cache_fallback, prev->cache_fallback, 0);
 
-    if (ngx_rtmp_pgauth_limit_check_conf(cf, conf->limit) != NGX_CONF_OK) {
+    if (ngx_rtmp_pgauth_limit_check_conf(cf, conf->limit) != NGX_CONF_OK
+        || ngx_rtmp_pgauth_cache_check_conf(cf, conf->cache) != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->cache_fallback && conf->cache == NULL && conf->enable) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"pgauth_cache_fallback\" requires "
+                           "\"pgauth_cache\"");
         return NGX_CONF_ERROR;
     }
 
@@ -922,29 +956,32 @@ ngx_rtmp_pgauth_listen(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* pgauth_recheck time | off */
+/* a time greater than 0, or "off" for 0 */
 
 static char *
-ngx_rtmp_pgauth_recheck(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_rtmp_pgauth_set_time_off(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_rtmp_pgauth_main_conf_t  *pmcf = conf;
+    char  *p = conf;
 
-    ngx_str_t  *value;
+    ngx_str_t   *value;
+    ngx_msec_t  *mp;
 
-    if (pmcf->recheck != NGX_CONF_UNSET_MSEC) {
+    mp = (ngx_msec_t *) (p + cmd->offset);
+
+    if (*mp != NGX_CONF_UNSET_MSEC) {
         return "is duplicate";
     }
 
     value = cf->args->elts;
 
     if (ngx_strcmp(value[1].data, "off") == 0) {
-        pmcf->recheck = 0;
+        *mp = 0;
         return NGX_CONF_OK;
     }
 
-    pmcf->recheck = ngx_parse_time(&value[1], 0);
+    *mp = ngx_parse_time(&value[1], 0);
 
-    if (pmcf->recheck == (ngx_msec_t) NGX_ERROR || pmcf->recheck == 0) {
+    if (*mp == (ngx_msec_t) NGX_ERROR || *mp == 0) {
         return "invalid value: a time greater than 0, or \"off\"";
     }
 

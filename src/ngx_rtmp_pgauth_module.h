@@ -21,8 +21,6 @@
 #define NGX_RTMP_PGAUTH_NPARAMS        5
 #define NGX_RTMP_PGAUTH_FP_LEN         8
 
-#define NGX_RTMP_PGAUTH_DIGEST_LEN     32
-
 #define NGX_RTMP_PGAUTH_HASH_SHA256    0
 #define NGX_RTMP_PGAUTH_HASH_NONE      1
 
@@ -46,6 +44,18 @@ typedef struct ngx_rtmp_pgauth_conn_s  ngx_rtmp_pgauth_conn_t;
 typedef struct ngx_rtmp_pgauth_req_s   ngx_rtmp_pgauth_req_t;
 typedef struct ngx_rtmp_pgauth_live_s  ngx_rtmp_pgauth_live_t;
 typedef struct ngx_rtmp_pgauth_limit_s ngx_rtmp_pgauth_limit_t;
+typedef struct ngx_rtmp_pgauth_cache_s ngx_rtmp_pgauth_cache_t;
+
+
+/* what the decision cache knows of a key */
+
+typedef struct {
+    ngx_uint_t                      allowed;
+    ngx_msec_t                      age;
+    ngx_msec_t                      left;       /* 0: no limit */
+    ngx_str_t                       name;
+    u_char                          name_buf[NGX_RTMP_PGAUTH_NAME_LEN];
+} ngx_rtmp_pgauth_cached_t;
 
 
 /*
@@ -141,6 +151,8 @@ typedef struct {
     ngx_msec_t                      recheck;    /* 0: off */
     ngx_uint_t                      recheck_failure;
 
+    ngx_array_t                     caches;     /* ngx_shm_zone_t * */
+
     ngx_msec_t                      max_timeout;
     ngx_flag_t                      used;
 
@@ -158,6 +170,8 @@ typedef struct {
     ngx_uint_t                      key_hash;
     ngx_uint_t                      duplicate;
     ngx_shm_zone_t                 *limit;
+    ngx_shm_zone_t                 *cache;
+    ngx_msec_t                      cache_fallback;     /* 0: off */
 } ngx_rtmp_pgauth_app_conf_t;
 
 
@@ -173,7 +187,8 @@ typedef struct {
     ngx_queue_t                     queue;      /* live->sessions */
     ngx_event_t                     expire;
     ngx_event_t                     resume;     /* publish after a takeover */
-    ngx_rtmp_publish_t              publish;    /* what resume publishes */
+    ngx_rtmp_publish_t              publish;    /* as the chain gets it */
+    u_char                          key[NGX_RTMP_PGAUTH_NAME_LEN];  /* raw */
 
     const char                     *end_reason; /* a kick's, or NULL */
     u_char                          reason[NGX_RTMP_PGAUTH_REASON_LEN];
@@ -186,6 +201,8 @@ typedef struct {
     unsigned                        allowed:1;
     unsigned                        linked:1;   /* in live->sessions */
     unsigned                        kicked:1;
+    unsigned                        confirming:1;  /* live from the cache */
+    unsigned                        stale:1;    /* never confirmed */
 } ngx_rtmp_pgauth_ctx_t;
 
 
@@ -208,6 +225,21 @@ void ngx_rtmp_pgauth_req_free(ngx_rtmp_pgauth_req_t *req);
 ngx_int_t ngx_rtmp_pgauth_publish_init(ngx_conf_t *cf);
 void ngx_rtmp_pgauth_kick(ngx_rtmp_pgauth_ctx_t *ctx, const char *reason);
 void ngx_rtmp_pgauth_expire_in(ngx_rtmp_pgauth_ctx_t *ctx, ngx_msec_t ms);
+void ngx_rtmp_pgauth_confirm(ngx_rtmp_pgauth_ctx_t *ctx);
+
+
+/* ngx_rtmp_pgauth_cache.c */
+
+char *ngx_rtmp_pgauth_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_rtmp_pgauth_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_rtmp_pgauth_cache_check_conf(ngx_conf_t *cf, ngx_shm_zone_t *zone);
+ngx_int_t ngx_rtmp_pgauth_cache_get(ngx_shm_zone_t *zone, u_char *digest,
+    ngx_str_t *app, ngx_msec_t maxage, ngx_rtmp_pgauth_cached_t *out);
+void ngx_rtmp_pgauth_cache_put(ngx_shm_zone_t *zone, u_char *digest,
+    ngx_str_t *app, ngx_uint_t allowed, u_char *name, size_t name_len,
+    ngx_msec_t left, ngx_log_t *log);
+void ngx_rtmp_pgauth_cache_forget(ngx_array_t *caches, u_char *digest);
 
 
 /* ngx_rtmp_pgauth_limit.c */

@@ -77,20 +77,49 @@ ngx_rtmp_pgauth_channel_valid(u_char *p, size_t len)
 
 
 /*
- * "end <session id> <reason>" or "recheck"; anything else is not ours.
- * The session id is 1 to NGX_RTMP_PGAUTH_SID_LEN - 1 visible bytes, the
- * reason (default "ended") 1 to NGX_RTMP_PGAUTH_REASON_LEN - 1 printable
- * ones.
+ * "end <session id> <reason>", "recheck" or "key <64 hex digits>";
+ * anything else is not ours.  The session id is 1 to
+ * NGX_RTMP_PGAUTH_SID_LEN - 1 visible bytes, the reason (default "ended")
+ * 1 to NGX_RTMP_PGAUTH_REASON_LEN - 1 printable ones; the key's digest is
+ * decoded into digest.
  */
 
 ngx_int_t
 ngx_rtmp_pgauth_parse_notify(u_char *p, size_t len, ngx_str_t *sid,
-    ngx_str_t *reason)
+    ngx_str_t *reason, u_char *digest)
 {
-    u_char  *last, *s;
+    u_char      *last, *s, c, h;
+    ngx_uint_t   i;
 
     if (len == 7 && ngx_strncmp(p, "recheck", 7) == 0) {
         return NGX_RTMP_PGAUTH_NOTIFY_RECHECK;
+    }
+
+    if (len == 4 + 2 * NGX_RTMP_PGAUTH_DIGEST_LEN
+        && ngx_strncmp(p, "key ", 4) == 0)
+    {
+        for (i = 0; i < 2 * NGX_RTMP_PGAUTH_DIGEST_LEN; i++) {
+            c = p[4 + i];
+
+            if (c >= '0' && c <= '9') {
+                h = c - '0';
+
+            } else if (c >= 'a' && c <= 'f') {
+                h = c - 'a' + 10;
+
+            } else {
+                return NGX_DECLINED;
+            }
+
+            if (i % 2 == 0) {
+                digest[i / 2] = (u_char) (h << 4);
+
+            } else {
+                digest[i / 2] |= h;
+            }
+        }
+
+        return NGX_RTMP_PGAUTH_NOTIFY_KEY;
     }
 
     if (len < 5 || ngx_strncmp(p, "end ", 4) != 0) {

@@ -23,12 +23,15 @@
 
 #define NGX_RTMP_PGAUTH_NOTIFY_END     1
 #define NGX_RTMP_PGAUTH_NOTIFY_RECHECK 2
+#define NGX_RTMP_PGAUTH_NOTIFY_KEY     3
+
+#define NGX_RTMP_PGAUTH_DIGEST_LEN     32
 
 
 ngx_uint_t ngx_rtmp_pgauth_query_max_param(u_char *p, size_t len);
 ngx_int_t ngx_rtmp_pgauth_channel_valid(u_char *p, size_t len);
 ngx_int_t ngx_rtmp_pgauth_parse_notify(u_char *p, size_t len,
-    ngx_str_t *sid, ngx_str_t *reason);
+    ngx_str_t *sid, ngx_str_t *reason, u_char *digest);
 ngx_int_t ngx_rtmp_pgauth_public_name(u_char *name, size_t len);
 ngx_int_t ngx_rtmp_pgauth_utf8(u_char *p, size_t len);
 ngx_int_t ngx_rtmp_pgauth_parse_seconds(u_char *p, size_t len,

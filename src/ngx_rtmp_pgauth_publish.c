@@ -57,6 +57,7 @@ static ngx_rtmp_pgauth_end_t  ngx_rtmp_pgauth_ends[] = {
     { ngx_string("takeover"), "Stream taken over by another publisher" },
     { ngx_string("kicked"), "Stream stopped by the operator" },
     { ngx_string("unverified"), NGX_RTMP_PGAUTH_FAILED_DESC },
+    { ngx_string("already live"), NGX_RTMP_PGAUTH_BUSY_DESC },
     { ngx_null_string, "Stream ended by the server" }
 };
 
@@ -64,9 +65,9 @@ static ngx_rtmp_pgauth_end_t  ngx_rtmp_pgauth_ends[] = {
 /* what a decision request carries: it may outlive the session */
 
 typedef struct {
-    ngx_rtmp_publish_t              publish;
     ngx_rtmp_pgauth_app_conf_t     *pacf;
-    u_char                          digest[NGX_RTMP_PGAUTH_DIGEST_LEN];
+    u_char                          key[NGX_RTMP_PGAUTH_NAME_LEN];
+    u_char                          args[NGX_RTMP_PGAUTH_NAME_LEN];
     u_char                          fp[NGX_RTMP_PGAUTH_FP_LEN + 1];
     u_char                          app[NGX_RTMP_MAX_NAME];
     u_char                          addr[NGX_SOCKADDR_STRLEN + 1];
@@ -86,8 +87,17 @@ static void ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req,
     ngx_uint_t rc, PGresult *res, ngx_str_t *err);
 static void ngx_rtmp_pgauth_decided_late(ngx_rtmp_pgauth_req_t *req,
     ngx_uint_t rc, PGresult *res, ngx_str_t *err);
+static ngx_int_t ngx_rtmp_pgauth_ask(ngx_rtmp_session_t *s,
+    ngx_rtmp_pgauth_ctx_t *ctx);
 static ngx_int_t ngx_rtmp_pgauth_allow(ngx_rtmp_session_t *s,
-    ngx_rtmp_pgauth_ctx_t *ctx, PGresult *res);
+    ngx_rtmp_pgauth_ctx_t *ctx, PGresult *res, ngx_str_t *name,
+    ngx_msec_t *left);
+static ngx_int_t ngx_rtmp_pgauth_go_live(ngx_rtmp_session_t *s,
+    ngx_rtmp_pgauth_ctx_t *ctx, ngx_str_t *name, ngx_msec_t left,
+    ngx_msec_t start, const char *via);
+static void ngx_rtmp_pgauth_unreachable(ngx_rtmp_session_t *s,
+    ngx_rtmp_pgauth_ctx_t *ctx, ngx_uint_t confirming, ngx_msec_t start,
+    const char *reason, ngx_str_t *err);
 static void ngx_rtmp_pgauth_resume(ngx_event_t *ev);
 static void ngx_rtmp_pgauth_expired(ngx_event_t *ev);
 static void ngx_rtmp_pgauth_refuse(ngx_rtmp_session_t *s,
@@ -122,13 +132,12 @@ ngx_rtmp_pgauth_publish_init(ngx_conf_t *cf)
 static ngx_int_t
 ngx_rtmp_pgauth_publish(ngx_rtmp_session_t *s, ngx_rtmp_publish_t *v)
 {
-    size_t                        len;
-    ngx_str_t                    *addr;
-    ngx_rtmp_pgauth_req_t        *req;
+    ngx_int_t                     rc;
+    ngx_uint_t                    hit;
     ngx_rtmp_pgauth_ctx_t        *ctx;
+    ngx_rtmp_pgauth_cached_t      cached;
     ngx_rtmp_pgauth_app_conf_t   *pacf;
     ngx_rtmp_pgauth_main_conf_t  *pmcf;
-    ngx_rtmp_pgauth_decision_t   *d;
 
     if (s->auto_pushed || s->relay) {
         goto next;
@@ -155,74 +164,61 @@ ngx_rtmp_pgauth_publish(ngx_rtmp_session_t *s, ngx_rtmp_publish_t *v)
         return NGX_ERROR;
     }
 
-    req = ngx_rtmp_pgauth_req_create(ctx->pool,
-                                     sizeof(ngx_rtmp_pgauth_decision_t));
-    if (req == NULL) {
-        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_UNAVAILABLE,
-                               "out of memory", NULL);
-        return NGX_ERROR;
+    ngx_memcpy(&ctx->publish, v, sizeof(ngx_rtmp_publish_t));
+
+    if (pacf->key_hash == NGX_RTMP_PGAUTH_HASH_NONE) {
+        ngx_memcpy(ctx->key, v->name, sizeof(ctx->key));
     }
 
-    d = (ngx_rtmp_pgauth_decision_t *) (req + 1);
+    hit = 0;
 
-    ngx_memcpy(&d->publish, v, sizeof(ngx_rtmp_publish_t));
-    ngx_memcpy(d->fp, ctx->fp, sizeof(d->fp));
-    d->pacf = pacf;
+    if (pacf->cache
+        && ngx_rtmp_pgauth_cache_get(pacf->cache, ctx->digest, &s->app, 0,
+                                     &cached)
+           == NGX_OK)
+    {
+        if (!cached.allowed) {
+            ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_DENY,
+                                   "no matching key (cached)", NULL);
+            return NGX_ERROR;
+        }
 
-    len = ngx_min(s->app.len, sizeof(d->app) - 1);
-    *ngx_cpymem(d->app, s->app.data, len) = '\0';
-
-    addr = &s->connection->addr_text;
-    len = ngx_min(addr->len, sizeof(d->addr) - 1);
-    *ngx_cpymem(d->addr, addr->data, len) = '\0';
-
-    req->query = &pacf->run_query;
-    req->nparams = NGX_RTMP_PGAUTH_NPARAMS;
-
-    if (pacf->key_hash == NGX_RTMP_PGAUTH_HASH_SHA256) {
-        ngx_memcpy(d->digest, ctx->digest, sizeof(d->digest));
-
-        req->values[0] = (char *) d->digest;
-        req->lengths[0] = NGX_RTMP_PGAUTH_DIGEST_LEN;
-        req->formats[0] = 1;
-        req->types[0] = NGX_RTMP_PGAUTH_BYTEAOID;
-
-    } else {
-        req->values[0] = (char *) d->publish.name;
-        req->types[0] = NGX_RTMP_PGAUTH_TEXTOID;
+        hit = 1;
     }
 
-    ngx_cpystrn(d->duplicate,
-                (u_char *) (pacf->duplicate == NGX_RTMP_PGAUTH_REFUSE
-                            ? "refuse" : "takeover"),
-                sizeof(d->duplicate));
+    if (!hit) {
+        if (ngx_rtmp_pgauth_ask(s, ctx) != NGX_OK) {
+            ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_UNAVAILABLE,
+                                   "too many decisions queued", NULL);
+            return NGX_ERROR;
+        }
 
-    req->values[1] = (char *) d->app;
-    req->values[2] = (char *) d->addr;
-    req->values[3] = (char *) d->publish.args;
-    req->values[4] = (char *) d->duplicate;
-    req->types[1] = NGX_RTMP_PGAUTH_TEXTOID;
-    req->types[2] = NGX_RTMP_PGAUTH_TEXTOID;
-    req->types[3] = NGX_RTMP_PGAUTH_TEXTOID;
-    req->types[4] = NGX_RTMP_PGAUTH_TEXTOID;
-
-    req->handler = ngx_rtmp_pgauth_decided;
-    req->late = ngx_rtmp_pgauth_decided_late;
-    req->data = ctx;
-
-    /* the pool may decide at once, before submit returns */
-    ctx->req = req;
-
-    if (ngx_rtmp_pgauth_req_submit(req, pacf->timeout) == NGX_BUSY) {
-        ctx->req = NULL;
-        ngx_rtmp_pgauth_req_free(req);
-        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_UNAVAILABLE,
-                               "too many decisions queued", NULL);
-        return NGX_ERROR;
+        ngx_log_debug0(NGX_LOG_DEBUG_RTMP, s->connection->log, 0,
+                       "pgauth: decision pending");
+        return NGX_OK;
     }
 
-    ngx_log_debug0(NGX_LOG_DEBUG_RTMP, s->connection->log, 0,
-                   "pgauth: decision pending");
+    /*
+     * the cache allows: live now; the database records the session and
+     * confirms meanwhile (ngx_rtmp_pgauth_decided with ctx->confirming)
+     */
+
+    rc = ngx_rtmp_pgauth_go_live(s, ctx, &cached.name, cached.left,
+                                 ngx_current_msec, "cache");
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    ctx->confirming = 1;
+
+    if (ngx_rtmp_pgauth_ask(s, ctx) != NGX_OK) {
+        ctx->confirming = 0;
+        ctx->stale = 1;
+
+        ngx_log_error(NGX_LOG_WARN, s->connection->log, 0,
+                      "pgauth: not confirmed app=\"%V\" fp=%s: too many "
+                      "decisions queued", &s->app, ctx->fp);
+    }
 
     return NGX_OK;
 
@@ -266,6 +262,110 @@ ngx_rtmp_pgauth_get_ctx(ngx_rtmp_session_t *s)
     ngx_rtmp_set_ctx(s, ctx, ngx_rtmp_pgauth_module);
 
     return ctx;
+}
+
+
+/*
+ * Sends the authorization query for the session's publish; NGX_BUSY when
+ * the queue is full.  The request carries copies of what it binds: it
+ * may outlive the session.
+ */
+
+static ngx_int_t
+ngx_rtmp_pgauth_ask(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx)
+{
+    size_t                        len;
+    ngx_str_t                    *addr;
+    ngx_rtmp_pgauth_req_t        *req;
+    ngx_rtmp_pgauth_app_conf_t   *pacf;
+    ngx_rtmp_pgauth_decision_t   *d;
+
+    pacf = ctx->pacf;
+
+    req = ngx_rtmp_pgauth_req_create(ctx->pool,
+                                     sizeof(ngx_rtmp_pgauth_decision_t));
+    if (req == NULL) {
+        return NGX_ERROR;
+    }
+
+    d = (ngx_rtmp_pgauth_decision_t *) (req + 1);
+
+    ngx_memcpy(d->fp, ctx->fp, sizeof(d->fp));
+    ngx_memcpy(d->args, ctx->publish.args, sizeof(d->args));
+    d->pacf = pacf;
+
+    len = ngx_min(s->app.len, sizeof(d->app) - 1);
+    *ngx_cpymem(d->app, s->app.data, len) = '\0';
+
+    addr = &s->connection->addr_text;
+    len = ngx_min(addr->len, sizeof(d->addr) - 1);
+    *ngx_cpymem(d->addr, addr->data, len) = '\0';
+
+    req->query = &pacf->run_query;
+    req->nparams = NGX_RTMP_PGAUTH_NPARAMS;
+
+    if (pacf->key_hash == NGX_RTMP_PGAUTH_HASH_SHA256) {
+        ngx_memcpy(d->key, ctx->digest, NGX_RTMP_PGAUTH_DIGEST_LEN);
+
+        req->values[0] = (char *) d->key;
+        req->lengths[0] = NGX_RTMP_PGAUTH_DIGEST_LEN;
+        req->formats[0] = 1;
+        req->types[0] = NGX_RTMP_PGAUTH_BYTEAOID;
+
+    } else {
+        ngx_memcpy(d->key, ctx->key, sizeof(d->key));
+
+        req->values[0] = (char *) d->key;
+        req->types[0] = NGX_RTMP_PGAUTH_TEXTOID;
+    }
+
+    ngx_cpystrn(d->duplicate,
+                (u_char *) (pacf->duplicate == NGX_RTMP_PGAUTH_REFUSE
+                            ? "refuse" : "takeover"),
+                sizeof(d->duplicate));
+
+    req->values[1] = (char *) d->app;
+    req->values[2] = (char *) d->addr;
+    req->values[3] = (char *) d->args;
+    req->values[4] = (char *) d->duplicate;
+    req->types[1] = NGX_RTMP_PGAUTH_TEXTOID;
+    req->types[2] = NGX_RTMP_PGAUTH_TEXTOID;
+    req->types[3] = NGX_RTMP_PGAUTH_TEXTOID;
+    req->types[4] = NGX_RTMP_PGAUTH_TEXTOID;
+
+    req->handler = ngx_rtmp_pgauth_decided;
+    req->late = ngx_rtmp_pgauth_decided_late;
+    req->data = ctx;
+
+    ctx->req = req;
+
+    if (ngx_rtmp_pgauth_req_submit(req, pacf->timeout) != NGX_OK) {
+        ctx->req = NULL;
+        ngx_rtmp_pgauth_req_free(req);
+        return NGX_BUSY;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A session admitted from the cache while the database was unreachable
+ * is authorized properly once it answers again.
+ */
+
+void
+ngx_rtmp_pgauth_confirm(ngx_rtmp_pgauth_ctx_t *ctx)
+{
+    if (!ctx->stale || ctx->req || ctx->kicked) {
+        return;
+    }
+
+    ctx->confirming = 1;
+
+    if (ngx_rtmp_pgauth_ask(ctx->session, ctx) != NGX_OK) {
+        ctx->confirming = 0;
+    }
 }
 
 
@@ -339,20 +439,23 @@ static void
 ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
     PGresult *res, ngx_str_t *err)
 {
-    char                        *state;
-    ngx_rtmp_session_t          *s;
-    ngx_rtmp_pgauth_ctx_t       *ctx, *old;
-    ngx_rtmp_pgauth_decision_t  *d;
+    char                   *state;
+    ngx_str_t               name;
+    ngx_msec_t              left;
+    ngx_uint_t              confirming;
+    ngx_rtmp_session_t     *s;
+    ngx_rtmp_pgauth_ctx_t  *ctx;
 
     ctx = req->data;
     s = ctx->session;
-    d = (ngx_rtmp_pgauth_decision_t *) (req + 1);
 
     ctx->req = NULL;
+    confirming = ctx->confirming;
+    ctx->confirming = 0;
 
     if (rc == NGX_RTMP_PGAUTH_TIMEDOUT) {
-        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_UNAVAILABLE,
-                               "timed out", NULL);
+        ngx_rtmp_pgauth_unreachable(s, ctx, confirming, req->start,
+                                    "timed out", NULL);
         return;
     }
 
@@ -360,6 +463,12 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
         state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
         if (state && ngx_strcmp(state, NGX_RTMP_PGAUTH_SQLSTATE_BUSY) == 0) {
+
+            if (confirming) {
+                ngx_rtmp_pgauth_kick(ctx, "already live");
+                return;
+            }
+
             ngx_log_error(NGX_LOG_ERR, s->connection->log, 0,
                           "pgauth: refused app=\"%V\" addr=\"%V\" fp=%s "
                           "reason=\"already live\"",
@@ -371,31 +480,162 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
             return;
         }
 
-        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_UNAVAILABLE,
-                               "database error", err);
+        ngx_rtmp_pgauth_unreachable(s, ctx, confirming, req->start,
+                                    "database error", err);
         return;
     }
 
     if (PQntuples(res) == 0 || PQnfields(res) == 0) {
+
+        if (ctx->pacf->cache) {
+            ngx_rtmp_pgauth_cache_put(ctx->pacf->cache, ctx->digest, &s->app,
+                                      0, NULL, 0, 0, s->connection->log);
+        }
+
+        if (confirming) {
+            ngx_rtmp_pgauth_kick(ctx, "revoked");
+            return;
+        }
+
         ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_DENY,
                                "no matching key", NULL);
         return;
     }
 
-    if (ngx_rtmp_pgauth_allow(s, ctx, res) != NGX_OK) {
+    if (ngx_rtmp_pgauth_allow(s, ctx, res, &name, &left) != NGX_OK) {
         return;
     }
 
-    if (ctx->name[0]) {
-        ngx_memcpy(d->publish.name, ctx->name, ngx_strlen(ctx->name) + 1);
+    if (ctx->pacf->cache) {
+        ngx_rtmp_pgauth_cache_put(ctx->pacf->cache, ctx->digest, &s->app, 1,
+                                  name.data, name.len, left,
+                                  s->connection->log);
+    }
+
+    if (confirming) {
+        /* live already: the database recorded the session */
+
+        ngx_log_error(NGX_LOG_INFO, s->connection->log, 0,
+                      "pgauth: confirmed app=\"%V\" name=\"%s\" fp=%s "
+                      "session=\"%s\" time=%Mms",
+                      &s->app, ctx->name[0] ? ctx->name : (u_char *) "-",
+                      ctx->fp, ctx->sid, ngx_current_msec - req->start);
+
+        ctx->stale = 0;
+
+        if (left) {
+            ngx_rtmp_pgauth_expire_in(ctx, left);
+        }
+
+        return;
+    }
+
+    if (ngx_rtmp_pgauth_go_live(s, ctx, &name, left, req->start, NULL)
+        != NGX_OK)
+    {
+        ngx_rtmp_finalize_session(s);
+    }
+}
+
+
+/*
+ * No answer from the database.  Refused, unless the cache has allowed the
+ * key recently enough and pgauth_cache_fallback says to use that.
+ */
+
+static void
+ngx_rtmp_pgauth_unreachable(ngx_rtmp_session_t *s,
+    ngx_rtmp_pgauth_ctx_t *ctx, ngx_uint_t confirming, ngx_msec_t start,
+    const char *reason, ngx_str_t *err)
+{
+    ngx_str_t                 empty = ngx_null_string;
+    ngx_rtmp_pgauth_cached_t  cached;
+
+    if (err == NULL) {
+        err = &empty;
+    }
+
+    if (ctx->pacf->cache == NULL
+        || ctx->pacf->cache_fallback == 0
+        || ngx_rtmp_pgauth_cache_get(ctx->pacf->cache, ctx->digest, &s->app,
+                                     ctx->pacf->cache_fallback, &cached)
+           != NGX_OK
+        || !cached.allowed)
+    {
+        if (confirming) {
+            ngx_rtmp_pgauth_kick(ctx, "unverified");
+            return;
+        }
+
+        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_UNAVAILABLE, reason,
+                               err->len ? err : NULL);
+        return;
+    }
+
+    /* each use is logged: the operator asked for it, and should see it */
+
+    ngx_log_error(NGX_LOG_WARN, s->connection->log, 0,
+                  "pgauth: %s app=\"%V\" addr=\"%V\" fp=%s from the cache "
+                  "(allowed %Ms ago): database unreachable: %s%s%V",
+                  confirming ? "kept" : "admitted", &s->app,
+                  &s->connection->addr_text, ctx->fp, cached.age / 1000,
+                  reason, err->len ? ": " : "", err);
+
+    ctx->stale = 1;
+
+    if (confirming) {
+        return;
+    }
+
+    if (ngx_rtmp_pgauth_go_live(s, ctx, &cached.name, cached.left, start,
+                                "stale")
+        != NGX_OK)
+    {
+        ngx_rtmp_finalize_session(s);
+    }
+}
+
+
+/*
+ * The publish is allowed: renamed to the public name, registered for live
+ * control, then the chain goes on: at once, or, when a publisher of the
+ * same name in this worker is being taken over, from an event posted
+ * after its close.
+ */
+
+static ngx_int_t
+ngx_rtmp_pgauth_go_live(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
+    ngx_str_t *name, ngx_msec_t left, ngx_msec_t start, const char *via)
+{
+    ngx_rtmp_pgauth_ctx_t  *old;
+
+    ctx->allowed = 1;
+    ctx->kicked = 0;
+    ctx->end_reason = NULL;
+
+    if (via) {
+        /* the database has not said yet: no session id */
+        ctx->sid[0] = '\0';
+    }
+
+    ctx->name[0] = '\0';
+
+    if (name->len) {
+        *ngx_cpymem(ctx->name, name->data, name->len) = '\0';
+        *ngx_cpymem(ctx->publish.name, name->data, name->len) = '\0';
+    }
+
+    if (left) {
+        ngx_rtmp_pgauth_expire_in(ctx, left);
     }
 
     ngx_log_error(NGX_LOG_NOTICE, s->connection->log, 0,
                   "pgauth: allowed app=\"%V\" name=\"%s\" addr=\"%V\" "
-                  "fp=%s session=\"%s\" time=%Mms",
+                  "fp=%s session=\"%s\" time=%Mms%s%s",
                   &s->app, ctx->name[0] ? ctx->name : (u_char *) "-",
                   &s->connection->addr_text, ctx->fp, ctx->sid,
-                  ngx_current_msec - req->start);
+                  ngx_current_msec - start, via ? " cache=" : "",
+                  via ? via : "");
 
     ngx_rtmp_pgauth_live_add(ctx->live, ctx);
 
@@ -412,34 +652,31 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
     if (old) {
         ngx_rtmp_pgauth_kick(old, "takeover");
 
-        ngx_memcpy(&ctx->publish, &d->publish, sizeof(ngx_rtmp_publish_t));
-
         ctx->resume.handler = ngx_rtmp_pgauth_resume;
         ctx->resume.data = ctx;
         ctx->resume.log = s->connection->log;
 
         ngx_post_event(&ctx->resume, &ngx_posted_events);
-        return;
+        return NGX_OK;
     }
 
-    if (next_publish(s, &d->publish) != NGX_OK) {
-        ngx_rtmp_finalize_session(s);
-    }
+    return next_publish(s, &ctx->publish);
 }
 
 
-/* takes what an allowing reply says into the session */
+/*
+ * Takes what an allowing reply says: the session id into the session, the
+ * public name (checked) and how long it holds for the caller.
+ */
 
 static ngx_int_t
 ngx_rtmp_pgauth_allow(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
-    PGresult *res)
+    PGresult *res, ngx_str_t *name, ngx_msec_t *left)
 {
-    size_t       len;
-    u_char      *value;
-    ngx_str_t    reason;
-    ngx_msec_t   ms;
+    size_t      len;
+    u_char     *value;
+    ngx_str_t   reason;
 
-    ctx->name[0] = '\0';
     ctx->sid[0] = '\0';
 
     if (PQnfields(res) > 1 && !PQgetisnull(res, 0, 1)) {
@@ -458,31 +695,39 @@ ngx_rtmp_pgauth_allow(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
 
     /* the session is open in the database from here on */
     ctx->allowed = 1;
-    ctx->kicked = 0;
-    ctx->end_reason = NULL;
+
+    name->len = 0;
+    name->data = NULL;
 
     if (!PQgetisnull(res, 0, 0)) {
-        value = (u_char *) PQgetvalue(res, 0, 0);
-        len = PQgetlength(res, 0, 0);
+        name->data = (u_char *) PQgetvalue(res, 0, 0);
+        name->len = PQgetlength(res, 0, 0);
 
-        if (ngx_rtmp_pgauth_public_name(value, len) != NGX_OK) {
+        if (ngx_rtmp_pgauth_public_name(name->data, name->len) != NGX_OK) {
             ngx_str_set(&reason, "unusable stream name");
+
+            if (ctx->kicked) {
+                return NGX_ERROR;
+            }
+
             ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_UNAVAILABLE,
                                    "bad reply", &reason);
             return NGX_ERROR;
         }
-
-        ngx_memcpy(ctx->name, value, len + 1);
     }
 
     /* column 3: how many seconds the authorization holds */
 
+    *left = 0;
+
     if (PQnfields(res) > 2 && !PQgetisnull(res, 0, 2)
         && ngx_rtmp_pgauth_parse_seconds((u_char *) PQgetvalue(res, 0, 2),
-                                         PQgetlength(res, 0, 2), &ms)
-           == NGX_OK)
+                                         PQgetlength(res, 0, 2), left)
+           == NGX_OK
+        && *left == 0)
     {
-        ngx_rtmp_pgauth_expire_in(ctx, ms);
+        /* expires this very moment */
+        *left = 1;
     }
 
     return NGX_OK;

@@ -15,7 +15,8 @@
 -- delete, expiry moved to the past) ends the key's live sessions and sends
 -- NOTIFY on the channel in pgauth.settings ('pgauth'), payload
 -- 'end <session id> <reason>'; the nginx worker holding the session closes
--- it.  An expiry moved into the future sends 'recheck'.
+-- it.  An expiry moved into the future sends 'recheck'.  Any change of a
+-- key sends 'key <hex SHA-256 digest>': nginx's decision caches drop it.
 
 BEGIN;
 
@@ -233,6 +234,10 @@ AS $$
 DECLARE
     reason text;
 BEGIN
+    -- nginx's decision caches forget what they knew of the key
+    PERFORM pg_notify((SELECT channel FROM pgauth.settings),
+                      'key ' || encode(OLD.key_digest, 'hex'));
+
     IF TG_OP = 'DELETE' THEN
         reason := 'deleted';
     ELSIF NOT NEW.enabled AND OLD.enabled THEN

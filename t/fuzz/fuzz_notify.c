@@ -15,6 +15,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     u_char     *p;
     ngx_int_t   rc;
     ngx_str_t   sid, reason;
+    u_char      digest[NGX_RTMP_PGAUTH_DIGEST_LEN], hex[65];
 
     /* a copy of exactly size bytes: reads past it are caught */
     p = malloc(size ? size : 1);
@@ -24,9 +25,24 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     memcpy(p, data, size);
 
-    rc = ngx_rtmp_pgauth_parse_notify(p, size, &sid, &reason);
+    rc = ngx_rtmp_pgauth_parse_notify(p, size, &sid, &reason, digest);
 
-    if (rc == NGX_RTMP_PGAUTH_NOTIFY_RECHECK) {
+    if (rc == NGX_RTMP_PGAUTH_NOTIFY_KEY) {
+        /* the digest printed again is the payload */
+
+        if (size != 68 || memcmp(p, "key ", 4) != 0) {
+            abort();
+        }
+
+        for (i = 0; i < NGX_RTMP_PGAUTH_DIGEST_LEN; i++) {
+            snprintf((char *) hex + 2 * i, 3, "%02x", digest[i]);
+        }
+
+        if (memcmp(hex, p + 4, 64) != 0) {
+            abort();
+        }
+
+    } else if (rc == NGX_RTMP_PGAUTH_NOTIFY_RECHECK) {
         if (size != 7 || memcmp(p, "recheck", 7) != 0) {
             abort();
         }
