@@ -204,7 +204,7 @@ ngx_rtmp_pgauth_publish(ngx_rtmp_session_t *s, ngx_rtmp_publish_t *v)
      */
 
     rc = ngx_rtmp_pgauth_go_live(s, ctx, &cached.name, cached.left,
-                                 ngx_current_msec, "cache");
+                                 ngx_current_msec, "hit");
     if (rc != NGX_OK) {
         return rc;
     }

@@ -13,7 +13,9 @@ use Pgauth;
 
 need_tools('psql', 'ffmpeg', 'ffprobe', $RTMPC);
 
-my $pg = Pgauth::Pg->new;
+# every statement logged, with its parameters: the key must not be there
+my $pg = Pgauth::Pg->new(conf => [ "log_statement = 'all'",
+                                   "log_min_duration_statement = 0" ]);
 my $ng = Pgauth::Nginx->new(pg => $pg);
 my $port = $ng->{rtmp_port};
 
@@ -64,6 +66,12 @@ ok(!grep({ /\Q$key\E/ } @files), 'the key is in no HLS file name');
 my @ours = grep { /pgauth:/ } split /\n/, $ng->error_log;
 ok(@ours >= 4, 'our decision lines are in the error log');
 ok(!grep({ /\Q$key\E/ } @ours), 'the key is in none of our log lines');
+my $pglog = Pgauth::slurp($pg->{log});
+like($pglog, qr/pgauth\.authorize\(\$1, \$2, \$3, \$4, \$5\)/,
+     'PostgreSQL logged the authorization statements');
+like($pglog, qr/parameters: \$1 = '\\x[0-9a-f]{64}'/,
+     '... with the digest as $1');
+unlike($pglog, qr/\Q$key\E/, 'the key itself is not in PostgreSQL\'s statement log');
 my $access = Pgauth::slurp("$ng->{dir}/logs/rtmp-access.log");
 like($access, qr/PUBLISH "live" "alice"/,
      'nginx-rtmp\'s access log shows the public name');

@@ -123,7 +123,9 @@ configure() {
 
 want="$(rtmp_src) ${CFLAGS_EXTRA:-}"
 
+# a new source file in config, or other headers or flags: configure again
 if [ "${1:-}" = configure ] || [ ! -f "$tree/objs/Makefile" ] \
+   || [ "$top/config" -nt "$tree/objs/Makefile" ] \
    || [ "$(cat "$tree/configured" 2>/dev/null)" != "$want" ]
 then
     configure
