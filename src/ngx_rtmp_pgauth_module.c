@@ -16,6 +16,7 @@
 #include "ngx_rtmp_pgauth_module.h"
 
 #include <arpa/inet.h>
+#include <netinet/tcp.h>
 
 
 #define NGX_RTMP_PGAUTH_POOL_SIZE      4
@@ -50,9 +51,14 @@ typedef struct {
 static ngx_int_t ngx_rtmp_pgauth_postconfiguration(ngx_conf_t *cf);
 static void *ngx_rtmp_pgauth_create_main_conf(ngx_conf_t *cf);
 static char *ngx_rtmp_pgauth_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_rtmp_pgauth_create_srv_conf(ngx_conf_t *cf);
+static char *ngx_rtmp_pgauth_merge_srv_conf(ngx_conf_t *cf, void *parent,
+    void *child);
 static void *ngx_rtmp_pgauth_create_app_conf(ngx_conf_t *cf);
 static char *ngx_rtmp_pgauth_merge_app_conf(ngx_conf_t *cf, void *parent,
     void *child);
+static ngx_int_t ngx_rtmp_pgauth_handshake_done(ngx_rtmp_session_t *s,
+    ngx_rtmp_header_t *h, ngx_chain_t *in);
 static ngx_int_t ngx_rtmp_pgauth_init_process(ngx_cycle_t *cycle);
 static void ngx_rtmp_pgauth_exit_process(ngx_cycle_t *cycle);
 
@@ -203,6 +209,13 @@ static ngx_command_t  ngx_rtmp_pgauth_commands[] = {
       0,
       NULL },
 
+    { ngx_string("pgauth_tcp_nodelay"),
+      NGX_RTMP_MAIN_CONF|NGX_RTMP_SRV_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_RTMP_SRV_CONF_OFFSET,
+      offsetof(ngx_rtmp_pgauth_srv_conf_t, tcp_nodelay),
+      NULL },
+
     { ngx_string("pgauth_cache_zone"),
       NGX_RTMP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_rtmp_pgauth_cache_zone,
@@ -270,8 +283,8 @@ static ngx_rtmp_module_t  ngx_rtmp_pgauth_module_ctx = {
     ngx_rtmp_pgauth_create_main_conf,       /* create main configuration */
     ngx_rtmp_pgauth_init_main_conf,         /* init main configuration */
 
-    NULL,                                   /* create server configuration */
-    NULL,                                   /* merge server configuration */
+    ngx_rtmp_pgauth_create_srv_conf,        /* create server configuration */
+    ngx_rtmp_pgauth_merge_srv_conf,         /* merge server configuration */
 
     ngx_rtmp_pgauth_create_app_conf,        /* create app configuration */
     ngx_rtmp_pgauth_merge_app_conf          /* merge app configuration */
@@ -301,9 +314,19 @@ extern ngx_module_t  ngx_rtmp_module;
 static ngx_int_t
 ngx_rtmp_pgauth_postconfiguration(ngx_conf_t *cf)
 {
+    ngx_rtmp_handler_pt          *h;
+    ngx_rtmp_core_main_conf_t    *cmcf;
     ngx_rtmp_pgauth_main_conf_t  *pmcf;
 
     pmcf = ngx_rtmp_conf_get_module_main_conf(cf, ngx_rtmp_pgauth_module);
+    cmcf = ngx_rtmp_conf_get_module_main_conf(cf, ngx_rtmp_core_module);
+
+    h = ngx_array_push(&cmcf->events[NGX_RTMP_HANDSHAKE_DONE]);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_rtmp_pgauth_handshake_done;
 
     /* applications are merged before postconfiguration runs */
 
@@ -389,6 +412,77 @@ ngx_rtmp_pgauth_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_rtmp_pgauth_create_srv_conf(ngx_conf_t *cf)
+{
+    ngx_rtmp_pgauth_srv_conf_t  *pscf;
+
+    pscf = ngx_pcalloc(cf->pool, sizeof(ngx_rtmp_pgauth_srv_conf_t));
+    if (pscf == NULL) {
+        return NULL;
+    }
+
+    pscf->tcp_nodelay = NGX_CONF_UNSET;
+
+    return pscf;
+}
+
+
+static char *
+ngx_rtmp_pgauth_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_rtmp_pgauth_srv_conf_t *prev = parent;
+    ngx_rtmp_pgauth_srv_conf_t *conf = child;
+
+    ngx_conf_merge_value(conf->tcp_nodelay, prev->tcp_nodelay, 1);
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * nginx-rtmp answers "connect" with several small writes and leaves Nagle
+ * on: the later ones wait for the client's ACK of the first, which a
+ * client with delayed ACKs holds back (40 ms on Linux, 200 ms on Windows).
+ * Set TCP_NODELAY once the handshake is done, as nginx's HTTP does.
+ */
+
+static ngx_int_t
+ngx_rtmp_pgauth_handshake_done(ngx_rtmp_session_t *s, ngx_rtmp_header_t *h,
+    ngx_chain_t *in)
+{
+    int                           nodelay;
+    ngx_connection_t             *c;
+    ngx_rtmp_pgauth_srv_conf_t   *pscf;
+    ngx_rtmp_pgauth_main_conf_t  *pmcf;
+
+    c = s->connection;
+
+    pmcf = ngx_rtmp_get_module_main_conf(s, ngx_rtmp_pgauth_module);
+    pscf = ngx_rtmp_get_module_srv_conf(s, ngx_rtmp_pgauth_module);
+
+    if (!pmcf->used || !pscf->tcp_nodelay || c->tcp_nodelay != 0
+        || c->sockaddr->sa_family == AF_UNIX)
+    {
+        return NGX_OK;
+    }
+
+    nodelay = 1;
+
+    if (setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, sizeof(int))
+        == -1)
+    {
+        ngx_connection_error(c, ngx_socket_errno,
+                             "setsockopt(TCP_NODELAY) failed");
+        return NGX_OK;
+    }
+
+    c->tcp_nodelay = NGX_TCP_NODELAY_SET;
+
+    return NGX_OK;
 }
 
 

@@ -162,6 +162,11 @@ typedef struct {
 
 
 typedef struct {
+    ngx_flag_t                      tcp_nodelay;
+} ngx_rtmp_pgauth_srv_conf_t;
+
+
+typedef struct {
     ngx_flag_t                      enable;
     ngx_msec_t                      timeout;
     ngx_str_t                       query;      /* as configured */

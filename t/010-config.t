@@ -126,6 +126,19 @@ my @bad = (
       qr/duplicate zone "a" in "pgauth_limit_zone" directive/, 'limit zone twice' ],
     [ 'pgauth_dsn "host=127.0.0.1"; pgauth_limit_zone zone=a:1m;', 'pgauth_limit a;',
       qr/invalid parameter "a" in "pgauth_limit" directive/, 'limit without zone=' ],
+    [ 'pgauth_dsn "host=127.0.0.1";', 'pgauth_tcp_nodelay on;',
+      qr/"pgauth_tcp_nodelay" directive is not allowed here/,
+      'tcp_nodelay is per server' ],
+    [ 'pgauth_dsn "host=127.0.0.1";', 'pgauth_cache zone=nowhere;',
+      qr/unknown zone "nowhere" in "pgauth_cache": no "pgauth_cache_zone" defines it/,
+      'cache with an undefined zone' ],
+    [ 'pgauth_dsn "host=127.0.0.1"; pgauth_limit_zone zone=l:1m;', 'pgauth_cache zone=l;',
+      qr/zone "l" in "pgauth_cache" is not a "pgauth_cache_zone"/,
+      'cache with a limit zone' ],
+    [ 'pgauth_dsn "host=127.0.0.1"; pgauth_cache_zone zone=c:1m ttl=0;', '',
+      qr/invalid parameter "ttl=0" in "pgauth_cache_zone" directive/, 'cache ttl 0' ],
+    [ 'pgauth_dsn "host=127.0.0.1";', 'pgauth_cache_fallback 1h;',
+      qr/"pgauth_cache_fallback" requires "pgauth_cache"/, 'fallback without cache' ],
     [ 'pgauth_dsn "host=127.0.0.1";', 'pgauth_listen x;',
       qr/"pgauth_listen" directive is not allowed here/,
       'listen is per rtmp block' ],
@@ -149,7 +162,9 @@ for my $b (@bad) {
     . ' pgauth_node edge-1; pgauth_heartbeat 2s; pgauth_recheck 1m;'
     . ' pgauth_recheck_failure end; pgauth_duplicate refuse;'
     . ' pgauth_limit_zone zone=z:1m failures=5 window=1m block=10m;'
-    . ' pgauth_limit zone=z;',
+    . ' pgauth_limit zone=z; pgauth_tcp_nodelay off;'
+    . ' pgauth_cache_zone zone=c:1m ttl=10s; pgauth_cache zone=c;'
+    . ' pgauth_cache_fallback 1h;',
     'pgauth on; pgauth_timeout 1500ms; pgauth_key_hash sha256;'
     . ' pgauth_duplicate takeover; pgauth_limit off;'
     . ' pgauth_query "SELECT $1::text, NULL"; pgauth_done_query "SELECT 1";');

@@ -99,6 +99,7 @@ sub rtmpc {
     push @args, '-W', $o{drop} if defined $o{drop};
     push @args, '-b', $o{from} if defined $o{from};
     push @args, '-F', $o{flood} if defined $o{flood};
+    push @args, '-D' if $o{delayed_acks};
     push @args, '-t', $o{timeout} || 10000;
     push @args, "rtmp://127.0.0.1:$port/$app";
 

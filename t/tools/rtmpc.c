@@ -23,6 +23,8 @@
  *   -t MS    overall timeout, default 10000
  *   -b ADDR  connect from this local address
  *   -F N     send the publish command N times back to back
+ *   -D       leave delayed ACKs on, as a usual client does (by default
+ *            rtmpc acknowledges at once, hiding the server's Nagle wait)
  *   -q       print only the summary line
  *
  * The last of -n, -x and -l wins.  The client does the simple (version 0)
@@ -138,6 +140,7 @@ typedef struct {
     double                  t0;
     int                     quiet;
     int                     flood;      /* publish commands to send */
+    int                     delayed_acks;   /* -D: no quick ACKs */
     const char             *bind;       /* local address, or NULL */
     long                    timeout;
     long                    linger;
@@ -449,6 +452,10 @@ quick_ack(void)
 {
 #ifdef TCP_QUICKACK
     int  on;
+
+    if (rc.delayed_acks) {
+        return;
+    }
 
     on = 1;
     (void) setsockopt(rc.fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof(on));
@@ -1707,7 +1714,7 @@ usage(const char *msg)
 
     fprintf(stderr,
             "usage: rtmpc [-n NAME | -x HEX | -l LEN] [-w MS] [-W MS] "
-            "[-t MS] [-q] [-b ADDR] [-F N]\n"
+            "[-t MS] [-q] [-b ADDR] [-F N] [-D]\n"
             "             rtmp://HOST[:PORT]/APP\n");
 
     exit(4);
@@ -1878,7 +1885,7 @@ main(int argc, char **argv)
 
     set_name("test", 4, 0);
 
-    while ((ch = getopt(argc, argv, "n:x:l:w:W:t:qb:F:")) != -1) {
+    while ((ch = getopt(argc, argv, "n:x:l:w:W:t:qb:F:D")) != -1) {
         switch (ch) {
 
         case 'n':
@@ -1915,6 +1922,10 @@ main(int argc, char **argv)
 
         case 'F':
             rc.flood = (int) parse_ms(optarg, 100000);
+            break;
+
+        case 'D':
+            rc.delayed_acks = 1;
             break;
 
         default:
