@@ -25,7 +25,7 @@ sub conf {
 
 sub kill9 {
     my ($ng) = @_;
-    kill 'KILL', $ng->master_pid, $ng->worker_pids;
+    kill 'KILL', $ng->all_pids;
     $ng->{running} = 0;
 }
 

@@ -648,6 +648,18 @@ sub worker_pids {
     return @w;
 }
 
+# The master and every process it started (workers, cache manager).
+sub all_pids {
+    my ($self) = @_;
+    my $master = $self->master_pid or return ();
+    my @p = ($master);
+    for my $stat (glob '/proc/[0-9]*/stat') {
+        my $s = Pgauth::slurp($stat);
+        push @p, $1 if $s =~ /^(\d+) \(nginx\) \S (\d+)/ && $2 == $master;
+    }
+    return @p;
+}
+
 sub signal {
     my ($self, $sig) = @_;
     my $pid = $self->master_pid or return;
