@@ -607,6 +607,14 @@ ngx_rtmp_pgauth_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
+#if (OPENSSL_VERSION_NUMBER >= 0x30000000L)
+    pmcf->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+#endif
+
+    if (pmcf->sha256 == NULL) {
+        pmcf->sha256 = EVP_sha256();
+    }
+
     if (ngx_rtmp_pgauth_init_pool(cycle, pmcf) != NGX_OK) {
         return NGX_ERROR;
     }

@@ -16,6 +16,7 @@
 #include "ngx_rtmp_pgauth_parse.h"
 
 #include <libpq-fe.h>
+#include <openssl/evp.h>
 
 
 #define NGX_RTMP_PGAUTH_NPARAMS        5
@@ -158,6 +159,9 @@ typedef struct {
 
     ngx_rtmp_pgauth_pool_t         *pool;       /* this worker's pool */
     ngx_rtmp_pgauth_live_t         *live;       /* this worker's sessions */
+
+    /* SHA-256, fetched once: an implicit fetch costs more than the hash */
+    const EVP_MD                   *sha256;
 } ngx_rtmp_pgauth_main_conf_t;
 
 
@@ -188,6 +192,7 @@ typedef struct {
     ngx_rtmp_pgauth_pool_t         *pool;
     ngx_rtmp_pgauth_live_t         *live;
     ngx_rtmp_pgauth_app_conf_t     *pacf;
+    const EVP_MD                   *sha256;
 
     ngx_queue_t                     queue;      /* live->sessions */
     ngx_event_t                     expire;

@@ -18,8 +18,6 @@
 #include <ngx_core.h>
 #include "ngx_rtmp_pgauth_module.h"
 
-#include <openssl/evp.h>
-
 
 #define NGX_RTMP_PGAUTH_DENIED         "NetStream.Publish.Denied"
 #define NGX_RTMP_PGAUTH_DENIED_DESC    "Stream key rejected"
@@ -159,6 +157,7 @@ ngx_rtmp_pgauth_publish(ngx_rtmp_session_t *s, ngx_rtmp_publish_t *v)
     ctx->pacf = pacf;
     ctx->pool = pmcf->pool;
     ctx->live = pmcf->live;
+    ctx->sha256 = pmcf->sha256 ? pmcf->sha256 : EVP_sha256();
 
     if (ngx_rtmp_pgauth_check(s, ctx, v) != NGX_OK) {
         return NGX_ERROR;
@@ -382,7 +381,7 @@ ngx_rtmp_pgauth_check(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
 
     /* the fingerprint names the key in logs without revealing it */
 
-    EVP_Digest(v->name, len, ctx->digest, NULL, EVP_sha256(), NULL);
+    EVP_Digest(v->name, len, ctx->digest, NULL, ctx->sha256, NULL);
     ngx_hex_dump(ctx->fp, ctx->digest, NGX_RTMP_PGAUTH_FP_LEN / 2);
     ctx->fp[NGX_RTMP_PGAUTH_FP_LEN] = '\0';
 

@@ -9,7 +9,9 @@
 //	on_publish_done http://127.0.0.1:8080/on_publish_done;
 //
 // Replies to call=publish: 302 with "Location: <public name>" (nginx-rtmp
-// renames the stream locally: a Location not starting with rtmp://),
+// renames the stream locally: a Location not starting with rtmp://), or
+// with -redirect rtmp://HOST:PORT/APP/, "Location: rtmp://HOST:PORT/APP/
+// <public name>" (nginx-rtmp pushes the stream there under that name),
 // 403 for a refused key (no row, or SQLSTATE PA001 with -duplicate
 // refuse), 500 when the database fails or does not answer within
 // -timeout.  nginx-rtmp refuses the publish on any reply but 2xx and 3xx.
@@ -79,6 +81,7 @@ type service struct {
 	authorize *sql.Stmt
 	done      *sql.Stmt
 	duplicate string
+	redirect  string
 	timeout   time.Duration
 	log       *log.Logger // nil: no logging
 
@@ -94,6 +97,10 @@ func main() {
 	pool := flag.Int("pool", 8, "database connections (max open and max idle)")
 	duplicate := flag.String("duplicate", "takeover",
 		"a key whose stream is live: takeover or refuse")
+	redirect := flag.String("redirect", "",
+		"prefix of the Location: empty, a local rename (HLS and DASH keep "+
+			"the key's name); rtmp://127.0.0.1:1935/hls/ pushes the stream "+
+			"to application hls under the public name")
 	timeout := flag.Duration("timeout", 3*time.Second,
 		"deadline of every database call")
 	verbose := flag.Bool("v", false, "log one line per decision to stderr")
@@ -116,6 +123,7 @@ func main() {
 	s := &service{
 		db:        db,
 		duplicate: *duplicate,
+		redirect:  *redirect,
 		timeout:   *timeout,
 		pubs:      make(map[pubKey]pub),
 	}
@@ -146,7 +154,7 @@ func main() {
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      10 * time.Second + *timeout,
+		WriteTimeout:      10*time.Second + *timeout,
 		IdleTimeout:       30 * time.Second,
 		ErrorLog:          log.New(io.Discard, "", 0),
 	}
@@ -370,8 +378,10 @@ func (s *service) publish(w http.ResponseWriter, r *http.Request, raw string,
 		app, d.name, addr, fp, d.sid, validFor, ms)
 
 	// a Location that is not rtmp://...: nginx-rtmp publishes under
-	// this name instead of the key
-	w.Header().Set("Location", d.name)
+	// this name instead of the key, for the modules after its notify
+	// module in the publish chain (live, record, relay; not hls, dash);
+	// rtmp://...: it pushes the stream there
+	w.Header().Set("Location", s.redirect+d.name)
 	w.WriteHeader(http.StatusFound)
 }
 
