@@ -9,6 +9,8 @@
 #                   ASAN=0 to skip the second pass)
 #   make deps       install the Debian packages needed
 #   make fuzz       the libFuzzer targets of t/fuzz, FUZZ_SECONDS (60) each
+#   make bench      the module against nginx-rtmp alone and on_publish to a
+#                   Go service; writes docs/benchmarks.md
 #   make soak       20,000 publish attempts, RSS/fd/backend samples, report
 #                   in docs/soak.md (not part of make test)
 #   make install    install the module and its modules-available snippet
@@ -38,7 +40,7 @@ DATADIR    ?= /usr/share/ngx-rtmp-pgauth
 
 export NGX_RTMP_SRC PG_CONFIG
 
-.PHONY: all deps run test test-asan fuzz soak install uninstall clean
+.PHONY: all deps run test test-asan fuzz bench soak install uninstall clean
 
 all: $(MODULE)
 
@@ -95,6 +97,11 @@ fuzz:
 		|| { tail -n 40 build/fuzz/$$t.log; exit 1; }; \
 		grep -E '^stat::number_of_executed_units' build/fuzz/$$t.log; \
 	done
+
+bench:
+	@util/deps.sh bench
+	@$(MAKE) -s $(MODULE) $(RTMPC)
+	perl util/bench.pl --out docs/benchmarks.md
 
 soak:
 	@util/deps.sh

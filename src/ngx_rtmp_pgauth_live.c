@@ -509,6 +509,9 @@ ngx_rtmp_pgauth_live_beat(ngx_event_t *ev)
 {
     ngx_rtmp_pgauth_live_t  *live = ev->data;
 
+    ngx_queue_t            *q;
+    ngx_rtmp_pgauth_ctx_t  *ctx;
+
     if (ngx_exiting || ngx_terminate) {
         return;
     }
@@ -518,6 +521,16 @@ ngx_rtmp_pgauth_live_beat(ngx_event_t *ev)
     if (!live->registered) {
         ngx_rtmp_pgauth_live_ready(live);
         return;
+    }
+
+    /* sessions live from the cache that could not be confirmed yet */
+
+    for (q = ngx_queue_head(&live->sessions);
+         q != ngx_queue_sentinel(&live->sessions);
+         q = ngx_queue_next(q))
+    {
+        ctx = ngx_queue_data(q, ngx_rtmp_pgauth_ctx_t, queue);
+        ngx_rtmp_pgauth_confirm(ctx);
     }
 
     if (live->beating) {

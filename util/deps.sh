@@ -2,7 +2,8 @@
 # Installs the Debian packages the build, the demo and the tests need.
 # Quiet and quick when everything is there.
 #
-#   util/deps.sh [run]     "run" adds npm, for the demo's player page
+#   util/deps.sh [run|bench]   "run" adds npm, for the demo's player page;
+#                              "bench" Go and lib/pq, strace and valgrind
 
 set -euo pipefail
 
@@ -23,6 +24,16 @@ done
 
 if [ "${1:-}" = run ] && ! command -v npm >/dev/null 2>&1; then
     missing+=(npm)
+fi
+
+if [ "${1:-}" = bench ]; then
+    for p in golang-go golang-github-lib-pq-dev strace valgrind; do
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null \
+             | grep -q "install ok installed"
+        then
+            missing+=("$p")
+        fi
+    done
 fi
 
 [ ${#missing[@]} -eq 0 ] && exit 0

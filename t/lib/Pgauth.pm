@@ -575,8 +575,10 @@ sub write_conf {
              DSN => $self->{pg} ? $self->{pg}->dsn : 'host=127.0.0.1');
     $conf =~ s/%%(\w+)%%/exists $v{$1} ? $v{$1} : die "no %%$1%%"/ge;
     # PGAUTH_STATIC=1 with PGAUTH_NGINX=/path: a binary built with --add-module
+    # no_module: the stock nginx-rtmp alone (baselines)
     my $head = ($ENV{PGAUTH_STATIC} ? ''
-                : "load_module $RTMP_MODULE;\nload_module $MODULE;\n")
+                : "load_module $RTMP_MODULE;\n"
+                  . ($self->{no_module} ? '' : "load_module $MODULE;\n"))
                . "pid $self->{dir}/logs/nginx.pid;\n"
                . "error_log $self->{dir}/logs/error.log "
                . ($self->{log_level} || 'info') . ";\n"

@@ -15,6 +15,10 @@ top=$(cd "$src/../../.." && pwd)
 out=${1:-"$top/build/authsvc"}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
+if [ ! -w "$out" ]; then
+    echo "build.sh: $out is not writable" >&2
+    exit 1
+fi
 
 if ! command -v go >/dev/null 2>&1; then
     echo "build.sh: go not found: apt-get install -y golang-go" >&2
