@@ -65,6 +65,7 @@ struct ngx_rtmp_pgauth_pool_s {
     ngx_uint_t                      nconns;
     ngx_uint_t                      nconnecting;
     ngx_uint_t                      nwaiting;
+    ngx_uint_t                      nbounded;   /* waiting, not urgent */
     ngx_uint_t                      number;
 
     ngx_uint_t                      failures;
@@ -103,6 +104,9 @@ static void ngx_rtmp_pgauth_conn_failed(ngx_rtmp_pgauth_conn_t *pc,
     const char *what);
 static void ngx_rtmp_pgauth_conn_close(ngx_rtmp_pgauth_conn_t *pc);
 
+static void ngx_rtmp_pgauth_req_enqueue(ngx_rtmp_pgauth_req_t *req,
+    ngx_uint_t head);
+static void ngx_rtmp_pgauth_req_dequeue(ngx_rtmp_pgauth_req_t *req);
 static void ngx_rtmp_pgauth_req_finish(ngx_rtmp_pgauth_req_t *req,
     ngx_uint_t rc, PGresult *res, ngx_str_t *err);
 static void ngx_rtmp_pgauth_req_timeout(ngx_event_t *ev);
@@ -237,17 +241,17 @@ ngx_rtmp_pgauth_req_submit(ngx_rtmp_pgauth_req_t *req, ngx_msec_t timeout)
 
     pool = req->pool;
 
+    /* the ends of sessions do not count against the queue's bound */
+
     if (pool->exiting
-        || (!req->urgent && pool->nwaiting >= pool->pc.queue_size))
+        || (!req->urgent && pool->nbounded >= pool->pc.queue_size))
     {
         return NGX_BUSY;
     }
 
     req->start = ngx_current_msec;
-    req->waiting = 1;
 
-    ngx_queue_insert_tail(&pool->waiting, &req->queue);
-    pool->nwaiting++;
+    ngx_rtmp_pgauth_req_enqueue(req, 0);
 
     ngx_add_timer(&req->deadline, timeout);
 
@@ -284,8 +288,7 @@ ngx_rtmp_pgauth_req_free(ngx_rtmp_pgauth_req_t *req)
     }
 
     if (req->waiting) {
-        ngx_queue_remove(&req->queue);
-        req->pool->nwaiting--;
+        ngx_rtmp_pgauth_req_dequeue(req);
     }
 
     if (req->conn) {
@@ -293,6 +296,47 @@ ngx_rtmp_pgauth_req_free(ngx_rtmp_pgauth_req_t *req)
     }
 
     ngx_free(req);
+}
+
+
+static void
+ngx_rtmp_pgauth_req_enqueue(ngx_rtmp_pgauth_req_t *req, ngx_uint_t head)
+{
+    ngx_rtmp_pgauth_pool_t  *pool;
+
+    pool = req->pool;
+
+    if (head) {
+        ngx_queue_insert_head(&pool->waiting, &req->queue);
+
+    } else {
+        ngx_queue_insert_tail(&pool->waiting, &req->queue);
+    }
+
+    req->waiting = 1;
+    pool->nwaiting++;
+
+    if (!req->urgent) {
+        pool->nbounded++;
+    }
+}
+
+
+static void
+ngx_rtmp_pgauth_req_dequeue(ngx_rtmp_pgauth_req_t *req)
+{
+    ngx_rtmp_pgauth_pool_t  *pool;
+
+    pool = req->pool;
+
+    ngx_queue_remove(&req->queue);
+
+    req->waiting = 0;
+    pool->nwaiting--;
+
+    if (!req->urgent) {
+        pool->nbounded--;
+    }
 }
 
 
@@ -912,9 +956,7 @@ ngx_rtmp_pgauth_conn_send(ngx_rtmp_pgauth_conn_t *pc,
 
     pool = pc->pool;
 
-    ngx_queue_remove(&req->queue);
-    req->waiting = 0;
-    pool->nwaiting--;
+    ngx_rtmp_pgauth_req_dequeue(req);
 
     ngx_queue_remove(&pc->queue);
     ngx_queue_insert_tail(&pool->busy, &pc->queue);
@@ -940,9 +982,7 @@ ngx_rtmp_pgauth_conn_send(ngx_rtmp_pgauth_conn_t *pc,
             req->conn = NULL;
             pc->req = NULL;
 
-            ngx_queue_insert_head(&pool->waiting, &req->queue);
-            req->waiting = 1;
-            pool->nwaiting++;
+            ngx_rtmp_pgauth_req_enqueue(req, 1);
         }
 
         ngx_rtmp_pgauth_conn_failed(pc, "send");
