@@ -471,6 +471,7 @@ ngx_rtmp_pgauth_limit_fail(ngx_shm_zone_t *zone, ngx_rtmp_session_t *s)
     ngx_uint_t                     blocked, failures;
     ngx_rbtree_node_t             *node;
     ngx_rtmp_pgauth_limit_t       *lim;
+    ngx_rtmp_pgauth_main_conf_t   *pmcf;
     ngx_rtmp_pgauth_limit_node_t  *ln;
 
     len = ngx_rtmp_pgauth_limit_key(s, key);
@@ -543,6 +544,9 @@ ngx_rtmp_pgauth_limit_fail(ngx_shm_zone_t *zone, ngx_rtmp_session_t *s)
     ngx_shmtx_unlock(&lim->shpool->mutex);
 
     if (blocked) {
+        pmcf = ngx_rtmp_get_module_main_conf(s, ngx_rtmp_pgauth_module);
+        ngx_rtmp_pgauth_stats_count(pmcf->stats, NGX_RTMP_PGAUTH_CNT_BLOCKS);
+
         ngx_log_error(NGX_LOG_WARN, s->connection->log, 0,
                       "pgauth: blocked addr=\"%V\" for %Ms after %ui "
                       "failed publishes",

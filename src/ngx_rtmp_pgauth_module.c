@@ -328,6 +328,10 @@ ngx_rtmp_pgauth_postconfiguration(ngx_conf_t *cf)
 
     *h = ngx_rtmp_pgauth_handshake_done;
 
+    if (pmcf->used && ngx_rtmp_pgauth_stats_add_zone(cf, pmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     /* applications are merged before postconfiguration runs */
 
     if (pmcf->used && pmcf->dsn.len == 0) {
@@ -607,6 +611,14 @@ ngx_rtmp_pgauth_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
+    pmcf->stats = ngx_rtmp_pgauth_stats(pmcf->stats_zone);
+
+    if (pmcf->stats) {
+        /* streams of workers that crashed are gone too */
+        ngx_rtmp_pgauth_stats_worker_gone(pmcf->stats, pmcf->stats_zone, 0);
+        pmcf->wstats = ngx_rtmp_pgauth_stats_worker(pmcf->stats);
+    }
+
 #if (OPENSSL_VERSION_NUMBER >= 0x30000000L)
     pmcf->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 #endif
@@ -661,6 +673,7 @@ ngx_rtmp_pgauth_init_pool(ngx_cycle_t *cycle,
     pc.setup_values[1] = (char *) pmcf->node.data;
     pc.setup_values[2] = (char *) pid;
     pc.close_idle = 1;
+    pc.report = pmcf->wstats;
 
     pmcf->pool = ngx_rtmp_pgauth_pool_create(cycle, pmcf, &pc);
     if (pmcf->pool == NULL) {
@@ -693,6 +706,19 @@ ngx_rtmp_pgauth_exit_process(ngx_cycle_t *cycle)
     if (pmcf->pool) {
         ngx_rtmp_pgauth_pool_destroy(pmcf->pool);
         pmcf->pool = NULL;
+    }
+
+    if (pmcf->stats) {
+        ngx_rtmp_pgauth_stats_worker_gone(pmcf->stats, pmcf->stats_zone,
+                                          ngx_pid);
+    }
+
+    if (pmcf->wstats) {
+        pmcf->wstats->busy = 0;
+        pmcf->wstats->idle = 0;
+        pmcf->wstats->connecting = 0;
+        pmcf->wstats->waiting = 0;
+        pmcf->wstats->pid = 0;
     }
 }
 

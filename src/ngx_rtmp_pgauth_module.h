@@ -48,6 +48,70 @@ typedef struct ngx_rtmp_pgauth_limit_s ngx_rtmp_pgauth_limit_t;
 typedef struct ngx_rtmp_pgauth_cache_s ngx_rtmp_pgauth_cache_t;
 
 
+/* what pgauth_status shows: decisions by outcome */
+
+#define NGX_RTMP_PGAUTH_OUT_ALLOWED        0    /* the database allowed */
+#define NGX_RTMP_PGAUTH_OUT_ALLOWED_CACHE  1
+#define NGX_RTMP_PGAUTH_OUT_ALLOWED_STALE  2    /* pgauth_cache_fallback */
+#define NGX_RTMP_PGAUTH_OUT_DENIED         3
+#define NGX_RTMP_PGAUTH_OUT_DENIED_CACHE   4
+#define NGX_RTMP_PGAUTH_OUT_UNAVAILABLE    5
+#define NGX_RTMP_PGAUTH_OUT_BLOCKED        6
+#define NGX_RTMP_PGAUTH_OUT_ALREADY_LIVE   7
+#define NGX_RTMP_PGAUTH_OUT_N              8
+
+/* ... and counters */
+
+#define NGX_RTMP_PGAUTH_CNT_DB_ERRORS      0
+#define NGX_RTMP_PGAUTH_CNT_DB_TIMEOUTS    1
+#define NGX_RTMP_PGAUTH_CNT_CONNECT_FAILS  2
+#define NGX_RTMP_PGAUTH_CNT_CACHE_HITS     3
+#define NGX_RTMP_PGAUTH_CNT_CACHE_MISSES   4
+#define NGX_RTMP_PGAUTH_CNT_BLOCKS         5
+#define NGX_RTMP_PGAUTH_CNT_ENDED          6    /* live publishes ended */
+#define NGX_RTMP_PGAUTH_CNT_N              7
+
+#define NGX_RTMP_PGAUTH_NBUCKETS           12
+#define NGX_RTMP_PGAUTH_MAX_WORKERS        64
+
+
+typedef struct {
+    ngx_atomic_t                    pid;
+    ngx_atomic_t                    busy;
+    ngx_atomic_t                    idle;
+    ngx_atomic_t                    connecting;
+    ngx_atomic_t                    waiting;
+} ngx_rtmp_pgauth_worker_stats_t;
+
+
+typedef struct {
+    ngx_queue_t                     queue;
+    time_t                          since;
+    ngx_pid_t                       pid;
+    u_char                          name_len;
+    u_char                          app_len;
+    u_char                          addr_len;
+    u_char                          data[1];    /* name, app, addr */
+} ngx_rtmp_pgauth_stream_stats_t;
+
+
+typedef struct {
+    time_t                          started;
+    ngx_atomic_t                    decisions[NGX_RTMP_PGAUTH_OUT_N];
+    ngx_atomic_t                    counters[NGX_RTMP_PGAUTH_CNT_N];
+    ngx_atomic_t                    buckets[NGX_RTMP_PGAUTH_NBUCKETS + 1];
+    ngx_atomic_t                    time_ms;
+    ngx_rtmp_pgauth_worker_stats_t  workers[NGX_RTMP_PGAUTH_MAX_WORKERS];
+
+    /* under the zone's mutex */
+    ngx_queue_t                     streams;
+    ngx_uint_t                      nstreams;
+} ngx_rtmp_pgauth_stats_t;
+
+
+extern ngx_msec_t  ngx_rtmp_pgauth_buckets[NGX_RTMP_PGAUTH_NBUCKETS];
+
+
 /* what the decision cache knows of a key */
 
 typedef struct {
@@ -82,6 +146,8 @@ typedef struct {
     char                           *name;       /* "" or "listen " in logs */
     ngx_uint_t                      size;
     ngx_uint_t                      queue_size;
+
+    ngx_rtmp_pgauth_worker_stats_t *report;     /* gauges to keep, or NULL */
 
     /* run on each new connection; with parameters when nparams > 0 */
     const char                     *setup;
@@ -162,6 +228,10 @@ typedef struct {
 
     /* SHA-256, fetched once: an implicit fetch costs more than the hash */
     const EVP_MD                   *sha256;
+
+    ngx_shm_zone_t                 *stats_zone;
+    ngx_rtmp_pgauth_stats_t        *stats;
+    ngx_rtmp_pgauth_worker_stats_t *wstats;     /* this worker's slot */
 } ngx_rtmp_pgauth_main_conf_t;
 
 
@@ -192,7 +262,10 @@ typedef struct {
     ngx_rtmp_pgauth_pool_t         *pool;
     ngx_rtmp_pgauth_live_t         *live;
     ngx_rtmp_pgauth_app_conf_t     *pacf;
+    ngx_rtmp_pgauth_main_conf_t    *pmcf;
     const EVP_MD                   *sha256;
+    ngx_msec_t                      start;      /* of the decision */
+    void                           *listed;     /* in the status zone */
 
     ngx_queue_t                     queue;      /* live->sessions */
     ngx_event_t                     expire;
@@ -261,6 +334,26 @@ char *ngx_rtmp_pgauth_limit_check_conf(ngx_conf_t *cf, ngx_shm_zone_t *zone);
 ngx_int_t ngx_rtmp_pgauth_limit_test(ngx_shm_zone_t *zone,
     ngx_rtmp_session_t *s, ngx_msec_t *left);
 void ngx_rtmp_pgauth_limit_fail(ngx_shm_zone_t *zone, ngx_rtmp_session_t *s);
+
+
+/* ngx_rtmp_pgauth_stats.c */
+
+ngx_int_t ngx_rtmp_pgauth_stats_add_zone(ngx_conf_t *cf,
+    ngx_rtmp_pgauth_main_conf_t *pmcf);
+ngx_shm_zone_t *ngx_rtmp_pgauth_stats_zone(ngx_cycle_t *cycle);
+ngx_rtmp_pgauth_stats_t *ngx_rtmp_pgauth_stats(ngx_shm_zone_t *zone);
+ngx_rtmp_pgauth_worker_stats_t *ngx_rtmp_pgauth_stats_worker(
+    ngx_rtmp_pgauth_stats_t *stats);
+void ngx_rtmp_pgauth_stats_decision(ngx_rtmp_pgauth_stats_t *stats,
+    ngx_uint_t outcome, ngx_msec_t ms);
+void ngx_rtmp_pgauth_stats_count(ngx_rtmp_pgauth_stats_t *stats,
+    ngx_uint_t n);
+void *ngx_rtmp_pgauth_stats_stream_add(ngx_rtmp_pgauth_stats_t *stats,
+    ngx_shm_zone_t *zone, ngx_str_t *name, ngx_str_t *app, ngx_str_t *addr);
+void ngx_rtmp_pgauth_stats_stream_remove(ngx_rtmp_pgauth_stats_t *stats,
+    ngx_shm_zone_t *zone, void *entry);
+void ngx_rtmp_pgauth_stats_worker_gone(ngx_rtmp_pgauth_stats_t *stats,
+    ngx_shm_zone_t *zone, ngx_pid_t pid);
 
 
 /* ngx_rtmp_pgauth_live.c */

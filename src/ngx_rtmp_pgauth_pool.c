@@ -63,6 +63,7 @@ struct ngx_rtmp_pgauth_pool_s {
     ngx_queue_t                     waiting;
 
     ngx_uint_t                      nconns;
+    ngx_uint_t                      nidle;
     ngx_uint_t                      nconnecting;
     ngx_uint_t                      nwaiting;
     ngx_uint_t                      nbounded;   /* waiting, not urgent */
@@ -77,6 +78,7 @@ struct ngx_rtmp_pgauth_pool_s {
 
 
 static void ngx_rtmp_pgauth_pool_run(ngx_rtmp_pgauth_pool_t *pool);
+static void ngx_rtmp_pgauth_pool_report(ngx_rtmp_pgauth_pool_t *pool);
 static void ngx_rtmp_pgauth_retry_handler(ngx_event_t *ev);
 
 static void ngx_rtmp_pgauth_conn_open(ngx_rtmp_pgauth_pool_t *pool);
@@ -407,6 +409,8 @@ ngx_rtmp_pgauth_pool_run(ngx_rtmp_pgauth_pool_t *pool)
         return;
     }
 
+    ngx_rtmp_pgauth_pool_report(pool);
+
     while (!ngx_queue_empty(&pool->waiting)
            && !ngx_queue_empty(&pool->idle))
     {
@@ -440,6 +444,26 @@ ngx_rtmp_pgauth_pool_run(ngx_rtmp_pgauth_pool_t *pool)
 
         ngx_rtmp_pgauth_conn_open(pool);
     }
+}
+
+
+/* this worker's gauges for pgauth_status */
+
+static void
+ngx_rtmp_pgauth_pool_report(ngx_rtmp_pgauth_pool_t *pool)
+{
+    ngx_rtmp_pgauth_worker_stats_t  *w;
+
+    w = pool->pc.report;
+
+    if (w == NULL) {
+        return;
+    }
+
+    w->idle = pool->nidle;
+    w->connecting = pool->nconnecting;
+    w->busy = pool->nconns - pool->nidle - pool->nconnecting;
+    w->waiting = pool->nwaiting;
 }
 
 
@@ -960,6 +984,7 @@ ngx_rtmp_pgauth_conn_send(ngx_rtmp_pgauth_conn_t *pc,
 
     ngx_queue_remove(&pc->queue);
     ngx_queue_insert_tail(&pool->busy, &pc->queue);
+    pool->nidle--;
 
     pc->c->idle = 0;
     pc->state = NGX_RTMP_PGAUTH_BUSY;
@@ -1180,6 +1205,7 @@ ngx_rtmp_pgauth_conn_ready(ngx_rtmp_pgauth_conn_t *pc)
 
     ngx_queue_remove(&pc->queue);
     ngx_queue_insert_head(&pool->idle, &pc->queue);
+    pool->nidle++;
 
     /* if so configured, close it at once when the worker shuts down */
     pc->c->idle = pool->pc.close_idle;
@@ -1233,6 +1259,9 @@ ngx_rtmp_pgauth_conn_failed(ngx_rtmp_pgauth_conn_t *pc, const char *what)
     if (pc->state == NGX_RTMP_PGAUTH_CONNECTING
         || pc->state == NGX_RTMP_PGAUTH_SETUP)
     {
+        ngx_rtmp_pgauth_stats_count(pool->conf->stats,
+                                    NGX_RTMP_PGAUTH_CNT_CONNECT_FAILS);
+
         pool->failures++;
 
         /*
@@ -1311,7 +1340,13 @@ ngx_rtmp_pgauth_conn_close(ngx_rtmp_pgauth_conn_t *pc)
     ngx_queue_remove(&pc->queue);
     pool->nconns--;
 
+    if (pc->state == NGX_RTMP_PGAUTH_IDLE) {
+        pool->nidle--;
+    }
+
     ngx_free(pc);
+
+    ngx_rtmp_pgauth_pool_report(pool);
 }
 
 

@@ -34,6 +34,7 @@
 #define NGX_RTMP_PGAUTH_DENY           0
 #define NGX_RTMP_PGAUTH_UNAVAILABLE    1
 #define NGX_RTMP_PGAUTH_BLOCKED        2
+#define NGX_RTMP_PGAUTH_DENY_CACHED    3
 
 /* raised by pgauth.authorize() when the name is live and may not be taken */
 #define NGX_RTMP_PGAUTH_SQLSTATE_BUSY  "PA001"
@@ -155,8 +156,10 @@ ngx_rtmp_pgauth_publish(ngx_rtmp_session_t *s, ngx_rtmp_publish_t *v)
     pmcf = ngx_rtmp_get_module_main_conf(s, ngx_rtmp_pgauth_module);
 
     ctx->pacf = pacf;
+    ctx->pmcf = pmcf;
     ctx->pool = pmcf->pool;
     ctx->live = pmcf->live;
+    ctx->start = ngx_current_msec;
     ctx->sha256 = pmcf->sha256 ? pmcf->sha256 : EVP_sha256();
 
     if (ngx_rtmp_pgauth_check(s, ctx, v) != NGX_OK) {
@@ -176,13 +179,20 @@ ngx_rtmp_pgauth_publish(ngx_rtmp_session_t *s, ngx_rtmp_publish_t *v)
                                      &cached)
            == NGX_OK)
     {
+        ngx_rtmp_pgauth_stats_count(pmcf->stats,
+                                    NGX_RTMP_PGAUTH_CNT_CACHE_HITS);
+
         if (!cached.allowed) {
-            ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_DENY,
+            ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_DENY_CACHED,
                                    "no matching key (cached)", NULL);
             return NGX_ERROR;
         }
 
         hit = 1;
+
+    } else if (pacf->cache) {
+        ngx_rtmp_pgauth_stats_count(pmcf->stats,
+                                    NGX_RTMP_PGAUTH_CNT_CACHE_MISSES);
     }
 
     if (!hit) {
@@ -473,6 +483,10 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
                           "reason=\"already live\"",
                           &s->app, &s->connection->addr_text, ctx->fp);
 
+            ngx_rtmp_pgauth_stats_decision(ctx->pmcf->stats,
+                                           NGX_RTMP_PGAUTH_OUT_ALREADY_LIVE,
+                                           ngx_current_msec - ctx->start);
+
             ngx_rtmp_send_status(s, NGX_RTMP_PGAUTH_BADNAME, "error",
                                  NGX_RTMP_PGAUTH_BUSY_DESC);
             ngx_rtmp_finalize_session(s);
@@ -554,6 +568,11 @@ ngx_rtmp_pgauth_unreachable(ngx_rtmp_session_t *s,
         err = &empty;
     }
 
+    ngx_rtmp_pgauth_stats_count(ctx->pmcf->stats,
+                                ngx_strcmp(reason, "timed out") == 0
+                                ? NGX_RTMP_PGAUTH_CNT_DB_TIMEOUTS
+                                : NGX_RTMP_PGAUTH_CNT_DB_ERRORS);
+
     if (ctx->pacf->cache == NULL
         || ctx->pacf->cache_fallback == 0
         || ngx_rtmp_pgauth_cache_get(ctx->pacf->cache, ctx->digest, &s->app,
@@ -606,6 +625,7 @@ static ngx_int_t
 ngx_rtmp_pgauth_go_live(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
     ngx_str_t *name, ngx_msec_t left, ngx_msec_t start, const char *via)
 {
+    ngx_str_t               pub;
     ngx_rtmp_pgauth_ctx_t  *old;
 
     ctx->allowed = 1;
@@ -626,6 +646,24 @@ ngx_rtmp_pgauth_go_live(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
 
     if (left) {
         ngx_rtmp_pgauth_expire_in(ctx, left);
+    }
+
+    ngx_rtmp_pgauth_stats_decision(ctx->pmcf->stats,
+                                   via == NULL ? NGX_RTMP_PGAUTH_OUT_ALLOWED
+                                   : via[0] == 'h'
+                                   ? NGX_RTMP_PGAUTH_OUT_ALLOWED_CACHE
+                                   : NGX_RTMP_PGAUTH_OUT_ALLOWED_STALE,
+                                   ngx_current_msec - start);
+
+    if (ctx->listed == NULL) {
+        pub.data = ctx->name;
+        pub.len = ngx_strlen(ctx->name);
+
+        ctx->listed = ngx_rtmp_pgauth_stats_stream_add(ctx->pmcf->stats,
+                                                       ctx->pmcf->stats_zone,
+                                                       &pub, &s->app,
+                                                       &s->connection
+                                                           ->addr_text);
     }
 
     ngx_log_error(NGX_LOG_NOTICE, s->connection->log, 0,
@@ -792,6 +830,8 @@ ngx_rtmp_pgauth_kick(ngx_rtmp_pgauth_ctx_t *ctx, const char *reason)
     s = ctx->session;
     ctx->kicked = 1;
 
+    ngx_rtmp_pgauth_stats_count(ctx->pmcf->stats, NGX_RTMP_PGAUTH_CNT_ENDED);
+
     /* reason may live in a notification or a result about to be freed */
     ngx_cpystrn(ctx->reason, (u_char *) reason, sizeof(ctx->reason));
     ctx->end_reason = (char *) ctx->reason;
@@ -874,6 +914,18 @@ ngx_rtmp_pgauth_refuse(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
     /* a blocked address was logged once when it was blocked */
     level = (how == NGX_RTMP_PGAUTH_BLOCKED) ? NGX_LOG_INFO : NGX_LOG_ERR;
 
+    if (ctx->pmcf) {
+        ngx_rtmp_pgauth_stats_decision(ctx->pmcf->stats,
+                                       how == NGX_RTMP_PGAUTH_DENY
+                                       ? NGX_RTMP_PGAUTH_OUT_DENIED
+                                       : how == NGX_RTMP_PGAUTH_DENY_CACHED
+                                       ? NGX_RTMP_PGAUTH_OUT_DENIED_CACHE
+                                       : how == NGX_RTMP_PGAUTH_BLOCKED
+                                       ? NGX_RTMP_PGAUTH_OUT_BLOCKED
+                                       : NGX_RTMP_PGAUTH_OUT_UNAVAILABLE,
+                                       ngx_current_msec - ctx->start);
+    }
+
     ngx_log_error(level, s->connection->log, 0,
                   "pgauth: refused app=\"%V\" addr=\"%V\" fp=%s "
                   "reason=\"%s%s%V\"",
@@ -892,7 +944,7 @@ ngx_rtmp_pgauth_refuse(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
                              NGX_RTMP_PGAUTH_BLOCKED_DESC);
         break;
 
-    default: /* NGX_RTMP_PGAUTH_DENY */
+    default: /* NGX_RTMP_PGAUTH_DENY, NGX_RTMP_PGAUTH_DENY_CACHED */
 
         if (ctx->pacf->limit) {
             ngx_rtmp_pgauth_limit_fail(ctx->pacf->limit, s);
@@ -954,6 +1006,13 @@ ngx_rtmp_pgauth_end(ngx_rtmp_pgauth_ctx_t *ctx, const char *reason)
     }
 
     ngx_rtmp_pgauth_live_remove(ctx);
+
+    if (ctx->listed) {
+        ngx_rtmp_pgauth_stats_stream_remove(ctx->pmcf->stats,
+                                            ctx->pmcf->stats_zone,
+                                            ctx->listed);
+        ctx->listed = NULL;
+    }
 
     if (!ctx->allowed) {
         return;

@@ -562,6 +562,7 @@ http {
             }
         }
         location = /ping { return 200 "pong\\n"; }
+        location = /pgauth_status { pgauth_status; }
     }
 }
 EOF
