@@ -13,6 +13,7 @@
 #                   Go service; writes docs/benchmarks.md
 #   make soak       20,000 publish attempts, RSS/fd/backend samples, report
 #                   in docs/soak.md (not part of make test)
+#   make deb        build/deb/libnginx-mod-rtmp-pgauth_*.deb (debhelper)
 #   make install    install the module and its modules-available snippet
 #   make clean      leave the tree as cloned
 
@@ -40,7 +41,8 @@ DATADIR    ?= /usr/share/ngx-rtmp-pgauth
 
 export NGX_RTMP_SRC PG_CONFIG
 
-.PHONY: all deps run test test-asan fuzz bench soak install uninstall clean
+.PHONY: all deps run test test-asan fuzz bench soak deb install uninstall \
+	clean
 
 all: $(MODULE)
 
@@ -108,6 +110,10 @@ soak:
 	@$(MAKE) -s $(MODULE) $(RTMPC)
 	perl util/soak.pl --out docs/soak.md
 
+deb:
+	@util/deps.sh
+	util/deb.sh
+
 install: $(MODULE)
 	install -D -m 644 $(MODULE) \
 		$(DESTDIR)$(MODULES)/ngx_rtmp_pgauth_module.so
@@ -115,13 +121,13 @@ install: $(MODULE)
 		$(DESTDIR)$(AVAILABLE)/mod-rtmp-pgauth.conf
 	install -d $(DESTDIR)$(ENABLED)
 	ln -sf $(AVAILABLE)/mod-rtmp-pgauth.conf \
-		$(DESTDIR)$(ENABLED)/60-mod-rtmp-pgauth.conf
+		$(DESTDIR)$(ENABLED)/70-mod-rtmp-pgauth.conf
 	install -D -m 644 src/pgauth.sql $(DESTDIR)$(DATADIR)/pgauth.sql
 
 uninstall:
 	rm -f $(DESTDIR)$(MODULES)/ngx_rtmp_pgauth_module.so \
 		$(DESTDIR)$(AVAILABLE)/mod-rtmp-pgauth.conf \
-		$(DESTDIR)$(ENABLED)/60-mod-rtmp-pgauth.conf \
+		$(DESTDIR)$(ENABLED)/70-mod-rtmp-pgauth.conf \
 		$(DESTDIR)$(DATADIR)/pgauth.sql
 
 clean:

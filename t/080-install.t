@@ -23,7 +23,7 @@ ok(-f "$dest/usr/lib/nginx/modules/ngx_rtmp_pgauth_module.so",
 my $snippet = "$dest/usr/share/nginx/modules-available/mod-rtmp-pgauth.conf";
 is(Pgauth::slurp($snippet), "load_module modules/ngx_rtmp_pgauth_module.so;\n",
    'the modules-available snippet loads it');
-my $link = "$dest/etc/nginx/modules-enabled/60-mod-rtmp-pgauth.conf";
+my $link = "$dest/etc/nginx/modules-enabled/70-mod-rtmp-pgauth.conf";
 is(readlink($link), '/usr/share/nginx/modules-available/mod-rtmp-pgauth.conf',
    'it is enabled in modules-enabled');
 ok(-f "$dest/usr/share/ngx-rtmp-pgauth/pgauth.sql", 'the schema is installed');
@@ -31,7 +31,7 @@ ok(-f "$dest/usr/share/ngx-rtmp-pgauth/pgauth.sql", 'the schema is installed');
 my @order = sort map { s{.*/}{}r }
     (glob('/etc/nginx/modules-enabled/*rtmp*.conf'), $link);
 is_deeply([ grep { /rtmp/ } @order ],
-          [ '50-mod-rtmp.conf', '60-mod-rtmp-pgauth.conf' ],
+          [ '50-mod-rtmp.conf', '70-mod-rtmp-pgauth.conf' ],
           'modules-enabled sorts it after the rtmp module');
 
 # the stock nginx loading through the snippets, from a prefix whose
@@ -69,7 +69,7 @@ CONF
 
 my ($rc, $o) = load_test(
     [ '50-mod-rtmp.conf', '/usr/share/nginx/modules-available/mod-rtmp.conf' ],
-    [ '60-mod-rtmp-pgauth.conf', $snippet ]);
+    [ '70-mod-rtmp-pgauth.conf', $snippet ]);
 is($rc, 0, 'the stock nginx loads the installed module after the rtmp one')
     or diag $o;
 

@@ -11,7 +11,7 @@ pkgs=(gcc make libc6-dev pkg-config xz-utils ca-certificates
       nginx nginx-dev libnginx-mod-rtmp
       libpq-dev libssl-dev postgresql
       ffmpeg perl libdbd-pg-perl procps
-      clang libclang-rt-14-dev)
+      clang libclang-rt-14-dev debhelper dpkg-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -26,8 +26,13 @@ if [ "${1:-}" = run ] && ! command -v npm >/dev/null 2>&1; then
     missing+=(npm)
 fi
 
-if [ "${1:-}" = bench ]; then
-    for p in golang-go golang-github-lib-pq-dev strace valgrind; do
+extra=()
+case "${1:-}" in
+    bench) extra=(golang-go golang-github-lib-pq-dev strace valgrind) ;;
+esac
+
+if [ ${#extra[@]} -gt 0 ]; then
+    for p in "${extra[@]}"; do
         if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null \
              | grep -q "install ok installed"
         then
