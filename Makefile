@@ -21,6 +21,7 @@ MODULE     := objs/ngx_rtmp_pgauth_module.so
 ASAN_MODULE := objs/asan/ngx_rtmp_pgauth_module.so
 SOURCES    := config $(wildcard src/*.c src/*.h)
 RTMPC      := t/tools/rtmpc
+NODE_DEPS  := node_modules/playwright-core/package.json
 
 RTMP_PORT  ?= 1935
 HTTP_PORT  ?= 8080
@@ -57,6 +58,12 @@ $(ASAN_MODULE): $(SOURCES) util/build.sh
 	@util/deps.sh
 	@VARIANT=asan util/build.sh
 
+# hls.js for the player page, playwright-core for its browser test: the
+# versions of package-lock.json
+$(NODE_DEPS): package.json package-lock.json
+	npm ci --no-audit --no-fund --no-update-notifier --loglevel=error
+	@touch $@
+
 $(RTMPC): t/tools/rtmpc.c
 	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
 
@@ -66,16 +73,16 @@ run:
 	@RTMP_PORT=$(RTMP_PORT) HTTP_PORT=$(HTTP_PORT) util/run.sh
 
 test:
-	@util/deps.sh
-	@$(MAKE) -s $(MODULE) $(RTMPC)
+	@util/deps.sh test
+	@$(MAKE) -s $(MODULE) $(RTMPC) $(NODE_DEPS)
 	prove -j$(PROVE_JOBS) -r $(TEST)
 	@if [ "$(ASAN)" = 1 ]; then $(MAKE) -s test-asan; fi
 	@if [ "$(TEST)" = t/ ]; then $(MAKE) -s fuzz FUZZ_SECONDS=15; fi
 
 # the same tests, the module under AddressSanitizer: any report fails them
 test-asan:
-	@util/deps.sh
-	@$(MAKE) -s $(ASAN_MODULE) $(RTMPC)
+	@util/deps.sh test
+	@$(MAKE) -s $(ASAN_MODULE) $(RTMPC) $(NODE_DEPS)
 	PGAUTH_ASAN=1 prove -j$(PROVE_JOBS) -r $(TEST)
 
 # every parser of outside input, under libFuzzer with ASan and UBSan

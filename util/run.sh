@@ -144,8 +144,8 @@ fi
 
 # the player page
 if [ ! -f "$top/node_modules/hls.js/dist/hls.min.js" ]; then
-    (cd "$top" && npm install --no-audit --no-fund --no-update-notifier \
-                             --loglevel=error) \
+    (cd "$top" && npm ci --omit=dev --no-audit --no-fund \
+                         --no-update-notifier --loglevel=error) \
         || die "npm install of hls.js failed"
 fi
 cp "$top/util/www/index.html" "$top/node_modules/hls.js/dist/hls.min.js" \
@@ -213,6 +213,11 @@ http {
             alias $run/hls/;
             add_header Cache-Control no-cache;
             add_header Access-Control-Allow-Origin *;
+        }
+
+        # the live streams and figures the player page lists
+        location = /pgauth_status {
+            pgauth_status;
         }
     }
 }

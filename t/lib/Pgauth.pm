@@ -513,13 +513,15 @@ sub new {
 }
 
 # The stock Debian setup: the rtmp module, then ours; with the usual
-# application "live" and an HTTP server for HLS unless the test gives its
-# own blocks.
+# application "live" and an HTTP server for HLS and pgauth_status; main,
+# rtmp, app and http (the server block) add lines, pgauth replaces "pgauth on;".
+# Tests that need other blocks give their own text.
 sub default_conf {
     my (%o) = @_;
     my $app = $o{app} || '';
     my $rtmp = $o{rtmp} || '';
     my $main = $o{main} || '';
+    my $http = $o{http} || '';
     my $pgauth = exists $o{pgauth} ? $o{pgauth} : 'pgauth on;';
     return <<"EOF";
 $main
@@ -563,6 +565,7 @@ http {
         }
         location = /ping { return 200 "pong\\n"; }
         location = /pgauth_status { pgauth_status; }
+$http
     }
 }
 EOF
