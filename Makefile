@@ -7,7 +7,8 @@
 #   make test       the whole test suite, then again with the module built
 #                   with AddressSanitizer (TEST=t/010-config.t for one file,
 #                   ASAN=0 to skip the second pass)
-#   make deps       install the Debian packages needed
+#   make deps       install the Debian packages of all of these (each target
+#                   installs what it needs)
 #   make fuzz       the libFuzzer targets of t/fuzz, FUZZ_SECONDS (60) each
 #   make bench      the module against nginx-rtmp alone and on_publish to a
 #                   Go service; writes docs/benchmarks.md
@@ -51,11 +52,11 @@ deps:
 	@util/deps.sh
 
 $(MODULE): $(SOURCES) util/build.sh
-	@util/deps.sh
+	@util/deps.sh build
 	@util/build.sh
 
 $(ASAN_MODULE): $(SOURCES) util/build.sh
-	@util/deps.sh
+	@util/deps.sh build
 	@VARIANT=asan util/build.sh
 
 # hls.js for the player page, playwright-core for its browser test: the
@@ -94,7 +95,7 @@ build/fuzz/fuzz_%: t/fuzz/fuzz_%.c src/ngx_rtmp_pgauth_parse.c \
 		-o $@ $< src/ngx_rtmp_pgauth_parse.c
 
 fuzz:
-	@util/deps.sh
+	@util/deps.sh fuzz
 	@$(MAKE) -s $(MODULE)
 	@$(MAKE) -s $(FUZZ_BINS)
 	@for t in $(FUZZ_TARGETS); do \
@@ -118,7 +119,7 @@ soak:
 	perl util/soak.pl --out docs/soak.md
 
 deb:
-	@util/deps.sh
+	@util/deps.sh deb
 	util/deb.sh
 
 install: $(MODULE)

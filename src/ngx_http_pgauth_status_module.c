@@ -10,6 +10,8 @@
  * exposition by default; with ?format=json or "Accept: application/json",
  * the node's live streams and the same figures as JSON.  Never a key: a
  * stream published under the client's own name is listed without it.
+ * "pgauth_status public" is for a page anyone may load: JSON always, the
+ * streams without client addresses, no figures.
  */
 
 
@@ -20,6 +22,11 @@
 
 
 #define NGX_HTTP_PGAUTH_JSON           1
+
+
+typedef struct {
+    ngx_flag_t                      public;
+} ngx_http_pgauth_status_loc_conf_t;
 
 
 typedef struct {
@@ -35,11 +42,14 @@ typedef struct {
 static char *ngx_http_pgauth_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_pgauth_status_handler(ngx_http_request_t *r);
+static void *ngx_http_pgauth_status_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_pgauth_status_merge_loc_conf(ngx_conf_t *cf,
+    void *parent, void *child);
 static ngx_int_t ngx_http_pgauth_status_format(ngx_http_request_t *r);
 static u_char *ngx_http_pgauth_prometheus(u_char *p, u_char *last,
     ngx_rtmp_pgauth_stats_t *stats);
 static u_char *ngx_http_pgauth_json(u_char *p, u_char *last,
-    ngx_rtmp_pgauth_stats_t *stats, ngx_shm_zone_t *zone);
+    ngx_rtmp_pgauth_stats_t *stats, ngx_shm_zone_t *zone, ngx_flag_t public);
 static u_char *ngx_http_pgauth_json_str(u_char *p, u_char *last,
     u_char *s, size_t len);
 
@@ -47,9 +57,9 @@ static u_char *ngx_http_pgauth_json_str(u_char *p, u_char *last,
 static ngx_command_t  ngx_http_pgauth_status_commands[] = {
 
     { ngx_string("pgauth_status"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
       ngx_http_pgauth_status,
-      0,
+      NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
 
@@ -67,8 +77,8 @@ static ngx_http_module_t  ngx_http_pgauth_status_module_ctx = {
     NULL,                                   /* create server configuration */
     NULL,                                   /* merge server configuration */
 
-    NULL,                                   /* create location configuration */
-    NULL                                    /* merge location configuration */
+    ngx_http_pgauth_status_create_loc_conf, /* create location configuration */
+    ngx_http_pgauth_status_merge_loc_conf   /* merge location configuration */
 };
 
 
@@ -146,10 +156,63 @@ static ngx_http_pgauth_metric_t  ngx_http_pgauth_metrics[] = {
 };
 
 
+static void *
+ngx_http_pgauth_status_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_pgauth_status_loc_conf_t  *slcf;
+
+    slcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_pgauth_status_loc_conf_t));
+    if (slcf == NULL) {
+        return NULL;
+    }
+
+    slcf->public = NGX_CONF_UNSET;
+
+    return slcf;
+}
+
+
+static char *
+ngx_http_pgauth_status_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child)
+{
+    ngx_http_pgauth_status_loc_conf_t  *prev = parent;
+    ngx_http_pgauth_status_loc_conf_t  *conf = child;
+
+    ngx_conf_merge_value(conf->public, prev->public, 0);
+
+    return NGX_CONF_OK;
+}
+
+
 static char *
 ngx_http_pgauth_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
+    ngx_http_pgauth_status_loc_conf_t *slcf = conf;
+
+    ngx_str_t                 *value;
     ngx_http_core_loc_conf_t  *clcf;
+
+    if (slcf->public != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    slcf->public = 0;
+
+    if (cf->args->nelts == 2) {
+        value = cf->args->elts;
+
+        if (value[1].len != 6
+            || ngx_strncmp(value[1].data, "public", 6) != 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid value \"%V\" in \"%V\" directive, "
+                               "it must be \"public\"", &value[1], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        slcf->public = 1;
+    }
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_pgauth_status_handler;
@@ -169,6 +232,8 @@ ngx_http_pgauth_status_handler(ngx_http_request_t *r)
     ngx_shm_zone_t           *zone;
     ngx_rtmp_pgauth_stats_t  *stats;
 
+    ngx_http_pgauth_status_loc_conf_t  *slcf;
+
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;
     }
@@ -186,7 +251,10 @@ ngx_http_pgauth_status_handler(ngx_http_request_t *r)
         return NGX_HTTP_NOT_FOUND;
     }
 
-    json = ngx_http_pgauth_status_format(r);
+    slcf = ngx_http_get_module_loc_conf(r, ngx_http_pgauth_status_module);
+
+    json = slcf->public ? NGX_HTTP_PGAUTH_JSON
+                        : ngx_http_pgauth_status_format(r);
 
     /* the figures take a few kB; each stream at most 3 x 255 escaped */
 
@@ -198,7 +266,8 @@ ngx_http_pgauth_status_handler(ngx_http_request_t *r)
     }
 
     if (json) {
-        last = ngx_http_pgauth_json(b->last, b->end, stats, zone);
+        last = ngx_http_pgauth_json(b->last, b->end, stats, zone,
+                                    slcf->public);
         ngx_str_set(&r->headers_out.content_type, "application/json");
 
     } else {
@@ -365,7 +434,7 @@ ngx_http_pgauth_prometheus(u_char *p, u_char *last,
 
 static u_char *
 ngx_http_pgauth_json(u_char *p, u_char *last, ngx_rtmp_pgauth_stats_t *stats,
-    ngx_shm_zone_t *zone)
+    ngx_shm_zone_t *zone, ngx_flag_t public)
 {
     u_char                          *d;
     ngx_uint_t                       first;
@@ -401,15 +470,23 @@ ngx_http_pgauth_json(u_char *p, u_char *last, ngx_rtmp_pgauth_stats_t *stats,
 
         p = ngx_slprintf(p, last, ",\"app\":");
         p = ngx_http_pgauth_json_str(p, last, d + st->name_len, st->app_len);
-        p = ngx_slprintf(p, last, ",\"client\":");
-        p = ngx_http_pgauth_json_str(p, last, d + st->name_len + st->app_len,
-                                     st->addr_len);
+
+        if (!public) {
+            p = ngx_slprintf(p, last, ",\"client\":");
+            p = ngx_http_pgauth_json_str(p, last,
+                                         d + st->name_len + st->app_len,
+                                         st->addr_len);
+        }
         p = ngx_slprintf(p, last, ",\"since\":%T}", st->since);
 
         first = 0;
     }
 
     ngx_shmtx_unlock(&shpool->mutex);
+
+    if (public) {
+        return ngx_slprintf(p, last, "]}\n");
+    }
 
     p = ngx_slprintf(p, last, "],\"figures\":{");
 

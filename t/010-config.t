@@ -186,4 +186,17 @@ unlike($out, qr/is a name/, 'no warning when hostaddr is given');
 ($rc, $out) = rtmp_conf('pgauth_dsn "host=/run/postgresql,127.0.0.1,::1";');
 unlike($out, qr/is a name/, 'no warning for sockets and addresses');
 
+# pgauth_status, in an http location
+for my $b (['pgauth_status full;', qr/invalid value "full" in "pgauth_status" directive, it must be "public"/, 'a value other than public'],
+           ['pgauth_status public extra;', qr/invalid number of arguments in "pgauth_status" directive/, 'two values'],
+           ['pgauth_status; pgauth_status public;', qr/"pgauth_status" directive is duplicate/, 'twice'])
+{
+    ($rc, $out) = conf_test(http => "location = /s { $b->[0] }");
+    isnt($rc, 0, "pgauth_status, $b->[2]: nginx -t fails");
+    like($out, $b->[1], '... naming the directive') or diag $out;
+}
+($rc, $out) = conf_test(http => 'location = /s { pgauth_status; }'
+                        . ' location = /p { pgauth_status public; }');
+is($rc, 0, 'pgauth_status and pgauth_status public') or diag $out;
+
 done_testing();

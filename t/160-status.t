@@ -16,7 +16,8 @@ need_tools('psql', $RTMPC);
 my $pg = Pgauth::Pg->new;
 my $ng = Pgauth::Nginx->new(pg => $pg, workers => 2, conf => Pgauth::Nginx::default_conf(
     rtmp => 'pgauth_cache_zone zone=c:1m ttl=1m;',
-    app => 'pgauth_cache zone=c;'));
+    app => 'pgauth_cache zone=c;',
+    http => 'location = /live.json { pgauth_status public; }'));
 my ($port, $hport) = ($ng->{rtmp_port}, $ng->{http_port});
 my $key = $pg->create_key('alice');
 my $bob = $pg->create_key('bob');
@@ -77,6 +78,15 @@ unlike($json, qr/\Q$key\E/, 'no key in the JSON');
 
 (undef, $type) = get('/pgauth_status', 'application/json, */*');
 is($type, 'application/json', 'Accept: application/json gives JSON');
+
+# "pgauth_status public": for a page anyone may load
+($code, $type, $json) = get('/live.json');
+is($type, 'application/json', 'public: JSON without asking');
+$j = decode_json($json);
+is_deeply([sort keys %$j], ['node_started', 'streams'], '... no figures');
+is_deeply([sort keys %{$j->{streams}[0]}], ['app', 'name', 'since'],
+          '... no client address');
+is($j->{streams}[0]{name}, 'alice', '... the stream by its public name');
 
 $live->stop;
 ok(wait_for(5, sub { decode_json((get('/pgauth_status?format=json'))[2])->{streams}->@* == 0 }),

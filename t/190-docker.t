@@ -61,7 +61,13 @@ my $ff = ffmpeg_publish("rtmp://127.0.0.1:$ng->{rtmp_port}/live/$key", 5);
 ok(wait_for(15, sub { -s "$ng->{hls}/demo.m3u8" }), 'HLS under the public name');
 my ($code, $body) = http_get($ng->{http_port}, '/pgauth_status?format=json');
 is($code, 200, '/pgauth_status is served');
-is(decode_json($body)->{streams}[0]{name}, 'demo', '... listing the stream');
+my $j = decode_json($body);
+is($j->{streams}[0]{name}, 'demo', '... listing the stream');
+ok(!exists $j->{streams}[0]{client} && !exists $j->{figures},
+   '... public: no client address, no figures');
+($code, $body) = http_get($ng->{http_port}, '/metrics');
+like($body, qr/^pgauth_decisions_total\{outcome="allowed",via="database"\} [1-9]\d*$/m,
+     '/metrics: Prometheus text from loopback');
 ($code, $body) = http_get($ng->{http_port}, '/');
 like($body, qr/<video/, 'the player page is served');
 waitpid $ff, 0;

@@ -1,20 +1,37 @@
 #!/bin/bash
-# Installs the Debian packages the build, the demo and the tests need.
-# Quiet and quick when everything is there.
+# Installs the Debian packages a make target needs.  Quiet and quick when
+# everything is there.
 #
-#   util/deps.sh [run|test|bench]
-#                   "run" adds npm, for the demo's player page; "test" npm
-#                   and chromium, for the browser test (if chromium cannot be
-#                   installed, that test is skipped and says so); "bench" Go
-#                   and lib/pq, strace and valgrind
+#   util/deps.sh build   the module: compiler, nginx-dev, nginx-rtmp, libpq
+#   util/deps.sh run     build + PostgreSQL and npm, for make run
+#   util/deps.sh deb     build + debhelper
+#   util/deps.sh fuzz    build + clang and its libFuzzer runtime
+#   util/deps.sh [test]  all of these + ffmpeg, Perl's DBD::Pg and chromium,
+#                        for the tests (if chromium cannot be installed, the
+#                        browser test is skipped and says so)
+#   util/deps.sh bench   test + Go and lib/pq, strace and valgrind
 
 set -euo pipefail
 
-pkgs=(gcc make libc6-dev pkg-config xz-utils ca-certificates
-      nginx nginx-dev libnginx-mod-rtmp
-      libpq-dev libssl-dev postgresql
-      ffmpeg perl libdbd-pg-perl procps
-      clang libclang-rt-14-dev debhelper dpkg-dev)
+mode=${1:-test}
+
+build=(gcc make libc6-dev pkg-config xz-utils ca-certificates
+       nginx nginx-dev libnginx-mod-rtmp libpq-dev libssl-dev)
+run=(postgresql procps)
+deb=(debhelper dpkg-dev)
+fuzz=(clang libclang-rt-14-dev)
+test=("${run[@]}" "${deb[@]}" "${fuzz[@]}" ffmpeg perl libdbd-pg-perl)
+
+case "$mode" in
+    build) pkgs=("${build[@]}") ;;
+    run)   pkgs=("${build[@]}" "${run[@]}") ;;
+    deb)   pkgs=("${build[@]}" "${deb[@]}") ;;
+    fuzz)  pkgs=("${build[@]}" "${fuzz[@]}") ;;
+    test)  pkgs=("${build[@]}" "${test[@]}") ;;
+    bench) pkgs=("${build[@]}" "${test[@]}" golang-go
+                 golang-github-lib-pq-dev strace valgrind) ;;
+    *)     echo "deps: unknown target \"$mode\"" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -25,8 +42,9 @@ for p in "${pkgs[@]}"; do
     fi
 done
 
-case "${1:-}" in
-    run|test)
+# npm for hls.js (and playwright-core); nodejs may come from elsewhere
+case "$mode" in
+    run|test|bench)
         if ! command -v npm >/dev/null 2>&1; then
             missing+=(npm)
         fi ;;
@@ -34,23 +52,8 @@ esac
 
 # the browser test's chromium: wanted, not required
 browser=
-if [ "${1:-}" = test ] && [ ! -x /usr/bin/chromium ]; then
+if [ "$mode" = test ] && [ ! -x /usr/bin/chromium ]; then
     browser=chromium
-fi
-
-extra=()
-case "${1:-}" in
-    bench) extra=(golang-go golang-github-lib-pq-dev strace valgrind) ;;
-esac
-
-if [ ${#extra[@]} -gt 0 ]; then
-    for p in "${extra[@]}"; do
-        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null \
-             | grep -q "install ok installed"
-        then
-            missing+=("$p")
-        fi
-    done
 fi
 
 [ ${#missing[@]} -eq 0 ] && [ -z "$browser" ] && exit 0
