@@ -21,7 +21,9 @@
 
 #define NGX_RTMP_PGAUTH_DENIED         "NetStream.Publish.Denied"
 #define NGX_RTMP_PGAUTH_DENIED_DESC    "Stream key rejected"
-#define NGX_RTMP_PGAUTH_FAILED_CODE    "NetStream.Publish.Failed"
+/* not "NetStream.Publish.Failed": OBS's librtmp logs the description of
+   NetStream.Failed and ignores codes it does not know */
+#define NGX_RTMP_PGAUTH_FAILED_CODE    "NetStream.Failed"
 #define NGX_RTMP_PGAUTH_FAILED_DESC                                          \
     "Authorization unavailable, try again later"
 #define NGX_RTMP_PGAUTH_BADNAME        "NetStream.Publish.BadName"

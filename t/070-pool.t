@@ -81,8 +81,8 @@ my $ng2 = Pgauth::Nginx->new(pg => $pg, conf => Pgauth::Nginx::default_conf(
            . ' a.session_id FROM pgauth.authorize($1, $2, $3, $4) a,'
            . ' pg_sleep(0.5)";'));
 $c = $bursts->($ng2->{rtmp_port}, 10);
-my $failed = ($c->{'good NetStream.Publish.Failed'} || 0)
-           + ($c->{'bad NetStream.Publish.Failed'} || 0);
+my $failed = ($c->{'good NetStream.Failed'} || 0)
+           + ($c->{'bad NetStream.Failed'} || 0);
 cmp_ok($failed, '>=', 5, "queue of 2, pool of 1, 10 at once: the excess is refused ($failed)");
 like($ng2->error_log, qr/reason="too many decisions queued"/, '... saying why');
 $ng2->stop;

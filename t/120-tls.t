@@ -177,7 +177,7 @@ for my $case (
     my ($what, $dsn, $reason, $server_saw) = @$case;
     my $ng = nginx($what, $dsn);
     my $r = rtmpc($ng->{rtmp_port}, 'live', name => $key);
-    is($r->{status}{code}, 'NetStream.Publish.Failed',
+    is($r->{status}{code}, 'NetStream.Failed',
        "$what: the publish is refused as unavailable")
         or diag join "\n", @{$r->{out}};
     is($r->{status}{desc}, 'Authorization unavailable, try again later',

@@ -115,7 +115,7 @@ like($l // '', qr/Publish\.Start/, 'database down: a key allowed within the fall
 like($ng->error_log, qr/\[warn\].*pgauth: admitted app="live" addr="127\.0\.0\.1" fp=[0-9a-f]{8} from the cache \(allowed \d+s ago\): database unreachable/,
      '... and that is logged at warn');
 $r = rtmpc($port, 'live', name => 'never-seen');
-is($r->{status}{code}, 'NetStream.Publish.Failed', 'a key the cache does not know is refused as unavailable');
+is($r->{status}{code}, 'NetStream.Failed', 'a key the cache does not know is refused as unavailable');
 ok(!$c->wait_line(qr/^closed/, 1.5), 'the admitted stream stays up while the database is away');
 $pg->start;
 ok(wait_for(10, sub { $pg->psql("SELECT count(*) FROM pgauth.sessions WHERE stream_name = 'bob'"

@@ -40,7 +40,7 @@
  *
  *   start        NetStream.Publish.Start
  *   denied       level "error", NetStream.Publish.Denied
- *   failed       level "error", NetStream.Publish.Failed
+ *   failed       level "error", NetStream.Failed
  *   badname      level "error", NetStream.Publish.BadName
  *   other_error  any other error status, an _error reply to connect or
  *                createStream, or a protocol error
@@ -970,9 +970,8 @@ on_status(loadc_conn_t *c, loadc_info_t *info)
         {
             c->outcome = LOADC_DENIED;
 
-        } else if (info->code && info->code_len == 24
-                   && memcmp(info->code, "NetStream.Publish.Failed", 24)
-                      == 0)
+        } else if (info->code && info->code_len == 16
+                   && memcmp(info->code, "NetStream.Failed", 16) == 0)
         {
             c->outcome = LOADC_FAILED;
 
