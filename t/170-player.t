@@ -55,7 +55,9 @@ my $bob = ffmpeg_publish("rtmp://127.0.0.1:$ng->{rtmp_port}/live/"
                          "$ng->{dir}/logs/ffmpeg-bob.log");
 ok(wait_for(15, sub { -s "$ng->{hls}/bob.m3u8" }), 'bob is live');
 
-# the browser
+# the browser; if it fails, writing to it must not kill the test before
+# its END block stops nginx and PostgreSQL
+local $SIG{PIPE} = 'IGNORE';
 my ($out, $in);
 my $node = open2($out, $in, 'node', "$TOP/t/player/player.mjs",
                  "http://127.0.0.1:$ng->{http_port}/", $ng->{dir},

@@ -109,8 +109,10 @@ as_pg "$pgbin/pg_ctl" -D "$pgdir/data" -l "$pgdir/postgres.log" -w -t 60 \
 nginx_pid=
 cleanup() {
     trap - INT TERM EXIT
-    echo
-    echo "make run: stopping"
+    # Ctrl-C of "make run | tee log" kills tee too: a message must not
+    # stop the cleanup with SIGPIPE
+    trap '' PIPE
+    { echo; echo "make run: stopping"; } 2>/dev/null || true
     if [ -n "$nginx_pid" ]; then
         kill -QUIT "$nginx_pid" 2>/dev/null || true
         wait "$nginx_pid" 2>/dev/null || true
@@ -240,7 +242,8 @@ cat <<MSG
   then Start Streaming, and watch in a browser:
 
       http://$host:$http_port/#$stream
-      (the playlist: http://$host:$http_port/hls/$stream.m3u8)
+      (the playlist: http://$host:$http_port/hls/$stream.m3u8;
+       live streams and figures: http://$host:$http_port/pgauth_status)
 
   Or without OBS:
       ffmpeg -re -f lavfi -i testsrc=size=1280x720:rate=30 -f lavfi -i sine \\
