@@ -477,6 +477,7 @@ ngx_http_pgauth_json(u_char *p, u_char *last, ngx_rtmp_pgauth_stats_t *stats,
                                          d + st->name_len + st->app_len,
                                          st->addr_len);
         }
+
         p = ngx_slprintf(p, last, ",\"since\":%T}", st->since);
 
         first = 0;
