@@ -100,7 +100,9 @@ sub not_blank {
         or diag explain $f;
 }
 
+my %ms;
 my ($s, $d) = step('listed');
+$ms{listed} = $d->{ms};
 if ($s eq 'listed') {
     is_deeply([sort @{$d->{names}}], ['alice', 'bob'],
               'the list shows alice and bob') or diag explain $d;
@@ -110,6 +112,7 @@ if ($s eq 'listed') {
 }
 
 ($s, $d) = step('playing');
+$ms{playing} = $d->{ms};
 if ($s eq 'playing') {
     cmp_ok($d->{to} - $d->{from}, '>', 2, 'currentTime advanced by > 2 s')
         or diag explain $d;
@@ -123,6 +126,7 @@ waitpid $ff, 0;
 print $in "stopped\n";
 
 ($s, $d) = step('offline');
+$ms{offline} = $d->{ms};
 if ($s eq 'offline') {
     is($d->{state}, 'offline', 'the page says offline');
     is_deeply($d->{names}, ['bob'], '... alice left the list, bob is there');
@@ -134,6 +138,7 @@ $ff = ffmpeg_publish($url, 120, "$ng->{dir}/logs/ffmpeg2.log");
 print $in "started\n";
 
 ($s, $d) = step('back');
+$ms{back} = $d->{ms};
 if ($s eq 'back') {
     cmp_ok($d->{to} - $d->{from}, '>', 2,
            'back by itself: currentTime advanced by > 2 s again')
@@ -141,6 +146,12 @@ if ($s eq 'back') {
     not_blank($d->{frame}, 'back');
     is_deeply($d->{errors}, [], 'no error in the page');
 }
+
+# make test prints it
+diag(sprintf 'player page: listed %s ms after loading; %s ms from the click '
+     . 'to 2 s played; offline %s ms after the encoder stopped; 2 s played '
+     . 'again %s ms after it restarted',
+     map { $_ // '-' } @ms{qw(listed playing offline back)});
 
 close $in;
 waitpid $node, 0;

@@ -39,8 +39,15 @@ function command() {
     return new Promise((resolve) => waiters.push(resolve));
 }
 
+// each step's line carries ms, the time since the last one ended
+let since = Date.now();
+
 function say(step, data) {
-    process.stdout.write(step + ' ' + JSON.stringify(data ?? {}) + '\n');
+    const now = Date.now();
+    process.stdout.write(step + ' '
+                         + JSON.stringify({ ...data, ms: now - since })
+                         + '\n');
+    since = now;
 }
 
 let browser;
@@ -129,6 +136,7 @@ async function main() {
     page.on('pageerror', (e) => errors.push(String(e)));
 
     step = 'listed';
+    since = Date.now();
     await page.goto(url);
     for (const n of [name, ...others]) {
         await page.locator(`#streams li[data-name="${n}"] a`)
@@ -145,6 +153,7 @@ async function main() {
     say('stopped?');
     step = 'offline';
     await command();
+    since = Date.now();
     await page.waitForFunction((n) =>
         document.getElementById('state').getAttribute('data-state')
             === 'offline'
@@ -155,6 +164,7 @@ async function main() {
     say('started?');
     step = 'back';
     await command();
+    since = Date.now();
     const again = await advances(2);
     say('back', { ...again, frame: await frame(), errors });
 
