@@ -92,8 +92,12 @@ sub step {
     return ($step, $data);
 }
 
+my @frames;
+
 sub not_blank {
     my ($f, $what) = @_;
+    push @frames, "$f->{width}x$f->{height} luma sd $f->{stddev}, "
+                  . "$f->{colours} colours";
     ok($f->{width} == 320 && $f->{height} == 240
        && $f->{stddev} > 20 && $f->{colours} >= 8,
        "$what: the frame is the test pattern, not blank")
@@ -152,6 +156,7 @@ diag(sprintf 'player page: listed %s ms after loading; %s ms from the click '
      . 'to 2 s played; offline %s ms after the encoder stopped; 2 s played '
      . 'again %s ms after it restarted',
      map { $_ // '-' } @ms{qw(listed playing offline back)});
+diag('frames: ' . join('; ', @frames));
 
 close $in;
 waitpid $node, 0;
