@@ -126,8 +126,9 @@ for my $i (1 .. 5) {
 ok(wait_for(5, sub { $pg->nginx_backends <= 4 }),
    'after 5 reloads the backends are still within 2 workers x pool of 2');
 
-$ng3->signal('QUIT');
+# the pid before the signal: a quitting nginx removes its pid file
 my $master = $ng3->master_pid;
+$ng3->signal('QUIT');
 ok(wait_for(10, sub { !kill 0, $master }), 'graceful quit');
 $ng3->{running} = 0;
 is(join("\n", $ng3->bad_lines), '',

@@ -39,6 +39,7 @@ is_deeply([ grep { /rtmp/ } @order ],
 sub load_test {
     my (@snippets) = @_;
     my $p = tmpdir();
+    my $port = free_port();
     mkdir "$p/modules";
     mkdir "$p/enabled";
     symlink '/usr/lib/nginx/modules/ngx_rtmp_module.so',
@@ -56,8 +57,10 @@ pid $p/nginx.pid;
 events {}
 rtmp {
     pgauth_dsn "host=127.0.0.1";
+    # nginx-rtmp's default access log, /var/log/nginx, is root's
+    access_log off;
     server {
-        listen 127.0.0.1:1;
+        listen 127.0.0.1:$port;
         application live { live on; pgauth on; }
     }
 }
