@@ -102,6 +102,7 @@ fuzz:
 		mkdir -p build/fuzz/corpus-$$t; \
 		echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
 		build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+			-artifact_prefix=build/fuzz/$$t- \
 			-print_final_stats=1 build/fuzz/corpus-$$t \
 			t/fuzz/corpus/$$t > build/fuzz/$$t.log 2>&1 \
 		|| { tail -n 40 build/fuzz/$$t.log; exit 1; }; \

@@ -35,6 +35,16 @@
     " FROM pgauth.check_sessions($1::text[])"
 
 
+/* ends of sessions this worker did not know when they came */
+#define NGX_RTMP_PGAUTH_ENDED          64
+
+
+typedef struct {
+    u_char                          sid[NGX_RTMP_PGAUTH_SID_LEN];
+    u_char                          reason[NGX_RTMP_PGAUTH_REASON_LEN];
+} ngx_rtmp_pgauth_ended_t;
+
+
 struct ngx_rtmp_pgauth_live_s {
     ngx_rtmp_pgauth_main_conf_t    *pmcf;
     ngx_rtmp_pgauth_pool_t         *pool;       /* the LISTEN connection */
@@ -49,6 +59,9 @@ struct ngx_rtmp_pgauth_live_s {
     u_char                          pid[NGX_INT_T_LEN + 1];
     u_char                          beat[NGX_INT_T_LEN + 1];
 
+    ngx_rtmp_pgauth_ended_t         ended[NGX_RTMP_PGAUTH_ENDED];
+    ngx_uint_t                      nended;     /* the next one to reuse */
+
     unsigned                        listening:1; /* pool is our own */
     unsigned                        registered:1;
     unsigned                        beating:1;  /* heartbeat in flight */
@@ -61,6 +74,8 @@ static void ngx_rtmp_pgauth_live_ready(void *data);
 static void ngx_rtmp_pgauth_live_notify(void *data, PGnotify *notify);
 static ngx_rtmp_pgauth_ctx_t *ngx_rtmp_pgauth_live_find(
     ngx_rtmp_pgauth_live_t *live, u_char *sid, size_t len);
+static ngx_int_t ngx_rtmp_pgauth_live_same(ngx_rtmp_pgauth_ctx_t *a,
+    ngx_rtmp_pgauth_ctx_t *b);
 static ngx_int_t ngx_rtmp_pgauth_live_submit(ngx_rtmp_pgauth_live_t *live,
     char *query, ngx_rtmp_pgauth_handler_pt handler, ngx_uint_t n, ...);
 static void ngx_rtmp_pgauth_live_started(ngx_rtmp_pgauth_req_t *req,
@@ -223,17 +238,84 @@ ngx_rtmp_pgauth_live_find_name(ngx_rtmp_pgauth_live_t *live,
     {
         c = ngx_queue_data(q, ngx_rtmp_pgauth_ctx_t, queue);
 
-        if (c != ctx
-            && ngx_strcmp(c->name, ctx->name) == 0
-            && c->session->app.len == ctx->session->app.len
-            && ngx_strncmp(c->session->app.data, ctx->session->app.data,
-                           ctx->session->app.len) == 0)
-        {
+        if (ngx_rtmp_pgauth_live_same(c, ctx)) {
             return c;
         }
     }
 
     return NULL;
+}
+
+
+/*
+ * Whether another publish of the same name in this worker has a later
+ * session: with takeover, the database ended this one when it opened that
+ * one, whichever of the two replies got here first.
+ */
+
+ngx_int_t
+ngx_rtmp_pgauth_live_superseded(ngx_rtmp_pgauth_live_t *live,
+    ngx_rtmp_pgauth_ctx_t *ctx)
+{
+    ngx_queue_t            *q;
+    ngx_rtmp_pgauth_ctx_t  *c;
+
+    for (q = ngx_queue_head(&live->sessions);
+         q != ngx_queue_sentinel(&live->sessions);
+         q = ngx_queue_next(q))
+    {
+        c = ngx_queue_data(q, ngx_rtmp_pgauth_ctx_t, queue);
+
+        if (ngx_rtmp_pgauth_live_same(c, ctx)
+            && ngx_rtmp_pgauth_sid_newer(c->sid, ctx->sid))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * The reason the database ended this session with, when its notification
+ * came before the reply that opened it (a reply and a notification come
+ * on two connections, in no set order), or NULL.
+ */
+
+u_char *
+ngx_rtmp_pgauth_live_ended(ngx_rtmp_pgauth_live_t *live, u_char *sid)
+{
+    ngx_uint_t                i;
+    ngx_rtmp_pgauth_ended_t  *e;
+
+    if (sid[0] == '\0') {
+        return NULL;
+    }
+
+    for (i = 0; i < NGX_RTMP_PGAUTH_ENDED; i++) {
+        e = &live->ended[i];
+
+        if (ngx_strcmp(e->sid, sid) == 0) {
+            e->sid[0] = '\0';
+            return e->reason;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* another publish of the same stream: name and application */
+
+static ngx_int_t
+ngx_rtmp_pgauth_live_same(ngx_rtmp_pgauth_ctx_t *a, ngx_rtmp_pgauth_ctx_t *b)
+{
+    return a != b
+           && ngx_strcmp(a->name, b->name) == 0
+           && a->session->app.len == b->session->app.len
+           && ngx_strncmp(a->session->app.data, b->session->app.data,
+                          b->session->app.len) == 0;
 }
 
 
@@ -311,10 +393,11 @@ ngx_rtmp_pgauth_live_notify(void *data, PGnotify *notify)
 {
     ngx_rtmp_pgauth_live_t  *live = data;
 
-    u_char                 *p, buf[NGX_RTMP_PGAUTH_REASON_LEN];
-    u_char                  digest[NGX_RTMP_PGAUTH_DIGEST_LEN];
-    ngx_str_t               sid, reason;
-    ngx_rtmp_pgauth_ctx_t  *ctx;
+    u_char                   *p, buf[NGX_RTMP_PGAUTH_REASON_LEN];
+    u_char                    digest[NGX_RTMP_PGAUTH_DIGEST_LEN];
+    ngx_str_t                 sid, reason;
+    ngx_rtmp_pgauth_ctx_t    *ctx;
+    ngx_rtmp_pgauth_ended_t  *e;
 
     p = (u_char *) notify->extra;
 
@@ -340,7 +423,19 @@ ngx_rtmp_pgauth_live_notify(void *data, PGnotify *notify)
     }
 
     ctx = ngx_rtmp_pgauth_live_find(live, sid.data, sid.len);
+
     if (ctx == NULL) {
+        /*
+         * Another worker's, or one of ours whose reply has not been
+         * handled yet: kept for ngx_rtmp_pgauth_live_ended(), in place of
+         * the oldest.  Session ids are not reused.
+         */
+
+        e = &live->ended[live->nended++ % NGX_RTMP_PGAUTH_ENDED];
+
+        *ngx_cpymem(e->sid, sid.data, sid.len) = '\0';
+        *ngx_cpymem(e->reason, reason.data, reason.len) = '\0';
+
         return;
     }
 

@@ -366,6 +366,10 @@ void ngx_rtmp_pgauth_live_add(ngx_rtmp_pgauth_live_t *live,
 void ngx_rtmp_pgauth_live_remove(ngx_rtmp_pgauth_ctx_t *ctx);
 ngx_rtmp_pgauth_ctx_t *ngx_rtmp_pgauth_live_find_name(
     ngx_rtmp_pgauth_live_t *live, ngx_rtmp_pgauth_ctx_t *ctx);
+ngx_int_t ngx_rtmp_pgauth_live_superseded(ngx_rtmp_pgauth_live_t *live,
+    ngx_rtmp_pgauth_ctx_t *ctx);
+u_char *ngx_rtmp_pgauth_live_ended(ngx_rtmp_pgauth_live_t *live,
+    u_char *sid);
 
 
 extern ngx_module_t  ngx_rtmp_pgauth_module;

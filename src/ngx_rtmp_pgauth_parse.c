@@ -164,6 +164,35 @@ ngx_rtmp_pgauth_parse_notify(u_char *p, size_t len, ngx_str_t *sid,
 }
 
 
+/*
+ * Whether session id a is a larger number than b.  The project's schema
+ * numbers sessions from a sequence, so the larger is the later publish; ids
+ * of a query of one's own that are not plain decimal numbers (no sign, no
+ * leading zero) compare as not newer.  Both are NUL-terminated.
+ */
+
+ngx_int_t
+ngx_rtmp_pgauth_sid_newer(u_char *a, u_char *b)
+{
+    size_t  alen, blen;
+
+    for (alen = 0; a[alen] >= '0' && a[alen] <= '9'; alen++) { /* void */ }
+    for (blen = 0; b[blen] >= '0' && b[blen] <= '9'; blen++) { /* void */ }
+
+    if (alen == 0 || blen == 0 || a[alen] != '\0' || b[blen] != '\0'
+        || (a[0] == '0' && alen > 1) || (b[0] == '0' && blen > 1))
+    {
+        return 0;
+    }
+
+    if (alen != blen) {
+        return alen > blen;
+    }
+
+    return ngx_strcmp(a, b) > 0;
+}
+
+
 /* a public name becomes file names (HLS, recordings): keep it plain */
 
 ngx_int_t

@@ -32,6 +32,7 @@ ngx_uint_t ngx_rtmp_pgauth_query_max_param(u_char *p, size_t len);
 ngx_int_t ngx_rtmp_pgauth_channel_valid(u_char *p, size_t len);
 ngx_int_t ngx_rtmp_pgauth_parse_notify(u_char *p, size_t len,
     ngx_str_t *sid, ngx_str_t *reason, u_char *digest);
+ngx_int_t ngx_rtmp_pgauth_sid_newer(u_char *a, u_char *b);
 ngx_int_t ngx_rtmp_pgauth_public_name(u_char *name, size_t len);
 ngx_int_t ngx_rtmp_pgauth_utf8(u_char *p, size_t len);
 ngx_int_t ngx_rtmp_pgauth_parse_seconds(u_char *p, size_t len,

@@ -451,6 +451,7 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
     PGresult *res, ngx_str_t *err)
 {
     char                   *state;
+    u_char                 *ended;
     ngx_str_t               name;
     ngx_msec_t              left;
     ngx_uint_t              confirming;
@@ -525,6 +526,19 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
         ngx_rtmp_pgauth_cache_put(ctx->pacf->cache, ctx->digest, &s->app, 1,
                                   name.data, name.len, left,
                                   s->connection->log);
+    }
+
+    ended = ngx_rtmp_pgauth_live_ended(ctx->live, ctx->sid);
+
+    if (ended) {
+        /* ended already: taken over by a publish that came right after */
+
+        if (!confirming && name.len) {
+            *ngx_cpymem(ctx->name, name.data, name.len) = '\0';
+        }
+
+        ngx_rtmp_pgauth_kick(ctx, (char *) ended);
+        return;
     }
 
     if (confirming) {
@@ -644,6 +658,14 @@ ngx_rtmp_pgauth_go_live(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
     if (name->len) {
         *ngx_cpymem(ctx->name, name->data, name->len) = '\0';
         *ngx_cpymem(ctx->publish.name, name->data, name->len) = '\0';
+    }
+
+    if (via == NULL && ctx->name[0]
+        && ngx_rtmp_pgauth_live_superseded(ctx->live, ctx))
+    {
+        /* a later publish of the name is live here: this one lost */
+        ngx_rtmp_pgauth_kick(ctx, "takeover");
+        return NGX_OK;
     }
 
     if (left) {

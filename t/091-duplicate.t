@@ -50,6 +50,50 @@ for my $workers (1, 2) {
     is(join("\n", $ng->bad_lines), '', 'no alert, crash or sanitizer report');
 }
 
+# a burst of publishers of one name, in two workers: the replies and the
+# notifications of their takeovers come on different connections, in no set
+# order (the padded replies take several reads).  Whatever the order, one
+# publisher stays, and it is the one the database has open.
+{
+    my $pad = 'SELECT a.stream_name, a.session_id, a.valid_for,'
+        . " repeat('x', coalesce(substring(\$4 from 'pad=([0-9]+)')::int, 0))"
+        . ' FROM pgauth.authorize($1, $2, $3, $4, $5) a';
+    my $ng = Pgauth::Nginx->new(pg => $pg, workers => 2,
+        conf => Pgauth::Nginx::default_conf(rtmp => 'pgauth_pool_size 8;',
+                                            app => "pgauth_query \"$pad\";"));
+    my $key = $pg->create_key('burst');
+    my (@bad, $early);
+    for my $round (1 .. 8) {
+        my @c = map { rtmpc_start($ng->{rtmp_port}, 'live',
+                                  name => "$key?pad=" . ($_ % 4) * 200000,
+                                  hold => 4000) } 1 .. 16;
+        sleep 2.5;
+        my $connected = 0;
+        for my $c (@c) {
+            $c->wait_line(qr/^closed/, 0.01);
+            my @l = map { $_->[0] } @{$c->{lines}};
+            $connected++ unless grep { /^closed/ } @l;
+            my ($first) = grep { /^status / } @l;
+            $early++ if $first && $first =~ /Denied Stream taken over/;
+        }
+        my $open = $pg->psql("SELECT count(*) FROM pgauth.sessions"
+                             . " WHERE stream_name = 'burst' AND ended_at IS NULL");
+        push @bad, "round $round: $connected connected, $open open"
+            unless $connected == 1 && $open == 1;
+        $_->stop for @c;
+        waitpid $_->{pid}, 0 for @c;
+        ok(wait_for(5, sub { $pg->psql("SELECT count(*) FROM pgauth.sessions"
+                                       . " WHERE stream_name = 'burst'"
+                                       . " AND ended_at IS NULL") == 0 }),
+           "burst, round $round: all ended") if $round == 8;
+    }
+    is(join('; ', @bad), '',
+       '16 publishers of one name at once, 8 times: one stays, and its session is the open one');
+    note "burst: refused before going live, taken over already: " . ($early // 0);
+    $ng->stop;
+    is(join("\n", $ng->bad_lines), '', 'no alert, crash or sanitizer report');
+}
+
 # takeover across two nodes
 {
     my $n1 = Pgauth::Nginx->new(pg => $pg, conf => Pgauth::Nginx::default_conf(rtmp => 'pgauth_node n1;'));

@@ -224,7 +224,7 @@ for my $i (1 .. 50) {
         my @o = <$fh>;
         close $fh;
         my ($st) = grep { /^status / } @o;
-        if ($st && $st =~ /NetStream\.Publish\.(Start|Denied|Failed|BadName)/) { $ok++ } else { $bad++ }
+        if ($st && $st =~ /NetStream\.(Publish\.(Start|Denied|BadName)|Failed)/) { $ok++ } else { $bad++ }
     }
     my $b = $pg->nginx_backends;
     $maxb2 = $b if $b > $maxb2;
@@ -236,6 +236,12 @@ kill 'INT', @ff;
 waitpid $_, 0 for @ff;
 $ng->stop;
 is(join("\n", $ng->bad_lines), '', '50 reloads: no alert (no open socket left), crash or sanitizer report');
-ok(wait_for(10, sub { open_sessions() == 0 }), 'no session left open');
+ok(wait_for(10, sub { open_sessions() == 0 }), 'no session left open')
+    or diag $pg->psql("SELECT string_agg(id || ' ' || stream_name || ' pid '"
+                      . " || coalesce(worker_pid::text, '?') || ' since '"
+                      . " || started_at::time, E'\n')"
+                      . " FROM pgauth.sessions WHERE ended_at IS NULL"),
+            "\n", join "\n", grep { /late|timed out|exiting|\[warn\]|\[crit\]|\[alert\]/ }
+                                   split /\n/, $ng->error_log;
 
 done_testing();

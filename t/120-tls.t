@@ -306,14 +306,20 @@ my $pad_query = 'SELECT a.stream_name, a.session_id, a.valid_for,'
     my @c = map { rtmpc_start($rport, 'live', name => "$key?pad=" . 5000 * $_,
                               hold => 500) } 1 .. 12;
     my @burst;
+    my @other;
     my $ok = 0;
     for my $c (@c) {
         my ($line) = $c->wait_line(qr/^status /, 10);
-        $ok++ if $line && $line =~ /NetStream\.Publish\.(Start|BadName)/;
+        if ($line && $line =~ /NetStream\.Publish\.(Start|BadName)/) {
+            $ok++;
+        } else {
+            push @other, $line // 'no status in 10 s';
+        }
         push @burst, $1 if $line && $line =~ /^status ([\d.]+)/;
         waitpid $c->{pid}, 0;
     }
-    is($ok, 12, 'verify-full: a burst of 12 publishes is answered');
+    is($ok, 12, 'verify-full: a burst of 12 publishes is answered')
+        or diag join "\n", @other, $ng->error_log =~ /^.*pgauth.*(?:refused|failed).*$/mg;
     cmp_ok((sort { $b <=> $a } @burst)[0] // 1e9, '<', 1500,
            '... none waits for the timeout');
     ($n, $ssl) = nginx_tls();

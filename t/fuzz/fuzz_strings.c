@@ -1,7 +1,7 @@
 /*
  * libFuzzer target: what comes from clients and query results as
- * strings: UTF-8 (stream keys, arguments), public names, seconds, and the
- * directive scanners (query parameters, channel names).
+ * strings: UTF-8 (stream keys, arguments), public names, seconds, session
+ * ids, and the directive scanners (query parameters, channel names).
  */
 
 #include <ngx_config.h>
@@ -61,6 +61,66 @@ utf8_reference(const u_char *p, size_t len)
     }
 
     return 1;
+}
+
+
+static int
+decimal(const char *s)
+{
+    size_t  i;
+
+    for (i = 0; s[i] >= '0' && s[i] <= '9'; i++) { /* void */ }
+
+    return i > 0 && s[i] == '\0' && (s[0] != '0' || i == 1);
+}
+
+
+static void
+sids(const u_char *p, size_t size)
+{
+    char    a[NGX_RTMP_PGAUTH_SID_LEN], b[NGX_RTMP_PGAUTH_SID_LEN];
+    size_t  i, alen, blen;
+    int     newer, want;
+
+    for (i = 0; i < size && p[i] != '|'; i++) { /* void */ }
+
+    alen = i;
+    blen = i < size ? size - i - 1 : 0;
+
+    if (alen >= sizeof(a) || blen >= sizeof(b)
+        || memchr(p, '\0', size) != NULL)
+    {
+        return;
+    }
+
+    memcpy(a, p, alen);
+    a[alen] = '\0';
+    memcpy(b, p + alen + (i < size), blen);
+    b[blen] = '\0';
+
+    newer = ngx_rtmp_pgauth_sid_newer((u_char *) a, (u_char *) b) ? 1 : 0;
+
+    if (!decimal(a) || !decimal(b)) {
+        if (newer) {
+            abort();
+        }
+
+        return;
+    }
+
+    /* never both newer than each other */
+
+    if (newer && ngx_rtmp_pgauth_sid_newer((u_char *) b, (u_char *) a)) {
+        abort();
+    }
+
+    if (alen <= 19 && blen <= 19) {
+        want = strtoull(a, NULL, 10) > strtoull(b, NULL, 10);
+
+        if (newer != want) {
+            abort();
+        }
+    }
 }
 
 
@@ -126,6 +186,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
         }
     }
+
+    /* session ids: the input split in two at its first '|', compared as
+       numbers; up to 19 digits against strtoull */
+
+    sids(p, size);
 
     /* the scanners of directive values */
 
