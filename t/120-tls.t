@@ -310,7 +310,11 @@ my $pad_query = 'SELECT a.stream_name, a.session_id, a.valid_for,'
     my $ok = 0;
     for my $c (@c) {
         my ($line) = $c->wait_line(qr/^status /, 10);
-        if ($line && $line =~ /NetStream\.Publish\.(Start|BadName)/) {
+        # a publisher taken over by a later one of the burst may hear so
+        # as its first answer
+        if ($line && $line =~ /NetStream\.Publish\.(Start|BadName)
+                               |Denied\ Stream\ taken\ over/x)
+        {
             $ok++;
         } else {
             push @other, $line // 'no status in 10 s';
@@ -319,7 +323,8 @@ my $pad_query = 'SELECT a.stream_name, a.session_id, a.valid_for,'
         waitpid $c->{pid}, 0;
     }
     is($ok, 12, 'verify-full: a burst of 12 publishes is answered')
-        or diag join "\n", @other, $ng->error_log =~ /^.*pgauth.*(?:refused|failed).*$/mg;
+        or diag join "\n", @other,
+                     $ng->error_log =~ /^.*pgauth.*(?:timed out|failed).*$/mg;
     cmp_ok((sort { $b <=> $a } @burst)[0] // 1e9, '<', 1500,
            '... none waits for the timeout');
     ($n, $ssl) = nginx_tls();
