@@ -531,10 +531,17 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
     ended = ngx_rtmp_pgauth_live_ended(ctx->live, ctx->sid);
 
     if (ended) {
-        /* ended already: taken over by a publish that came right after */
+        /* allowed, and ended already, e.g. taken over by a publish that
+           came right after */
 
-        if (!confirming && name.len) {
-            *ngx_cpymem(ctx->name, name.data, name.len) = '\0';
+        if (!confirming) {
+            ngx_rtmp_pgauth_stats_decision(ctx->pmcf->stats,
+                                           NGX_RTMP_PGAUTH_OUT_ALLOWED,
+                                           ngx_current_msec - req->start);
+
+            if (name.len) {
+                *ngx_cpymem(ctx->name, name.data, name.len) = '\0';
+            }
         }
 
         ngx_rtmp_pgauth_kick(ctx, (char *) ended);
@@ -660,6 +667,13 @@ ngx_rtmp_pgauth_go_live(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
         *ngx_cpymem(ctx->publish.name, name->data, name->len) = '\0';
     }
 
+    ngx_rtmp_pgauth_stats_decision(ctx->pmcf->stats,
+                                   via == NULL ? NGX_RTMP_PGAUTH_OUT_ALLOWED
+                                   : via[0] == 'h'
+                                   ? NGX_RTMP_PGAUTH_OUT_ALLOWED_CACHE
+                                   : NGX_RTMP_PGAUTH_OUT_ALLOWED_STALE,
+                                   ngx_current_msec - start);
+
     if (via == NULL && ctx->name[0]
         && ngx_rtmp_pgauth_live_superseded(ctx->live, ctx))
     {
@@ -671,13 +685,6 @@ ngx_rtmp_pgauth_go_live(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
     if (left) {
         ngx_rtmp_pgauth_expire_in(ctx, left);
     }
-
-    ngx_rtmp_pgauth_stats_decision(ctx->pmcf->stats,
-                                   via == NULL ? NGX_RTMP_PGAUTH_OUT_ALLOWED
-                                   : via[0] == 'h'
-                                   ? NGX_RTMP_PGAUTH_OUT_ALLOWED_CACHE
-                                   : NGX_RTMP_PGAUTH_OUT_ALLOWED_STALE,
-                                   ngx_current_msec - start);
 
     if (ctx->listed == NULL) {
         pub.data = ctx->name;
