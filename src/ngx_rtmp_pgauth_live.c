@@ -61,6 +61,7 @@ struct ngx_rtmp_pgauth_live_s {
 
     ngx_rtmp_pgauth_ended_t         ended[NGX_RTMP_PGAUTH_ENDED];
     ngx_uint_t                      nended;     /* the next one to reuse */
+    ngx_msec_t                      ended_at;   /* the last one came */
 
     unsigned                        listening:1; /* pool is our own */
     unsigned                        registered:1;
@@ -280,16 +281,20 @@ ngx_rtmp_pgauth_live_superseded(ngx_rtmp_pgauth_live_t *live,
 /*
  * The reason the database ended this session with, when its notification
  * came before the reply that opened it (a reply and a notification come
- * on two connections, in no set order), or NULL.
+ * on two connections, in no set order), or NULL.  Such a notification
+ * came after the request was sent, at "since".
  */
 
 u_char *
-ngx_rtmp_pgauth_live_ended(ngx_rtmp_pgauth_live_t *live, u_char *sid)
+ngx_rtmp_pgauth_live_ended(ngx_rtmp_pgauth_live_t *live, u_char *sid,
+    ngx_msec_t since)
 {
     ngx_uint_t                i;
     ngx_rtmp_pgauth_ended_t  *e;
 
-    if (sid[0] == '\0') {
+    if (sid[0] == '\0' || live->nended == 0
+        || (ngx_msec_int_t) (live->ended_at - since) < 0)
+    {
         return NULL;
     }
 
@@ -435,6 +440,8 @@ ngx_rtmp_pgauth_live_notify(void *data, PGnotify *notify)
 
         *ngx_cpymem(e->sid, sid.data, sid.len) = '\0';
         *ngx_cpymem(e->reason, reason.data, reason.len) = '\0';
+
+        live->ended_at = ngx_current_msec;
 
         return;
     }

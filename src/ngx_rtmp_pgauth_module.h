@@ -369,7 +369,7 @@ ngx_rtmp_pgauth_ctx_t *ngx_rtmp_pgauth_live_find_name(
 ngx_int_t ngx_rtmp_pgauth_live_superseded(ngx_rtmp_pgauth_live_t *live,
     ngx_rtmp_pgauth_ctx_t *ctx);
 u_char *ngx_rtmp_pgauth_live_ended(ngx_rtmp_pgauth_live_t *live,
-    u_char *sid);
+    u_char *sid, ngx_msec_t since);
 
 
 extern ngx_module_t  ngx_rtmp_pgauth_module;

@@ -528,7 +528,7 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
                                   s->connection->log);
     }
 
-    ended = ngx_rtmp_pgauth_live_ended(ctx->live, ctx->sid);
+    ended = ngx_rtmp_pgauth_live_ended(ctx->live, ctx->sid, req->start);
 
     if (ended) {
         /* allowed, and ended already, e.g. taken over by a publish that
