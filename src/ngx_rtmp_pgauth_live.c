@@ -223,43 +223,20 @@ ngx_rtmp_pgauth_live_remove(ngx_rtmp_pgauth_ctx_t *ctx)
 /*
  * Another allowed session of this worker publishing the same name, kicked
  * already or not: until its close event has run, it holds the name in
- * nginx-rtmp's live module.
- */
-
-ngx_rtmp_pgauth_ctx_t *
-ngx_rtmp_pgauth_live_find_name(ngx_rtmp_pgauth_live_t *live,
-    ngx_rtmp_pgauth_ctx_t *ctx)
-{
-    ngx_queue_t            *q;
-    ngx_rtmp_pgauth_ctx_t  *c;
-
-    for (q = ngx_queue_head(&live->sessions);
-         q != ngx_queue_sentinel(&live->sessions);
-         q = ngx_queue_next(q))
-    {
-        c = ngx_queue_data(q, ngx_rtmp_pgauth_ctx_t, queue);
-
-        if (ngx_rtmp_pgauth_live_same(c, ctx)) {
-            return c;
-        }
-    }
-
-    return NULL;
-}
-
-
-/*
- * Whether another publish of the same name in this worker has a later
+ * nginx-rtmp's live module.  *newer is set when one of them has a later
  * session: with takeover, the database ended this one when it opened that
  * one, whichever of the two replies got here first.
  */
 
-ngx_int_t
-ngx_rtmp_pgauth_live_superseded(ngx_rtmp_pgauth_live_t *live,
-    ngx_rtmp_pgauth_ctx_t *ctx)
+ngx_rtmp_pgauth_ctx_t *
+ngx_rtmp_pgauth_live_find_name(ngx_rtmp_pgauth_live_t *live,
+    ngx_rtmp_pgauth_ctx_t *ctx, ngx_uint_t *newer)
 {
     ngx_queue_t            *q;
-    ngx_rtmp_pgauth_ctx_t  *c;
+    ngx_rtmp_pgauth_ctx_t  *c, *found;
+
+    found = NULL;
+    *newer = 0;
 
     for (q = ngx_queue_head(&live->sessions);
          q != ngx_queue_sentinel(&live->sessions);
@@ -267,14 +244,21 @@ ngx_rtmp_pgauth_live_superseded(ngx_rtmp_pgauth_live_t *live,
     {
         c = ngx_queue_data(q, ngx_rtmp_pgauth_ctx_t, queue);
 
-        if (ngx_rtmp_pgauth_live_same(c, ctx)
-            && ngx_rtmp_pgauth_sid_newer(c->sid, ctx->sid))
-        {
-            return 1;
+        if (!ngx_rtmp_pgauth_live_same(c, ctx)) {
+            continue;
+        }
+
+        if (found == NULL) {
+            found = c;
+        }
+
+        if (ngx_rtmp_pgauth_sid_newer(c->sid, ctx->sid)) {
+            *newer = 1;
+            break;
         }
     }
 
-    return 0;
+    return found;
 }
 
 

@@ -365,9 +365,8 @@ void ngx_rtmp_pgauth_live_add(ngx_rtmp_pgauth_live_t *live,
     ngx_rtmp_pgauth_ctx_t *ctx);
 void ngx_rtmp_pgauth_live_remove(ngx_rtmp_pgauth_ctx_t *ctx);
 ngx_rtmp_pgauth_ctx_t *ngx_rtmp_pgauth_live_find_name(
-    ngx_rtmp_pgauth_live_t *live, ngx_rtmp_pgauth_ctx_t *ctx);
-ngx_int_t ngx_rtmp_pgauth_live_superseded(ngx_rtmp_pgauth_live_t *live,
-    ngx_rtmp_pgauth_ctx_t *ctx);
+    ngx_rtmp_pgauth_live_t *live, ngx_rtmp_pgauth_ctx_t *ctx,
+    ngx_uint_t *newer);
 u_char *ngx_rtmp_pgauth_live_ended(ngx_rtmp_pgauth_live_t *live,
     u_char *sid, ngx_msec_t since);
 

@@ -649,6 +649,7 @@ ngx_rtmp_pgauth_go_live(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
     ngx_str_t *name, ngx_msec_t left, ngx_msec_t start, const char *via)
 {
     ngx_str_t               pub;
+    ngx_uint_t              newer;
     ngx_rtmp_pgauth_ctx_t  *old;
 
     ctx->allowed = 1;
@@ -674,9 +675,14 @@ ngx_rtmp_pgauth_go_live(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
                                    : NGX_RTMP_PGAUTH_OUT_ALLOWED_STALE,
                                    ngx_current_msec - start);
 
-    if (via == NULL && ctx->name[0]
-        && ngx_rtmp_pgauth_live_superseded(ctx->live, ctx))
-    {
+    /* another publisher of the name in this worker (none has a session id
+       newer than an empty one, from the cache) */
+
+    old = ctx->name[0] ? ngx_rtmp_pgauth_live_find_name(ctx->live, ctx,
+                                                        &newer)
+                       : NULL;
+
+    if (old && newer) {
         /* a later publish of the name is live here: this one lost */
         ngx_rtmp_pgauth_kick(ctx, "takeover");
         return NGX_OK;
@@ -713,9 +719,6 @@ ngx_rtmp_pgauth_go_live(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
      * holds the name in the live module until its close event, posted by
      * the kick, has run: publish from an event posted after it.
      */
-
-    old = ctx->name[0] ? ngx_rtmp_pgauth_live_find_name(ctx->live, ctx)
-                       : NULL;
 
     if (old) {
         ngx_rtmp_pgauth_kick(old, "takeover");
