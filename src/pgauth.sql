@@ -1,7 +1,9 @@
 -- ngx_rtmp_pgauth: the database side.
 --
 -- Apply as a superuser (or the database owner with CREATEROLE); safe to
--- apply again: every object is created if missing, upgraded or replaced.
+-- apply again: every object is created if missing, upgraded or replaced,
+-- and applied over an earlier version it keeps every key, session and
+-- setting, while nginx goes on using it.
 --
 --     psql -d DBNAME -f pgauth.sql
 --
@@ -11,12 +13,18 @@
 --
 --     ALTER ROLE pgauth_nginx WITH LOGIN PASSWORD '...';
 --
+-- Everything belongs to the role pgauth_owner (NOLOGIN, no superuser): the
+-- functions nginx calls run as that role (SECURITY DEFINER), never as
+-- whoever applied this file.
+--
 -- Live control: every change that takes a key's right away (disable,
 -- delete, expiry moved to the past) ends the key's live sessions and sends
 -- NOTIFY on the channel in pgauth.settings ('pgauth'), payload
--- 'end <session id> <reason>'; the nginx worker holding the session closes
--- it.  An expiry moved into the future sends 'recheck'.  Any change of a
--- key sends 'key <hex SHA-256 digest>': nginx's decision caches drop it.
+-- 'end <session id> <reason>'; the nginx worker holding the session asks
+-- the database about it (any login may NOTIFY: a notification is only a
+-- hint) and closes it.  An expiry moved into the future sends 'recheck'.
+-- Any change of a key sends 'key <hex SHA-256 digest>': nginx's decision
+-- caches drop it.
 
 BEGIN;
 
@@ -27,6 +35,18 @@ DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pgauth_nginx') THEN
         CREATE ROLE pgauth_nginx NOLOGIN;
+    END IF;
+
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pgauth_owner') THEN
+        CREATE ROLE pgauth_owner NOLOGIN;
+    END IF;
+
+    -- whoever applies this file hands its objects over to pgauth_owner
+    -- and administers keys through it
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+       AND NOT pg_has_role(current_user, 'pgauth_owner', 'MEMBER')
+    THEN
+        EXECUTE format('GRANT pgauth_owner TO %I', current_user);
     END IF;
 END
 $$;
@@ -67,7 +87,9 @@ CREATE INDEX IF NOT EXISTS stream_keys_stream_name
 
 CREATE TABLE IF NOT EXISTS pgauth.sessions (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    key_id       bigint REFERENCES pgauth.stream_keys (id) ON DELETE SET NULL,
+    -- the key used, kept when the key is deleted (no foreign key: deleting
+    -- a key must not scan the whole history)
+    key_id       bigint,
     stream_name  text NOT NULL,
     app          text NOT NULL,
     client_addr  text,
@@ -78,7 +100,12 @@ CREATE TABLE IF NOT EXISTS pgauth.sessions (
 ALTER TABLE pgauth.sessions
     ADD COLUMN IF NOT EXISTS node text,
     ADD COLUMN IF NOT EXISTS worker_pid integer,
-    ADD COLUMN IF NOT EXISTS end_reason text;
+    ADD COLUMN IF NOT EXISTS end_reason text,
+    -- which nginx on the node: two with one node name do not mix up
+    ADD COLUMN IF NOT EXISTS host_id text;
+
+-- 0.1.0 had key_id REFERENCES stream_keys ON DELETE SET NULL
+ALTER TABLE pgauth.sessions DROP CONSTRAINT IF EXISTS sessions_key_id_fkey;
 
 CREATE INDEX IF NOT EXISTS sessions_live
     ON pgauth.sessions (stream_name) WHERE ended_at IS NULL;
@@ -96,7 +123,8 @@ CREATE INDEX IF NOT EXISTS sessions_live_worker
 -- publish of the same stream name.  A worker that starts ends the
 -- sessions of the workers of its own node whose process is gone
 -- ('worker gone'): a node restarted after kill -9 or a power loss can
--- publish its streams again at once.
+-- publish its streams again at once.  host_id tells two nginx that share
+-- a node name apart (containers): the boot and PID namespace they run in.
 CREATE TABLE IF NOT EXISTS pgauth.workers (
     node         text NOT NULL,
     pid          integer NOT NULL,
@@ -106,10 +134,27 @@ CREATE TABLE IF NOT EXISTS pgauth.workers (
     PRIMARY KEY (node, pid)
 );
 
+ALTER TABLE pgauth.workers ADD COLUMN IF NOT EXISTS host_id text;
 
--- Old signatures, replaced below.
+
+-- Old signatures, replaced below (a call written for the old one finds
+-- the new one, through its defaults).
 DROP FUNCTION IF EXISTS pgauth.authorize(bytea, text, text, text);
+DROP FUNCTION IF EXISTS pgauth.authorize(bytea, text, text, text, text);
 DROP FUNCTION IF EXISTS pgauth.publish_done(bigint);
+DROP FUNCTION IF EXISTS pgauth.heartbeat(text, integer, integer);
+
+
+-- One decision at a time per stream name, on every node: an advisory
+-- lock in a key space of its own (the two-integer form, class 'pgau').
+CREATE OR REPLACE FUNCTION pgauth.lock_name(app text, stream_name text)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_advisory_xact_lock(1885823349,
+                                 hashtext(app || '/' || stream_name))
+$$;
 
 
 -- The first 8 hex digits of the digest: what nginx logs as fp=.
@@ -254,10 +299,14 @@ BEGIN
         PERFORM pg_notify((SELECT channel FROM pgauth.settings), 'recheck');
     END IF;
 
+    -- Every authorization of the key holds its row (FOR SHARE) until it
+    -- commits, and this trigger runs once they have: the sessions they
+    -- opened are seen here.  In id order, as pgauth.authorize() ends them.
     IF reason IS NOT NULL THEN
         PERFORM pgauth.end_session(s.id, reason)
-        FROM pgauth.sessions s
-        WHERE s.key_id = OLD.id AND s.ended_at IS NULL;
+        FROM (SELECT ps.id FROM pgauth.sessions ps
+              WHERE ps.key_id = OLD.id AND ps.ended_at IS NULL
+              ORDER BY ps.id) s;
     END IF;
 
     IF TG_OP = 'DELETE' THEN
@@ -268,8 +317,8 @@ BEGIN
 END
 $$;
 
--- BEFORE: a deleted key's sessions still name it (the foreign key clears
--- key_id afterwards)
+-- BEFORE: the key's row is locked by this statement before its sessions
+-- are looked up
 DROP TRIGGER IF EXISTS key_changed ON pgauth.stream_keys;
 CREATE TRIGGER key_changed
     BEFORE UPDATE OR DELETE ON pgauth.stream_keys
@@ -314,18 +363,21 @@ $$;
 -- Used by nginx's default pgauth_query: a row when the key may publish in
 -- app, with the public name to publish under, the new session's id and
 -- how many seconds it may last (NULL: no limit).  The session belongs to
--- the worker named by the connection's pgauth.node and pgauth.worker
--- settings (nginx sets them).  Another live publisher of the same name is
--- ended when duplicate is 'takeover'; with 'refuse' this one is refused
--- with SQLSTATE PA001.
+-- the worker named by the connection's pgauth.node, pgauth.worker and
+-- pgauth.host settings (nginx sets them).  Another live publisher of the
+-- same name is refused with SQLSTATE PA001 when duplicate is 'refuse';
+-- with 'takeover' it is ended here, or, with defer_takeover, left live and
+-- the row says takeover: nginx calls take_over() once it knows its client
+-- is still waiting, so a decision that came too late ends no one.
 CREATE OR REPLACE FUNCTION pgauth.authorize(
     key_digest bytea,
     app text,
     client_addr text,
     args text,
-    duplicate text DEFAULT 'takeover')
+    duplicate text DEFAULT 'takeover',
+    defer_takeover boolean DEFAULT false)
 RETURNS TABLE (stream_name text, session_id bigint,
-               valid_for double precision)
+               valid_for double precision, takeover boolean)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -333,21 +385,29 @@ DECLARE
     k     pgauth.stream_keys%ROWTYPE;
     node  text := nullif(current_setting('pgauth.node', true), '');
     pid   integer := nullif(current_setting('pgauth.worker', true), '')::int;
+    host  text := nullif(current_setting('pgauth.host', true), '');
     other record;
 BEGIN
+    -- FOR SHARE: a change of the key (revoke, expiry, delete) waits until
+    -- this transaction is over, then its trigger sees the session opened
+    -- here; a change that came first is seen here, as the row is read
+    -- again once it commits (and an expiry is compared with the time it
+    -- is read, not the time this transaction began)
     SELECT * INTO k
     FROM pgauth.stream_keys sk
     WHERE sk.key_digest = authorize.key_digest
       AND sk.app = authorize.app
       AND sk.enabled
-      AND (sk.expires_at IS NULL OR sk.expires_at > now());
+      AND (sk.expires_at IS NULL OR sk.expires_at > clock_timestamp())
+    FOR SHARE;
 
     IF NOT FOUND THEN
         RETURN;
     END IF;
 
-    -- one decision at a time per stream name, on every node
-    PERFORM pg_advisory_xact_lock(hashtext(k.app || '/' || k.stream_name));
+    PERFORM pgauth.lock_name(k.app, k.stream_name);
+
+    takeover := false;
 
     FOR other IN
         SELECT s.id, w.seen_at < now() - 3 * w.heartbeat AS lost
@@ -356,27 +416,88 @@ BEGIN
                ON w.node = s.node AND w.pid = s.worker_pid
         WHERE s.stream_name = k.stream_name AND s.app = k.app
           AND s.ended_at IS NULL
+        ORDER BY s.id
     LOOP
         IF other.lost THEN
             PERFORM pgauth.end_session(other.id, 'node lost');
         ELSIF authorize.duplicate = 'refuse' THEN
             RAISE EXCEPTION 'stream "%" is already live', k.stream_name
                 USING ERRCODE = 'PA001';
+        ELSIF authorize.defer_takeover THEN
+            takeover := true;
         ELSE
             PERFORM pgauth.end_session(other.id, 'takeover');
         END IF;
     END LOOP;
 
     INSERT INTO pgauth.sessions
-        (key_id, stream_name, app, client_addr, node, worker_pid)
+        (key_id, stream_name, app, client_addr, node, worker_pid, host_id)
     VALUES
-        (k.id, k.stream_name, k.app, authorize.client_addr, node, pid)
+        (k.id, k.stream_name, k.app, authorize.client_addr, node, pid, host)
     RETURNING id INTO session_id;
 
     stream_name := k.stream_name;
     valid_for := pgauth.valid_for(k.expires_at, k.max_session, now());
 
     RETURN NEXT;
+END
+$$;
+
+
+-- The publish of session_id takes its stream name over, once nginx knows
+-- its client is still there: the other live publishers of the name end
+-- ('takeover').  The latest publish wins: false, and this session ended,
+-- when a later one of the name is live; false when this one is not live
+-- any more.
+CREATE OR REPLACE FUNCTION pgauth.take_over(session_id bigint)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s  pgauth.sessions%ROWTYPE;
+BEGIN
+    SELECT * INTO s
+    FROM pgauth.sessions ps
+    WHERE ps.id = take_over.session_id AND ps.ended_at IS NULL;
+
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+
+    PERFORM pgauth.lock_name(s.app, s.stream_name);
+
+    -- read again under the lock: ended meanwhile, or a later one is live
+    IF NOT EXISTS (SELECT FROM pgauth.sessions ps
+                   WHERE ps.id = s.id AND ps.ended_at IS NULL)
+    THEN
+        RETURN false;
+    END IF;
+
+    IF EXISTS (SELECT FROM pgauth.sessions o
+               LEFT JOIN pgauth.workers w
+                      ON w.node = o.node AND w.pid = o.worker_pid
+               WHERE o.stream_name = s.stream_name AND o.app = s.app
+                 AND o.ended_at IS NULL AND o.id > s.id
+                 AND NOT coalesce(w.seen_at < now() - 3 * w.heartbeat,
+                                  false))
+    THEN
+        PERFORM pgauth.end_session(s.id, 'takeover');
+        RETURN false;
+    END IF;
+
+    PERFORM pgauth.end_session(o.id, CASE WHEN o.lost THEN 'node lost'
+                                          ELSE 'takeover' END)
+    FROM (SELECT ps.id,
+                 coalesce(w.seen_at < now() - 3 * w.heartbeat, false) AS lost
+          FROM pgauth.sessions ps
+          LEFT JOIN pgauth.workers w
+                 ON w.node = ps.node AND w.pid = ps.worker_pid
+          WHERE ps.stream_name = s.stream_name AND ps.app = s.app
+            AND ps.ended_at IS NULL AND ps.id <> s.id
+          ORDER BY ps.id) o;
+
+    RETURN true;
 END
 $$;
 
@@ -389,9 +510,13 @@ RETURNS void
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    UPDATE pgauth.sessions
+    -- only a session of the node the connection says it is (nginx sets
+    -- pgauth.node): an id of another node's session ends nothing
+    UPDATE pgauth.sessions s
     SET ended_at = now(), end_reason = coalesce(reason, 'unpublish')
-    WHERE id = publish_done.session_id AND ended_at IS NULL
+    WHERE s.id = publish_done.session_id AND s.ended_at IS NULL
+      AND s.node IS NOT DISTINCT FROM
+          nullif(current_setting('pgauth.node', true), '')
 $$;
 
 
@@ -415,35 +540,72 @@ AS $$
            END,
            pgauth.valid_for(k.expires_at, k.max_session, s.started_at)
     FROM unnest(ids) AS i(id)
-    LEFT JOIN pgauth.sessions s ON s.id::text = i.id
+    -- by the primary key: the history may hold millions of rows
+    LEFT JOIN pgauth.sessions s
+           ON s.id = CASE WHEN i.id ~ '^[0-9]{1,18}$' THEN i.id::bigint END
     LEFT JOIN pgauth.stream_keys k ON k.id = s.key_id
 $$;
 
 
 -- A worker with live control has started: register it and return the
--- pids of the other workers registered for its node; nginx ends those
--- whose process is gone with worker_gone().
-CREATE OR REPLACE FUNCTION pgauth.worker_start(
-    node text, pid integer, heartbeat_ms integer)
-RETURNS SETOF integer
+-- other workers of its node.  same_host: of this nginx (the same host_id,
+-- or of a version that had none), live or not: nginx ends those whose
+-- process is gone with worker_gone().  Not same_host: another nginx beats
+-- under this node name (containers of one host name), which nginx logs;
+-- it never ends their sessions.
+CREATE OR REPLACE FUNCTION pgauth.worker_register(
+    node text, pid integer, heartbeat_ms integer, host_id text)
+RETURNS TABLE (other_pid integer, same_host boolean)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    INSERT INTO pgauth.workers AS w (node, pid, heartbeat)
-    VALUES (worker_start.node, worker_start.pid,
-            worker_start.heartbeat_ms * interval '1 millisecond')
+    -- this very pid, beating for another nginx
+    RETURN QUERY
+        SELECT w.pid, false
+        FROM pgauth.workers w
+        WHERE w.node = worker_register.node AND w.pid = worker_register.pid
+          AND w.host_id <> worker_register.host_id
+          AND w.seen_at >= now() - 3 * w.heartbeat;
+
+    INSERT INTO pgauth.workers AS w (node, pid, heartbeat, host_id)
+    VALUES (worker_register.node, worker_register.pid,
+            worker_register.heartbeat_ms * interval '1 millisecond',
+            worker_register.host_id)
     ON CONFLICT ON CONSTRAINT workers_pkey DO UPDATE
-        SET seen_at = now(), heartbeat = EXCLUDED.heartbeat;
+        SET seen_at = now(), heartbeat = EXCLUDED.heartbeat,
+            host_id = EXCLUDED.host_id;
 
     RETURN QUERY
-        SELECT w.pid FROM pgauth.workers w
-        WHERE w.node = worker_start.node AND w.pid <> worker_start.pid
+        SELECT w.pid,
+               w.host_id IS NULL OR w.host_id = worker_register.host_id
+        FROM pgauth.workers w
+        WHERE w.node = worker_register.node AND w.pid <> worker_register.pid
+          AND (w.host_id IS NULL OR w.host_id = worker_register.host_id
+               OR w.seen_at >= now() - 3 * w.heartbeat)
         UNION
-        SELECT DISTINCT s.worker_pid FROM pgauth.sessions s
-        WHERE s.node = worker_start.node AND s.ended_at IS NULL
-          AND s.worker_pid <> worker_start.pid;
+        -- sessions of workers that never registered
+        SELECT DISTINCT s.worker_pid, true
+        FROM pgauth.sessions s
+        WHERE s.node = worker_register.node AND s.ended_at IS NULL
+          AND s.worker_pid <> worker_register.pid
+          AND (s.host_id IS NULL OR s.host_id = worker_register.host_id)
+          AND NOT EXISTS (SELECT FROM pgauth.workers w
+                          WHERE w.node = s.node AND w.pid = s.worker_pid);
 END
+$$;
+
+
+-- What nginx 0.1.0 called: the pids worker_register() says are its own.
+CREATE OR REPLACE FUNCTION pgauth.worker_start(
+    node text, pid integer, heartbeat_ms integer)
+RETURNS SETOF integer
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT r.other_pid
+    FROM pgauth.worker_register(node, pid, heartbeat_ms, NULL) r
+    WHERE r.same_host
 $$;
 
 
@@ -462,19 +624,36 @@ AS $$
 $$;
 
 
+-- The worker is alive; the sessions of workers three heartbeats late
+-- end.  False when the row was another nginx's, seen within its last
+-- three heartbeats: two nginx beat under one node name and pid.
 CREATE OR REPLACE FUNCTION pgauth.heartbeat(
-    node text, pid integer, heartbeat_ms integer)
-RETURNS void
-LANGUAGE sql VOLATILE SECURITY DEFINER
+    node text, pid integer, heartbeat_ms integer, host_id text DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    INSERT INTO pgauth.workers AS w (node, pid, heartbeat)
-    VALUES (heartbeat.node, heartbeat.pid,
-            heartbeat.heartbeat_ms * interval '1 millisecond')
-    ON CONFLICT (node, pid) DO UPDATE
-        SET seen_at = now(), heartbeat = EXCLUDED.heartbeat;
+DECLARE
+    shared boolean;
+BEGIN
+    SELECT w.host_id <> heartbeat.host_id
+           AND w.seen_at >= now() - 3 * w.heartbeat
+    INTO shared
+    FROM pgauth.workers w
+    WHERE w.node = heartbeat.node AND w.pid = heartbeat.pid;
 
-    SELECT pgauth.sweep_lost();
+    INSERT INTO pgauth.workers AS w (node, pid, heartbeat, host_id)
+    VALUES (heartbeat.node, heartbeat.pid,
+            heartbeat.heartbeat_ms * interval '1 millisecond',
+            heartbeat.host_id)
+    ON CONFLICT ON CONSTRAINT workers_pkey DO UPDATE
+        SET seen_at = now(), heartbeat = EXCLUDED.heartbeat,
+            host_id = coalesce(EXCLUDED.host_id, w.host_id);
+
+    PERFORM pgauth.sweep_lost();
+
+    RETURN NOT coalesce(shared, false);
+END
 $$;
 
 
@@ -560,19 +739,66 @@ AS $$
 $$;
 
 
--- Only the owner (the role applying this file) administers keys; nginx's
--- role runs the functions nginx needs and sees no table.
+-- Deletes the sessions that ended more than older_than ago; returns how
+-- many.  Live sessions are never touched.  Schedule it (cron, pg_cron):
+--
+--     SELECT pgauth.purge_sessions('90 days');
+CREATE OR REPLACE FUNCTION pgauth.purge_sessions(
+    older_than interval DEFAULT '90 days')
+RETURNS bigint
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH gone AS (
+        DELETE FROM pgauth.sessions s
+        WHERE s.ended_at < now() - purge_sessions.older_than
+        RETURNING 1
+    )
+    SELECT count(*) FROM gone
+$$;
+
+
+-- Everything in the schema belongs to pgauth_owner: the functions nginx
+-- calls run as that role, which can do no more than this schema allows.
+ALTER SCHEMA pgauth OWNER TO pgauth_owner;
+
+DO $$
+DECLARE
+    o  record;
+BEGIN
+    FOR o IN SELECT c.oid::regclass AS name
+             FROM pg_class c
+             WHERE c.relnamespace = 'pgauth'::regnamespace
+               AND c.relkind = 'r'
+    LOOP
+        EXECUTE format('ALTER TABLE %s OWNER TO pgauth_owner', o.name);
+    END LOOP;
+
+    FOR o IN SELECT p.oid::regprocedure AS name
+             FROM pg_proc p
+             WHERE p.pronamespace = 'pgauth'::regnamespace
+    LOOP
+        EXECUTE format('ALTER FUNCTION %s OWNER TO pgauth_owner', o.name);
+    END LOOP;
+END
+$$;
+
+
+-- pgauth_owner and its members administer keys; nginx's role runs the
+-- functions nginx needs and sees no table.
 REVOKE ALL ON ALL TABLES IN SCHEMA pgauth FROM PUBLIC, pgauth_nginx;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA pgauth FROM PUBLIC, pgauth_nginx;
 
 GRANT USAGE ON SCHEMA pgauth TO pgauth_nginx;
 GRANT EXECUTE ON FUNCTION
-    pgauth.authorize(bytea, text, text, text, text),
+    pgauth.authorize(bytea, text, text, text, text, boolean),
+    pgauth.take_over(bigint),
     pgauth.publish_done(bigint, text),
     pgauth.check_sessions(text[]),
+    pgauth.worker_register(text, integer, integer, text),
     pgauth.worker_start(text, integer, integer),
     pgauth.worker_gone(text, integer),
-    pgauth.heartbeat(text, integer, integer)
+    pgauth.heartbeat(text, integer, integer, text)
     TO pgauth_nginx;
 
 COMMIT;

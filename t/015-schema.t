@@ -90,10 +90,59 @@ like($as_nginx->("SELECT count(*) FROM pgauth.check_sessions('{1,2}')"), qr/^2$/
      'nginx role can re-check sessions');
 like($as_nginx->("SELECT count(*) FROM pgauth.worker_start('n', 1, 5000)"), qr/^\d+$/,
      'nginx role can register a worker');
-like($as_nginx->("SELECT pgauth.heartbeat('n', 1, 5000)"), qr/^$/,
+like($as_nginx->("SELECT pgauth.heartbeat('n', 1, 5000)"), qr/^t$/,
      'nginx role can beat');
 like($as_nginx->("SELECT pgauth.worker_gone('n', 1)"), qr/^$/,
      'nginx role can end a gone worker');
+like($as_nginx->("SELECT pgauth.take_over(-1)"), qr/^f$/,
+     'nginx role can take a stream over');
+
+# the functions nginx calls run as pgauth_owner, not as whoever applied
+# the file (a superuser here)
+is($pg->psql("SELECT string_agg(DISTINCT pg_get_userbyid(proowner), ',')"
+             . " FROM pg_proc WHERE pronamespace = 'pgauth'::regnamespace"),
+   'pgauth_owner', 'every function belongs to pgauth_owner');
+is($pg->psql("SELECT string_agg(DISTINCT pg_get_userbyid(relowner), ',')"
+             . " FROM pg_class WHERE relnamespace = 'pgauth'::regnamespace"
+             . " AND relkind = 'r'"),
+   'pgauth_owner', '... and every table');
+is($pg->psql("SELECT rolsuper::text || rolcanlogin::text || rolcreaterole::text"
+             . " FROM pg_roles WHERE rolname = 'pgauth_owner'"),
+   'falsefalsefalse', 'pgauth_owner is no superuser and cannot log in');
+cmp_ok($pg->psql("SELECT count(*) FROM pg_proc WHERE prosecdef"
+                 . " AND pronamespace = 'pgauth'::regnamespace"),
+       '>=', 8, 'the SECURITY DEFINER functions are among them');
+
+# publish_done ends only a session of the node the connection names
+my $k3 = $pg->create_key('dave');
+my $dsid = $as_nginx->("SELECT set_config('pgauth.node', 'n1', false); "
+                       . "SELECT session_id FROM pgauth.authorize("
+                       . "sha256(convert_to('$k3', 'UTF8')), 'live', '::1', '')");
+($dsid) = $dsid =~ /(\d+)\s*\z/;
+$as_nginx->("SELECT set_config('pgauth.node', 'n2', false); "
+            . "SELECT pgauth.publish_done($dsid, 'unpublish')");
+is($pg->psql("SELECT coalesce(end_reason, 'live') FROM pgauth.sessions WHERE id = $dsid"),
+   'live', 'publish_done from another node ends nothing');
+$as_nginx->("SELECT set_config('pgauth.node', 'n1', false); "
+            . "SELECT pgauth.publish_done($dsid, 'unpublish')");
+is($pg->psql("SELECT end_reason FROM pgauth.sessions WHERE id = $dsid"),
+   'unpublish', '... from its own node it does');
+
+# history: ended sessions older than the given age go, live ones stay
+$pg->psql("UPDATE pgauth.sessions SET ended_at = now() - interval '100 days'"
+          . " WHERE id = $dsid");
+my $live_before = $pg->psql("SELECT count(*) FROM pgauth.sessions WHERE ended_at IS NULL");
+is($pg->psql("SELECT pgauth.purge_sessions('90 days')"), 1,
+   'purge_sessions deletes what ended before the given age');
+is($pg->psql("SELECT count(*) FROM pgauth.sessions WHERE id = $dsid"), 0,
+   '... that session is gone');
+is($pg->psql("SELECT count(*) FROM pgauth.sessions WHERE ended_at IS NULL"),
+   $live_before, '... live sessions are kept');
+cmp_ok($pg->psql("SELECT pgauth.purge_sessions('0 seconds')"), '>', 0,
+       '... with 0 seconds, every other ended one');
+is($pg->psql("SELECT count(*) FROM pgauth.sessions WHERE ended_at IS NOT NULL"),
+   0, '... none left');
+
 for my $sql ('SELECT * FROM pgauth.stream_keys',
              'SELECT * FROM pgauth.sessions',
              'SELECT * FROM pgauth.list_keys()',
@@ -105,6 +154,7 @@ for my $sql ('SELECT * FROM pgauth.stream_keys',
              'SELECT * FROM pgauth.live_sessions()',
              'SELECT * FROM pgauth.workers',
              "SELECT pgauth.end_session(1, 'x')",
+             "SELECT pgauth.purge_sessions('0 seconds')",
              "UPDATE pgauth.stream_keys SET enabled = true") {
     like($as_nginx->($sql), qr/permission denied/, "nginx role may not: $sql");
 }

@@ -1,0 +1,96 @@
+#!/usr/bin/perl
+# A year of history: with 1,000,000 ended sessions in the table, what nginx
+# calls on every publish, every heartbeat and every re-check, and deleting
+# a key, reads no more of the table than it needs: no sequential scan of
+# pgauth.sessions (PostgreSQL's own counter says).  The timings are in
+# make bench; this checks the plans they come from.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Time::HiRes qw(time);
+use Pgauth;
+
+need_tools('psql');
+
+my $pg = Pgauth::Pg->new;
+
+my $t0 = time;
+$pg->psql(<<'EOF');
+INSERT INTO pgauth.sessions
+    (key_id, stream_name, app, client_addr, started_at, ended_at,
+     end_reason, node, worker_pid)
+SELECT NULL::bigint, 'old' || (i % 5000), 'live', '192.0.2.1',
+       now() - interval '1 year' + i * interval '30 seconds',
+       now() - interval '1 year' + i * interval '30 seconds'
+           + interval '20 minutes',
+       'unpublish', 'node' || (i % 3), 1000 + i % 50
+FROM generate_series(1, 1000000) AS i;
+ANALYZE pgauth.sessions;
+EOF
+diag sprintf '1,000,000 ended sessions loaded in %.1f s', time - $t0;
+
+# live sessions of this node, opened the way nginx opens them
+my $nginx = sub {
+    my ($sql) = @_;
+    my $o = `psql -X -q -A -t -v ON_ERROR_STOP=1 -h 127.0.0.1 -p $pg->{port} -U pgauth_nginx -d pgauth -c "SELECT set_config('pgauth.node', 'n1', false), set_config('pgauth.worker', '42', false)" -c "$sql" 2>&1`;
+    die "$sql: $o" if $?;
+    my @l = split /\n/, $o;
+    shift @l;
+    return join "\n", @l;
+};
+
+my @keys = map { $pg->create_key("live$_") } 1 .. 20;
+my @ids;
+for my $k (@keys) {
+    push @ids, $nginx->("SELECT session_id FROM pgauth.authorize("
+                        . "sha256(convert_to('$k', 'UTF8')), 'live',"
+                        . " '127.0.0.1', '', 'takeover')");
+}
+is(scalar(grep { /^\d+$/ } @ids), 20, '20 live sessions');
+
+sub seq_scans {
+    return $pg->psql("SELECT seq_scan FROM pg_stat_user_tables"
+                     . " WHERE relid = 'pgauth.sessions'::regclass");
+}
+
+my $array = '{' . join(',', @ids) . '}';
+my $spare = $pg->create_key('spare');
+my %calls = (
+    'check_sessions of 20 live sessions' =>
+        "SELECT count(*) FROM pgauth.check_sessions('$array')",
+    'authorize' =>
+        "SELECT session_id FROM pgauth.authorize(sha256(convert_to('$keys[0]',"
+        . " 'UTF8')), 'live', '127.0.0.1', '', 'takeover')",
+    'take_over' => "SELECT pgauth.take_over($ids[1])",
+    'publish_done' => "SELECT pgauth.publish_done($ids[2], 'unpublish')",
+    'heartbeat' => "SELECT pgauth.heartbeat('n1', 42, 5000, 'h')",
+    'worker_register' =>
+        "SELECT count(*) FROM pgauth.worker_register('n1', 43, 5000, 'h')",
+);
+
+for my $what (sort keys %calls) {
+    my $before = seq_scans();
+    my $t = time;
+    $nginx->($calls{$what}) for 1 .. 5;
+    my $ms = (time - $t) * 1000 / 5;
+    is(seq_scans() - $before, 0,
+       sprintf '%s reads no more than it needs (%.1f ms a call, psql included)',
+               $what, $ms);
+}
+
+my $before = seq_scans();
+my $id = $pg->psql("SELECT id FROM pgauth.stream_keys WHERE stream_name = 'spare'");
+$pg->psql("SELECT pgauth.delete_key($id)");
+is(seq_scans() - $before, 0, 'deleting a key does not scan the history');
+
+my $t = time;
+my $purged = $pg->psql("SELECT pgauth.purge_sessions('90 days')");
+diag sprintf 'purge_sessions(\'90 days\'): %d rows in %.1f s', $purged, time - $t;
+cmp_ok($purged, '>', 700000, 'purge_sessions removes the old history');
+is($pg->psql("SELECT count(*) FROM pgauth.sessions WHERE ended_at IS NULL"),
+   19, '... and keeps every live session');
+
+done_testing();
