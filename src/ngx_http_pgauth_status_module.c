@@ -23,10 +23,23 @@
 
 #define NGX_HTTP_PGAUTH_JSON           1
 
+/* listed at most: a response's memory is bounded, whatever the node runs */
+#define NGX_HTTP_PGAUTH_MAX_STREAMS    1000
+
 
 typedef struct {
     ngx_flag_t                      public;
 } ngx_http_pgauth_status_loc_conf_t;
+
+
+/* a live stream, copied out of the zone */
+
+typedef struct {
+    time_t                          since;
+    ngx_str_t                       name;
+    ngx_str_t                       app;
+    ngx_str_t                       addr;
+} ngx_http_pgauth_stream_t;
 
 
 typedef struct {
@@ -48,8 +61,14 @@ static char *ngx_http_pgauth_status_merge_loc_conf(ngx_conf_t *cf,
 static ngx_int_t ngx_http_pgauth_status_format(ngx_http_request_t *r);
 static u_char *ngx_http_pgauth_prometheus(u_char *p, u_char *last,
     ngx_rtmp_pgauth_stats_t *stats);
+static ngx_int_t ngx_http_pgauth_streams(ngx_http_request_t *r,
+    ngx_rtmp_pgauth_stats_t *stats, ngx_shm_zone_t *zone, ngx_array_t *a,
+    ngx_uint_t *total);
+static size_t ngx_http_pgauth_json_size(ngx_array_t *streams);
 static u_char *ngx_http_pgauth_json(u_char *p, u_char *last,
-    ngx_rtmp_pgauth_stats_t *stats, ngx_shm_zone_t *zone, ngx_flag_t public);
+    ngx_rtmp_pgauth_stats_t *stats, ngx_array_t *streams, ngx_uint_t total,
+    ngx_flag_t public);
+static size_t ngx_http_pgauth_json_len(ngx_str_t *s);
 static u_char *ngx_http_pgauth_json_str(u_char *p, u_char *last,
     u_char *s, size_t len);
 
@@ -228,6 +247,8 @@ ngx_http_pgauth_status_handler(ngx_http_request_t *r)
     u_char                   *last;
     ngx_int_t                 rc, json;
     ngx_buf_t                *b;
+    ngx_uint_t                total;
+    ngx_array_t               streams;
     ngx_chain_t               out;
     ngx_shm_zone_t           *zone;
     ngx_rtmp_pgauth_stats_t  *stats;
@@ -256,9 +277,20 @@ ngx_http_pgauth_status_handler(ngx_http_request_t *r)
     json = slcf->public ? NGX_HTTP_PGAUTH_JSON
                         : ngx_http_pgauth_status_format(r);
 
-    /* the figures take a few kB; each stream at most 3 x 255 escaped */
+    /* the figures take a few kB */
 
-    size = 8192 + stats->nstreams * (6 * 3 * 255 + 128);
+    size = 8192;
+    total = 0;
+
+    if (json) {
+        if (ngx_http_pgauth_streams(r, stats, zone, &streams, &total)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        size += ngx_http_pgauth_json_size(&streams);
+    }
 
     b = ngx_create_temp_buf(r->pool, size);
     if (b == NULL) {
@@ -266,7 +298,7 @@ ngx_http_pgauth_status_handler(ngx_http_request_t *r)
     }
 
     if (json) {
-        last = ngx_http_pgauth_json(b->last, b->end, stats, zone,
+        last = ngx_http_pgauth_json(b->last, b->end, stats, &streams, total,
                                     slcf->public);
         ngx_str_set(&r->headers_out.content_type, "application/json");
 
@@ -432,58 +464,145 @@ ngx_http_pgauth_prometheus(u_char *p, u_char *last,
 }
 
 
-static u_char *
-ngx_http_pgauth_json(u_char *p, u_char *last, ngx_rtmp_pgauth_stats_t *stats,
-    ngx_shm_zone_t *zone, ngx_flag_t public)
+/*
+ * The node's live streams, at most NGX_HTTP_PGAUTH_MAX_STREAMS of them:
+ * copied under the zone's lock (which publishes take too), formatted
+ * after.  *total: how many there are.
+ */
+
+static ngx_int_t
+ngx_http_pgauth_streams(ngx_http_request_t *r, ngx_rtmp_pgauth_stats_t *stats,
+    ngx_shm_zone_t *zone, ngx_array_t *a, ngx_uint_t *total)
 {
-    u_char                          *d;
-    ngx_uint_t                       first;
+    u_char                          *d, *p, *last;
+    size_t                           len;
+    ngx_uint_t                       n;
     ngx_queue_t                     *q;
     ngx_slab_pool_t                 *shpool;
-    ngx_http_pgauth_metric_t        *m;
+    ngx_http_pgauth_stream_t        *hs;
     ngx_rtmp_pgauth_stream_stats_t  *st;
 
-    p = ngx_slprintf(p, last, "{\"node_started\":%T,\"streams\":[",
-                     stats->started);
+    /* room for what there is now, or the most listed: no more */
+
+    n = ngx_min(stats->nstreams, NGX_HTTP_PGAUTH_MAX_STREAMS);
+
+    if (ngx_array_init(a, r->pool, n ? n : 1,
+                       sizeof(ngx_http_pgauth_stream_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    len = n * 3 * 255;
+
+    p = ngx_pnalloc(r->pool, len ? len : 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    last = p + len;
 
     shpool = (ngx_slab_pool_t *) zone->shm.addr;
 
     ngx_shmtx_lock(&shpool->mutex);
 
-    first = 1;
+    *total = stats->nstreams;
 
     for (q = ngx_queue_head(&stats->streams);
-         q != ngx_queue_sentinel(&stats->streams);
+         q != ngx_queue_sentinel(&stats->streams) && a->nelts < n;
          q = ngx_queue_next(q))
     {
         st = ngx_queue_data(q, ngx_rtmp_pgauth_stream_stats_t, queue);
+
+        len = st->name_len + st->app_len + st->addr_len;
+
+        if ((size_t) (last - p) < len) {
+            break;
+        }
+
+        hs = ngx_array_push(a);     /* within what was allocated */
+
         d = st->data;
 
-        p = ngx_slprintf(p, last, "%s{\"name\":", first ? "" : ",");
+        hs->since = st->since;
 
-        if (st->name_len) {
-            p = ngx_http_pgauth_json_str(p, last, d, st->name_len);
+        hs->name.data = p;
+        hs->name.len = st->name_len;
+        p = ngx_cpymem(p, d, st->name_len);
+
+        hs->app.data = p;
+        hs->app.len = st->app_len;
+        p = ngx_cpymem(p, d + st->name_len, st->app_len);
+
+        hs->addr.data = p;
+        hs->addr.len = st->addr_len;
+        p = ngx_cpymem(p, d + st->name_len + st->app_len, st->addr_len);
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+static size_t
+ngx_http_pgauth_json_size(ngx_array_t *streams)
+{
+    size_t                     size;
+    ngx_uint_t                 i;
+    ngx_http_pgauth_stream_t  *hs;
+
+    hs = streams->elts;
+    size = 0;
+
+    for (i = 0; i < streams->nelts; i++) {
+        size += sizeof("{\"name\":,\"app\":,\"client\":,\"since\":},")
+                + NGX_TIME_T_LEN + 6
+                + ngx_http_pgauth_json_len(&hs[i].name)
+                + ngx_http_pgauth_json_len(&hs[i].app)
+                + ngx_http_pgauth_json_len(&hs[i].addr);
+    }
+
+    return size;
+}
+
+
+static u_char *
+ngx_http_pgauth_json(u_char *p, u_char *last, ngx_rtmp_pgauth_stats_t *stats,
+    ngx_array_t *streams, ngx_uint_t total, ngx_flag_t public)
+{
+    ngx_uint_t                 i;
+    ngx_http_pgauth_metric_t  *m;
+    ngx_http_pgauth_stream_t  *hs;
+
+    p = ngx_slprintf(p, last, "{\"node_started\":%T,\"streams_total\":%ui,"
+                     "\"streams\":[", stats->started, total);
+
+    hs = streams->elts;
+
+    for (i = 0; i < streams->nelts; i++) {
+
+        p = ngx_slprintf(p, last, "%s{\"name\":", i ? "," : "");
+
+        if (hs[i].name.len) {
+            p = ngx_http_pgauth_json_str(p, last, hs[i].name.data,
+                                         hs[i].name.len);
 
         } else {
             p = ngx_slprintf(p, last, "null");
         }
 
         p = ngx_slprintf(p, last, ",\"app\":");
-        p = ngx_http_pgauth_json_str(p, last, d + st->name_len, st->app_len);
+        p = ngx_http_pgauth_json_str(p, last, hs[i].app.data, hs[i].app.len);
 
         if (!public) {
             p = ngx_slprintf(p, last, ",\"client\":");
-            p = ngx_http_pgauth_json_str(p, last,
-                                         d + st->name_len + st->app_len,
-                                         st->addr_len);
+            p = ngx_http_pgauth_json_str(p, last, hs[i].addr.data,
+                                         hs[i].addr.len);
         }
 
-        p = ngx_slprintf(p, last, ",\"since\":%T}", st->since);
-
-        first = 0;
+        p = ngx_slprintf(p, last, ",\"since\":%T}", hs[i].since);
     }
-
-    ngx_shmtx_unlock(&shpool->mutex);
 
     if (public) {
         return ngx_slprintf(p, last, "]}\n");
@@ -499,6 +618,24 @@ ngx_http_pgauth_json(u_char *p, u_char *last, ngx_rtmp_pgauth_stats_t *stats,
     }
 
     return ngx_slprintf(p, last, "}}\n");
+}
+
+
+/* what ngx_http_pgauth_json_str() writes of s */
+
+static size_t
+ngx_http_pgauth_json_len(ngx_str_t *s)
+{
+    size_t  i, len;
+
+    len = 2;
+
+    for (i = 0; i < s->len; i++) {
+        len += (s->data[i] == '"' || s->data[i] == '\\') ? 2
+               : (s->data[i] < 0x20) ? 6 : 1;
+    }
+
+    return len;
 }
 
 

@@ -264,6 +264,9 @@ ngx_rtmp_pgauth_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     cache->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
+    /* a full zone is normal: old entries make room, the slab need not say */
+    cache->shpool->log_nomem = 0;
+
     if (shm_zone->shm.exists) {
         cache->sh = cache->shpool->data;
         return NGX_OK;
@@ -366,6 +369,8 @@ ngx_rtmp_pgauth_cache_rbtree_insert(ngx_rbtree_node_t *temp,
 }
 
 
+/* the entry of the digest in app; with app NULL, one in any application */
+
 static ngx_rtmp_pgauth_cache_node_t *
 ngx_rtmp_pgauth_cache_lookup(ngx_rtmp_pgauth_cache_t *cache, u_char *digest,
     ngx_str_t *app)
@@ -394,7 +399,10 @@ ngx_rtmp_pgauth_cache_lookup(ngx_rtmp_pgauth_cache_t *cache, u_char *digest,
 
         cn = (ngx_rtmp_pgauth_cache_node_t *) &node->color;
 
-        rc = ngx_rtmp_pgauth_cache_cmp(digest, app->data, app->len, cn);
+        /* ordered by digest, then application */
+
+        rc = app ? ngx_rtmp_pgauth_cache_cmp(digest, app->data, app->len, cn)
+                 : ngx_memcmp(digest, cn->digest, NGX_RTMP_PGAUTH_DIGEST_LEN);
 
         if (rc == 0) {
             return cn;
@@ -535,8 +543,9 @@ ngx_rtmp_pgauth_cache_put(ngx_shm_zone_t *zone, u_char *digest,
 
     if (node == NULL) {
         ngx_shmtx_unlock(&cache->shpool->mutex);
-        ngx_log_error(NGX_LOG_ALERT, log, 0,
-                      "pgauth: could not allocate a node%s",
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "pgauth: no room for a decision%s even after "
+                      "dropping 8: the zone is too small",
                       cache->shpool->log_ctx);
         return;
     }
@@ -567,7 +576,6 @@ void
 ngx_rtmp_pgauth_cache_forget(ngx_array_t *caches, u_char *digest)
 {
     ngx_uint_t                     i;
-    ngx_queue_t                   *q, *next;
     ngx_shm_zone_t               **zones;
     ngx_rtmp_pgauth_cache_t       *cache;
     ngx_rtmp_pgauth_cache_node_t  *cn;
@@ -580,20 +588,12 @@ ngx_rtmp_pgauth_cache_forget(ngx_array_t *caches, u_char *digest)
 
         ngx_shmtx_lock(&cache->shpool->mutex);
 
-        /* rare: a walk of the zone is fine */
+        /* one entry per application it was asked for: a lookup each */
 
-        for (q = ngx_queue_head(&cache->sh->queue);
-             q != ngx_queue_sentinel(&cache->sh->queue);
-             q = next)
+        while ((cn = ngx_rtmp_pgauth_cache_lookup(cache, digest, NULL))
+               != NULL)
         {
-            next = ngx_queue_next(q);
-            cn = ngx_queue_data(q, ngx_rtmp_pgauth_cache_node_t, queue);
-
-            if (ngx_memcmp(cn->digest, digest, NGX_RTMP_PGAUTH_DIGEST_LEN)
-                == 0)
-            {
-                ngx_rtmp_pgauth_cache_delete(cache, cn);
-            }
+            ngx_rtmp_pgauth_cache_delete(cache, cn);
         }
 
         ngx_shmtx_unlock(&cache->shpool->mutex);

@@ -7,9 +7,13 @@
 /*
  * The per-address limiter, shared by all workers: an address that fails
  * "failures" publishes within "window" is refused for "block", at once and
- * without a query.  Kept in a shared memory zone as ngx_http_limit_req
- * does: a red-black tree by address, least recently used entries evicted
- * when the zone is full.
+ * without a query.  Attempts being decided count too: an address has at
+ * most "failures" decisions at once, less those that failed, so a burst
+ * of parallel attempts cannot pass the limit before the first answer.
+ * IPv6 clients count by their /64 (ipv6_prefix=).  Kept in a shared
+ * memory zone as ngx_http_limit_req does: a red-black tree by address,
+ * least recently used entries evicted when the zone is full, blocked ones
+ * last.
  */
 
 
@@ -18,13 +22,21 @@
 #include "ngx_rtmp_pgauth_module.h"
 
 
+/* how long a decision in flight may take: older ones are a dead worker's */
+#define NGX_RTMP_PGAUTH_LIMIT_STALE    60000
+
+/* how many of the least recently used are looked at to make room */
+#define NGX_RTMP_PGAUTH_LIMIT_EVICT    8
+
+
 typedef struct {
     u_char                          color;
     u_char                          len;
-    u_short                         pad;
+    u_short                         pending;    /* decisions in flight */
     ngx_queue_t                     queue;
     ngx_msec_t                      first;      /* window start */
     ngx_msec_t                      until;      /* blocked until, or 0 */
+    ngx_msec_t                      taken;      /* the last one in flight */
     ngx_uint_t                      failures;
     u_char                          addr[1];
 } ngx_rtmp_pgauth_limit_node_t;
@@ -43,6 +55,7 @@ struct ngx_rtmp_pgauth_limit_s {
     ngx_uint_t                      failures;
     ngx_msec_t                      window;
     ngx_msec_t                      block;
+    ngx_uint_t                      ipv6_prefix;    /* bits */
 };
 
 
@@ -50,14 +63,22 @@ static ngx_int_t ngx_rtmp_pgauth_limit_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static void ngx_rtmp_pgauth_limit_rbtree_insert(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
-static size_t ngx_rtmp_pgauth_limit_key(ngx_rtmp_session_t *s, u_char *key);
+static size_t ngx_rtmp_pgauth_limit_key(ngx_rtmp_pgauth_limit_t *lim,
+    ngx_rtmp_session_t *s, u_char *key);
 static ngx_rtmp_pgauth_limit_node_t *ngx_rtmp_pgauth_limit_lookup(
     ngx_rtmp_pgauth_limit_t *lim, u_char *key, size_t len, uint32_t hash);
-static void ngx_rtmp_pgauth_limit_expire(ngx_rtmp_pgauth_limit_t *lim,
-    ngx_uint_t n);
+static ngx_rtmp_pgauth_limit_node_t *ngx_rtmp_pgauth_limit_alloc(
+    ngx_rtmp_pgauth_limit_t *lim, u_char *key, size_t len, uint32_t hash);
+static ngx_int_t ngx_rtmp_pgauth_limit_matters(ngx_rtmp_pgauth_limit_t *lim,
+    ngx_rtmp_pgauth_limit_node_t *ln);
+static void ngx_rtmp_pgauth_limit_delete(ngx_rtmp_pgauth_limit_t *lim,
+    ngx_rtmp_pgauth_limit_node_t *ln);
 
 
-/* pgauth_limit_zone zone=name:size failures=N window=time block=time */
+/*
+ * pgauth_limit_zone zone=name:size [failures=N] [window=time]
+ *     [block=time] [ipv6_prefix=bits]
+ */
 
 char *
 ngx_rtmp_pgauth_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -80,6 +101,7 @@ ngx_rtmp_pgauth_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     lim->failures = 5;
     lim->window = 60000;
     lim->block = 600000;
+    lim->ipv6_prefix = 64;
 
     size = 0;
     name.len = 0;
@@ -120,11 +142,22 @@ ngx_rtmp_pgauth_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         if (ngx_strncmp(value[i].data, "failures=", 9) == 0) {
 
             n = ngx_atoi(value[i].data + 9, value[i].len - 9);
-            if (n <= 0) {
+            if (n <= 0 || n > 65535) {
                 goto invalid;
             }
 
             lim->failures = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "ipv6_prefix=", 12) == 0) {
+
+            n = ngx_atoi(value[i].data + 12, value[i].len - 12);
+            if (n <= 0 || n > 128) {
+                goto invalid;
+            }
+
+            lim->ipv6_prefix = n;
             continue;
         }
 
@@ -276,6 +309,9 @@ ngx_rtmp_pgauth_limit_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     lim->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
+    /* a full zone is normal: entries make room, the slab need not say */
+    lim->shpool->log_nomem = 0;
+
     if (shm_zone->shm.exists) {
         lim->sh = lim->shpool->data;
         return NGX_OK;
@@ -347,13 +383,19 @@ ngx_rtmp_pgauth_limit_rbtree_insert(ngx_rbtree_node_t *temp,
 }
 
 
-/* the client's address as bytes; 0 for what is not limited (unix) */
+/*
+ * The client's address as bytes, an IPv6 one cut to its prefix (an IPv4
+ * address mapped into IPv6 is the IPv4 one); 0 for what is not limited
+ * (unix sockets).
+ */
 
 static size_t
-ngx_rtmp_pgauth_limit_key(ngx_rtmp_session_t *s, u_char *key)
+ngx_rtmp_pgauth_limit_key(ngx_rtmp_pgauth_limit_t *lim,
+    ngx_rtmp_session_t *s, u_char *key)
 {
     struct sockaddr_in   *sin;
 #if (NGX_HAVE_INET6)
+    size_t                n;
     struct sockaddr_in6  *sin6;
 #endif
 
@@ -367,8 +409,24 @@ ngx_rtmp_pgauth_limit_key(ngx_rtmp_session_t *s, u_char *key)
 #if (NGX_HAVE_INET6)
     case AF_INET6:
         sin6 = (struct sockaddr_in6 *) s->connection->sockaddr;
-        ngx_memcpy(key, &sin6->sin6_addr, 16);
-        return 16;
+
+        if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+            ngx_memcpy(key, &sin6->sin6_addr.s6_addr[12], 4);
+            return 4;
+        }
+
+        n = (lim->ipv6_prefix + 7) / 8;
+
+        ngx_memcpy(key, sin6->sin6_addr.s6_addr, n);
+
+        if (lim->ipv6_prefix % 8) {
+            key[n - 1] &= (u_char) (0xff << (8 - lim->ipv6_prefix % 8));
+        }
+
+        /* 1 to 16 bytes, and one more: never the length of an IPv4 key */
+        key[n] = (u_char) lim->ipv6_prefix;
+
+        return n + 1;
 #endif
 
     default:
@@ -416,43 +474,85 @@ ngx_rtmp_pgauth_limit_lookup(ngx_rtmp_pgauth_limit_t *lim, u_char *key,
 
 
 /*
- * Is the client blocked?  NGX_BUSY and the seconds left when it is,
- * NGX_OK when not.
+ * May the client try?  NGX_BUSY when its address is blocked (*left: for
+ * how long) or has as many decisions in flight as failures left; else
+ * NGX_OK, and the attempt is counted in flight until
+ * ngx_rtmp_pgauth_limit_done().  Test and count under one lock.
  */
 
 ngx_int_t
-ngx_rtmp_pgauth_limit_test(ngx_shm_zone_t *zone, ngx_rtmp_session_t *s,
+ngx_rtmp_pgauth_limit_take(ngx_shm_zone_t *zone, ngx_rtmp_session_t *s,
     ngx_msec_t *left)
 {
-    u_char                         key[16];
+    u_char                         key[17];
     size_t                         len;
+    uint32_t                       hash;
     ngx_int_t                      rc;
     ngx_rtmp_pgauth_limit_t       *lim;
     ngx_rtmp_pgauth_limit_node_t  *ln;
 
-    len = ngx_rtmp_pgauth_limit_key(s, key);
+    lim = zone->data;
+
+    len = ngx_rtmp_pgauth_limit_key(lim, s, key);
     if (len == 0) {
         return NGX_OK;
     }
 
-    lim = zone->data;
+    hash = ngx_crc32_short(key, len);
     rc = NGX_OK;
+    *left = 0;
 
     ngx_shmtx_lock(&lim->shpool->mutex);
 
-    ln = ngx_rtmp_pgauth_limit_lookup(lim, key, len, ngx_crc32_short(key, len));
+    ln = ngx_rtmp_pgauth_limit_lookup(lim, key, len, hash);
 
-    if (ln && ln->until) {
+    if (ln == NULL) {
+        ln = ngx_rtmp_pgauth_limit_alloc(lim, key, len, hash);
+
+        if (ln == NULL) {
+            /* full of what matters: this address goes uncounted */
+            ngx_shmtx_unlock(&lim->shpool->mutex);
+            return NGX_OK;
+        }
+    }
+
+    ngx_queue_remove(&ln->queue);
+    ngx_queue_insert_head(&lim->sh->queue, &ln->queue);
+
+    if (ln->until) {
         if ((ngx_msec_int_t) (ln->until - ngx_current_msec) > 0) {
             *left = ln->until - ngx_current_msec;
             rc = NGX_BUSY;
-
-        } else {
-            /* served its time: a clean slate */
-            ln->until = 0;
-            ln->failures = 0;
+            goto done;
         }
+
+        /* served its time: a clean slate */
+        ln->until = 0;
+        ln->failures = 0;
+        ln->first = ngx_current_msec;
     }
+
+    if (ngx_current_msec - ln->first > lim->window) {
+        ln->first = ngx_current_msec;
+        ln->failures = 0;
+    }
+
+    if (ln->pending
+        && ngx_current_msec - ln->taken > NGX_RTMP_PGAUTH_LIMIT_STALE)
+    {
+        /* counted by a worker that died before the answer */
+        ln->pending = 0;
+    }
+
+    if (ln->failures + ln->pending >= lim->failures) {
+        rc = NGX_BUSY;
+        goto done;
+    }
+
+    ln->pending++;
+    ln->taken = ngx_current_msec;
+
+done:
 
     ngx_shmtx_unlock(&lim->shpool->mutex);
 
@@ -460,84 +560,53 @@ ngx_rtmp_pgauth_limit_test(ngx_shm_zone_t *zone, ngx_rtmp_session_t *s,
 }
 
 
-/* a refused publish: count it, block the address at the limit */
+/* the attempt is decided: a failure is counted, the address blocked at
+   the limit */
 
 void
-ngx_rtmp_pgauth_limit_fail(ngx_shm_zone_t *zone, ngx_rtmp_session_t *s)
+ngx_rtmp_pgauth_limit_done(ngx_shm_zone_t *zone, ngx_rtmp_session_t *s,
+    ngx_uint_t failed)
 {
-    u_char                         key[16];
-    size_t                         len, size;
-    uint32_t                       hash;
+    u_char                         key[17];
+    size_t                         len;
     ngx_uint_t                     blocked, failures;
-    ngx_rbtree_node_t             *node;
     ngx_rtmp_pgauth_limit_t       *lim;
     ngx_rtmp_pgauth_main_conf_t   *pmcf;
     ngx_rtmp_pgauth_limit_node_t  *ln;
 
-    len = ngx_rtmp_pgauth_limit_key(s, key);
+    lim = zone->data;
+
+    len = ngx_rtmp_pgauth_limit_key(lim, s, key);
     if (len == 0) {
         return;
     }
 
-    lim = zone->data;
-    hash = ngx_crc32_short(key, len);
     blocked = 0;
     failures = 0;
 
     ngx_shmtx_lock(&lim->shpool->mutex);
 
-    ngx_rtmp_pgauth_limit_expire(lim, 1);
+    ln = ngx_rtmp_pgauth_limit_lookup(lim, key, len,
+                                      ngx_crc32_short(key, len));
 
-    ln = ngx_rtmp_pgauth_limit_lookup(lim, key, len, hash);
-
-    if (ln == NULL) {
-        size = offsetof(ngx_rbtree_node_t, color)
-               + offsetof(ngx_rtmp_pgauth_limit_node_t, addr) + len;
-
-        node = ngx_slab_alloc_locked(lim->shpool, size);
-
-        if (node == NULL) {
-            ngx_rtmp_pgauth_limit_expire(lim, 0);
-            node = ngx_slab_alloc_locked(lim->shpool, size);
+    if (ln) {
+        if (ln->pending) {
+            ln->pending--;
         }
 
-        if (node == NULL) {
-            ngx_shmtx_unlock(&lim->shpool->mutex);
-            ngx_log_error(NGX_LOG_ALERT, s->connection->log, 0,
-                          "pgauth: could not allocate a node%s",
-                          lim->shpool->log_ctx);
-            return;
-        }
+        if (failed && ln->until == 0) {
 
-        node->key = hash;
+            if (ngx_current_msec - ln->first > lim->window) {
+                ln->first = ngx_current_msec;
+                ln->failures = 0;
+            }
 
-        ln = (ngx_rtmp_pgauth_limit_node_t *) &node->color;
-        ln->len = (u_char) len;
-        ln->first = ngx_current_msec;
-        ln->until = 0;
-        ln->failures = 0;
-        ngx_memcpy(ln->addr, key, len);
+            failures = ++ln->failures;
 
-        ngx_rbtree_insert(&lim->sh->rbtree, node);
-
-    } else {
-        ngx_queue_remove(&ln->queue);
-    }
-
-    ngx_queue_insert_head(&lim->sh->queue, &ln->queue);
-
-    if (ln->until == 0) {
-
-        if (ngx_current_msec - ln->first > lim->window) {
-            ln->first = ngx_current_msec;
-            ln->failures = 0;
-        }
-
-        failures = ++ln->failures;
-
-        if (failures >= lim->failures) {
-            ln->until = ngx_current_msec + lim->block;
-            blocked = 1;
+            if (failures >= lim->failures) {
+                ln->until = ngx_current_msec + lim->block;
+                blocked = 1;
+            }
         }
     }
 
@@ -557,47 +626,107 @@ ngx_rtmp_pgauth_limit_fail(ngx_shm_zone_t *zone, ngx_rtmp_session_t *s)
 
 
 /*
- * Drops entries that no longer matter, oldest first: n == 1 looks at two,
- * n == 0 (the zone is full) drops up to three even when they matter.
+ * A new entry.  Two entries that no longer matter go first, oldest first;
+ * when the zone is full, the least recently used that does not matter
+ * (blocked or in flight) makes room.  NULL when none could.
  */
 
-static void
-ngx_rtmp_pgauth_limit_expire(ngx_rtmp_pgauth_limit_t *lim, ngx_uint_t n)
+static ngx_rtmp_pgauth_limit_node_t *
+ngx_rtmp_pgauth_limit_alloc(ngx_rtmp_pgauth_limit_t *lim, u_char *key,
+    size_t len, uint32_t hash)
 {
+    size_t                          size;
     ngx_uint_t                      i;
-    ngx_queue_t                    *q;
+    ngx_queue_t                    *q, *prev;
     ngx_rbtree_node_t              *node;
     ngx_rtmp_pgauth_limit_node_t   *ln;
 
-    for (i = 0; i < 3; i++) {
-
-        if (ngx_queue_empty(&lim->sh->queue)) {
-            return;
-        }
-
+    for (i = 0; i < 2 && !ngx_queue_empty(&lim->sh->queue); i++) {
         q = ngx_queue_last(&lim->sh->queue);
         ln = ngx_queue_data(q, ngx_rtmp_pgauth_limit_node_t, queue);
 
-        if (n) {
-            if (i == 2) {
-                return;
-            }
-
-            if (ln->until
-                ? (ngx_msec_int_t) (ln->until - ngx_current_msec) > 0
-                : ngx_current_msec - ln->first <= lim->window)
-            {
-                return;
-            }
+        if (ngx_rtmp_pgauth_limit_matters(lim, ln)) {
+            break;
         }
 
-        ngx_queue_remove(q);
-
-        node = (ngx_rbtree_node_t *)
-                   ((u_char *) ln - offsetof(ngx_rbtree_node_t, color));
-
-        ngx_rbtree_delete(&lim->sh->rbtree, node);
-
-        ngx_slab_free_locked(lim->shpool, node);
+        ngx_rtmp_pgauth_limit_delete(lim, ln);
     }
+
+    size = offsetof(ngx_rbtree_node_t, color)
+           + offsetof(ngx_rtmp_pgauth_limit_node_t, addr) + len;
+
+    node = ngx_slab_alloc_locked(lim->shpool, size);
+
+    q = ngx_queue_last(&lim->sh->queue);
+
+    for (i = 0;
+         node == NULL && i < NGX_RTMP_PGAUTH_LIMIT_EVICT
+         && q != ngx_queue_sentinel(&lim->sh->queue);
+         i++)
+    {
+        prev = ngx_queue_prev(q);
+        ln = ngx_queue_data(q, ngx_rtmp_pgauth_limit_node_t, queue);
+
+        if (!ln->pending
+            && !(ln->until
+                 && (ngx_msec_int_t) (ln->until - ngx_current_msec) > 0))
+        {
+            ngx_rtmp_pgauth_limit_delete(lim, ln);
+            node = ngx_slab_alloc_locked(lim->shpool, size);
+        }
+
+        q = prev;
+    }
+
+    if (node == NULL) {
+        return NULL;
+    }
+
+    node->key = hash;
+
+    ln = (ngx_rtmp_pgauth_limit_node_t *) &node->color;
+    ln->len = (u_char) len;
+    ln->pending = 0;
+    ln->first = ngx_current_msec;
+    ln->until = 0;
+    ln->taken = 0;
+    ln->failures = 0;
+    ngx_memcpy(ln->addr, key, len);
+
+    ngx_rbtree_insert(&lim->sh->rbtree, node);
+    ngx_queue_insert_head(&lim->sh->queue, &ln->queue);
+
+    return ln;
+}
+
+
+/* blocked, in flight or with failures in its window */
+
+static ngx_int_t
+ngx_rtmp_pgauth_limit_matters(ngx_rtmp_pgauth_limit_t *lim,
+    ngx_rtmp_pgauth_limit_node_t *ln)
+{
+    if (ln->until) {
+        return (ngx_msec_int_t) (ln->until - ngx_current_msec) > 0;
+    }
+
+    return ln->pending
+           || (ln->failures && ngx_current_msec - ln->first <= lim->window);
+}
+
+
+static void
+ngx_rtmp_pgauth_limit_delete(ngx_rtmp_pgauth_limit_t *lim,
+    ngx_rtmp_pgauth_limit_node_t *ln)
+{
+    ngx_rbtree_node_t  *node;
+
+    ngx_queue_remove(&ln->queue);
+
+    node = (ngx_rbtree_node_t *)
+               ((u_char *) ln - offsetof(ngx_rbtree_node_t, color));
+
+    ngx_rbtree_delete(&lim->sh->rbtree, node);
+
+    ngx_slab_free_locked(lim->shpool, node);
 }

@@ -9,13 +9,21 @@
  * connection per worker that LISTENs for what the database ends.
  *
  * The schema notifies "end <session id> <reason>" when a key is revoked,
- * deleted or expired, or a stream kicked or taken over; the worker holding
- * the session closes it.  Notifications are lost while the LISTEN
- * connection is down, so each time it is (re)established the worker
- * re-checks all its sessions at once (pgauth.check_sessions()), and can
- * re-check periodically.  The same connection registers the worker
- * (pgauth.worker_start()), ends the sessions of gone workers of its node,
- * and beats (pgauth.heartbeat()) so other nodes can tell a node that died.
+ * deleted or expired, or a stream kicked or taken over.  Any database
+ * login may NOTIFY, so a notification is only a hint: the sessions it
+ * names are checked with the database (pgauth.check_sessions(), one query
+ * for all of them, one at a time, at most one every
+ * NGX_RTMP_PGAUTH_CHECK_GAP ms), and only the answer to that query ends
+ * one.  Whoever sends them, a notification costs a lookup by session id.
+ *
+ * Notifications are lost while the LISTEN connection is down, so each
+ * time it is (re)established every session is checked, and can be
+ * periodically.  The worker registers (pgauth.worker_register()), ends the
+ * sessions of gone workers of its node, and beats (pgauth.heartbeat()) so
+ * other nodes can tell a node that died; all of that goes through the
+ * worker's pool, whatever the LISTEN connection does.  A worker that is
+ * shutting down (reload, graceful quit) goes on beating and listening for
+ * as long as it holds a session.
  */
 
 
@@ -24,12 +32,13 @@
 #include "ngx_rtmp_pgauth_module.h"
 
 
-#define NGX_RTMP_PGAUTH_WORKER_START                                        \
-    "SELECT pgauth.worker_start($1, $2, $3)"
+#define NGX_RTMP_PGAUTH_REGISTER                                            \
+    "SELECT other_pid, same_host"                                           \
+    " FROM pgauth.worker_register($1, $2, $3, $4)"
 #define NGX_RTMP_PGAUTH_WORKER_GONE                                         \
     "SELECT pgauth.worker_gone($1, $2)"
 #define NGX_RTMP_PGAUTH_HEARTBEAT                                           \
-    "SELECT pgauth.heartbeat($1, $2, $3)"
+    "SELECT pgauth.heartbeat($1, $2, $3, $4)"
 #define NGX_RTMP_PGAUTH_CHECK                                               \
     "SELECT session_id, end_reason, valid_for"                              \
     " FROM pgauth.check_sessions($1::text[])"
@@ -38,59 +47,83 @@
 /* ends of sessions this worker did not know when they came */
 #define NGX_RTMP_PGAUTH_ENDED          64
 
+/* the shortest time between two checks of hinted sessions */
+#define NGX_RTMP_PGAUTH_CHECK_GAP      100
+
+/* another nginx under this node name is logged at most this often */
+#define NGX_RTMP_PGAUTH_SHARED_LOG     60000
+
 
 typedef struct {
     u_char                          sid[NGX_RTMP_PGAUTH_SID_LEN];
-    u_char                          reason[NGX_RTMP_PGAUTH_REASON_LEN];
 } ngx_rtmp_pgauth_ended_t;
 
 
 struct ngx_rtmp_pgauth_live_s {
     ngx_rtmp_pgauth_main_conf_t    *pmcf;
-    ngx_rtmp_pgauth_pool_t         *pool;       /* the LISTEN connection */
+    ngx_rtmp_pgauth_pool_t         *listen;     /* LISTEN, or NULL */
     ngx_log_t                      *log;
 
     ngx_queue_t                     sessions;   /* allowed ones */
     ngx_uint_t                      nsessions;
 
+    /* every session of the worker the database gave an id, by that id */
+    ngx_rbtree_t                    ids;
+    ngx_rbtree_node_t               sentinel;
+
+    ngx_queue_t                     suspects;   /* to check */
+    ngx_queue_t                     checked;    /* in the check in flight */
+
     ngx_event_t                     heartbeat;
     ngx_event_t                     recheck;
+    ngx_event_t                     check;
+    ngx_msec_t                      checked_at;
+    ngx_msec_t                      shared_at;  /* logged */
 
     u_char                          pid[NGX_INT_T_LEN + 1];
     u_char                          beat[NGX_INT_T_LEN + 1];
 
     ngx_rtmp_pgauth_ended_t         ended[NGX_RTMP_PGAUTH_ENDED];
-    ngx_uint_t                      nended;     /* the next one to reuse */
-    ngx_msec_t                      ended_at;   /* the last one came */
+    ngx_uint_t                      nended;     /* ever kept */
 
-    unsigned                        listening:1; /* pool is our own */
     unsigned                        registered:1;
     unsigned                        beating:1;  /* heartbeat in flight */
-    unsigned                        checking:1; /* re-check in flight */
-    unsigned                        again:1;    /* re-check once more */
+    unsigned                        checking:1; /* check in flight */
+    unsigned                        all:1;      /* check every session */
 };
 
 
+static ngx_int_t ngx_rtmp_pgauth_live_keep(void *data);
 static void ngx_rtmp_pgauth_live_ready(void *data);
 static void ngx_rtmp_pgauth_live_notify(void *data, PGnotify *notify);
 static ngx_rtmp_pgauth_ctx_t *ngx_rtmp_pgauth_live_find(
     ngx_rtmp_pgauth_live_t *live, u_char *sid, size_t len);
 static ngx_int_t ngx_rtmp_pgauth_live_same(ngx_rtmp_pgauth_ctx_t *a,
     ngx_rtmp_pgauth_ctx_t *b);
+static void ngx_rtmp_pgauth_live_hint(ngx_rtmp_pgauth_live_t *live,
+    ngx_rtmp_pgauth_ctx_t *ctx);
+static void ngx_rtmp_pgauth_live_unhint(ngx_rtmp_pgauth_ctx_t *ctx);
+static void ngx_rtmp_pgauth_live_schedule(ngx_rtmp_pgauth_live_t *live);
 static ngx_int_t ngx_rtmp_pgauth_live_submit(ngx_rtmp_pgauth_live_t *live,
     char *query, ngx_rtmp_pgauth_handler_pt handler, ngx_uint_t n, ...);
-static void ngx_rtmp_pgauth_live_started(ngx_rtmp_pgauth_req_t *req,
+static void ngx_rtmp_pgauth_live_registered(ngx_rtmp_pgauth_req_t *req,
     ngx_uint_t rc, PGresult *res, ngx_str_t *err);
+static void ngx_rtmp_pgauth_live_shared(ngx_rtmp_pgauth_live_t *live,
+    char *pid);
 static ngx_int_t ngx_rtmp_pgauth_live_gone(ngx_pid_t pid);
 static void ngx_rtmp_pgauth_live_logged(ngx_rtmp_pgauth_req_t *req,
     ngx_uint_t rc, PGresult *res, ngx_str_t *err);
+static ngx_int_t ngx_rtmp_pgauth_live_holding(ngx_rtmp_pgauth_live_t *live);
 static void ngx_rtmp_pgauth_live_beat(ngx_event_t *ev);
 static void ngx_rtmp_pgauth_live_beaten(ngx_rtmp_pgauth_req_t *req,
     ngx_uint_t rc, PGresult *res, ngx_str_t *err);
 static void ngx_rtmp_pgauth_live_timer(ngx_event_t *ev);
+static void ngx_rtmp_pgauth_live_check_handler(ngx_event_t *ev);
 static void ngx_rtmp_pgauth_live_check(ngx_rtmp_pgauth_live_t *live);
 static void ngx_rtmp_pgauth_live_checked(ngx_rtmp_pgauth_req_t *req,
     ngx_uint_t rc, PGresult *res, ngx_str_t *err);
+static void ngx_rtmp_pgauth_live_unchecked(ngx_rtmp_pgauth_live_t *live,
+    ngx_str_t *err);
 
 
 ngx_rtmp_pgauth_live_t *
@@ -111,6 +144,11 @@ ngx_rtmp_pgauth_live_create(ngx_cycle_t *cycle,
     live->log = cycle->log;
 
     ngx_queue_init(&live->sessions);
+    ngx_queue_init(&live->suspects);
+    ngx_queue_init(&live->checked);
+
+    ngx_rbtree_init(&live->ids, &live->sentinel,
+                    ngx_str_rbtree_insert_value);
 
     ngx_sprintf(live->pid, "%P%Z", ngx_pid);
     ngx_sprintf(live->beat, "%M%Z", pmcf->heartbeat);
@@ -125,6 +163,11 @@ ngx_rtmp_pgauth_live_create(ngx_cycle_t *cycle,
     live->recheck.log = cycle->log;
     live->recheck.cancelable = 1;
 
+    live->check.handler = ngx_rtmp_pgauth_live_check_handler;
+    live->check.data = live;
+    live->check.log = cycle->log;
+    live->check.cancelable = 1;
+
     /* the first heartbeat registers the worker when nothing else does */
     ngx_add_timer(&live->heartbeat, pmcf->channel.len ? pmcf->heartbeat : 1);
 
@@ -133,8 +176,7 @@ ngx_rtmp_pgauth_live_create(ngx_cycle_t *cycle,
     }
 
     if (pmcf->channel.len == 0) {
-        /* no LISTEN: heartbeats and re-checks go through the pool */
-        live->pool = pmcf->pool;
+        /* no LISTEN: re-checks are periodic only */
         return live;
     }
 
@@ -155,18 +197,16 @@ ngx_rtmp_pgauth_live_create(ngx_cycle_t *cycle,
 
     pc.name = "listen ";
     pc.size = 1;
-    pc.queue_size = 16;
+    pc.queue_size = 1;
     pc.app_name = "nginx-rtmp-pgauth-listen";
     pc.setup = (char *) p;
     pc.notify = ngx_rtmp_pgauth_live_notify;
     pc.ready = ngx_rtmp_pgauth_live_ready;
+    pc.keep = ngx_rtmp_pgauth_live_keep;
     pc.data = live;
-    pc.keep = 1;
 
-    live->listening = 1;
-
-    live->pool = ngx_rtmp_pgauth_pool_create(cycle, pmcf, &pc);
-    if (live->pool == NULL) {
+    live->listen = ngx_rtmp_pgauth_pool_create(cycle, pmcf, &pc);
+    if (live->listen == NULL) {
         return NULL;
     }
 
@@ -185,8 +225,12 @@ ngx_rtmp_pgauth_live_destroy(ngx_rtmp_pgauth_live_t *live)
         ngx_del_timer(&live->recheck);
     }
 
-    if (live->listening) {
-        ngx_rtmp_pgauth_pool_destroy(live->pool);
+    if (live->check.timer_set) {
+        ngx_del_timer(&live->check);
+    }
+
+    if (live->listen) {
+        ngx_rtmp_pgauth_pool_destroy(live->listen);
     }
 }
 
@@ -204,12 +248,57 @@ ngx_rtmp_pgauth_live_add(ngx_rtmp_pgauth_live_t *live,
 
     ctx->live = live;
     ctx->linked = 1;
+
+    /* a worker shutting down stops beating when it holds nothing */
+
+    if (!live->heartbeat.timer_set) {
+        ngx_add_timer(&live->heartbeat, live->pmcf->heartbeat);
+    }
+
+    if (live->pmcf->recheck && !live->recheck.timer_set) {
+        ngx_add_timer(&live->recheck, live->pmcf->recheck);
+    }
+
+    if (live->listen && live->nsessions == 1) {
+        /* and listens again, if it had let the connection go */
+        ngx_rtmp_pgauth_pool_wake(live->listen);
+    }
+}
+
+
+/* the database gave the session an id: notifications can name it */
+
+void
+ngx_rtmp_pgauth_live_index(ngx_rtmp_pgauth_live_t *live,
+    ngx_rtmp_pgauth_ctx_t *ctx)
+{
+    if (ctx->indexed || ctx->sid[0] == '\0') {
+        return;
+    }
+
+    ctx->id.str.data = ctx->sid;
+    ctx->id.str.len = ngx_strlen(ctx->sid);
+    ctx->id.node.key = ngx_crc32_short(ctx->id.str.data, ctx->id.str.len);
+
+    ngx_rbtree_insert(&live->ids, &ctx->id.node);
+
+    ctx->live = live;
+    ctx->indexed = 1;
 }
 
 
 void
 ngx_rtmp_pgauth_live_remove(ngx_rtmp_pgauth_ctx_t *ctx)
 {
+    ngx_rtmp_pgauth_live_unhint(ctx);
+
+    ctx->verifying = 0;
+
+    if (ctx->indexed) {
+        ngx_rbtree_delete(&ctx->live->ids, &ctx->id.node);
+        ctx->indexed = 0;
+    }
+
     if (!ctx->linked) {
         return;
     }
@@ -262,24 +351,37 @@ ngx_rtmp_pgauth_live_find_name(ngx_rtmp_pgauth_live_t *live,
 }
 
 
+/* how many ends of unknown sessions have come so far: see live_hinted() */
+
+ngx_uint_t
+ngx_rtmp_pgauth_live_mark(ngx_rtmp_pgauth_live_t *live)
+{
+    return live->nended;
+}
+
+
 /*
- * The reason the database ended this session with, when its notification
- * came before the reply that opened it (a reply and a notification come
- * on two connections, in no set order), or NULL.  Such a notification
- * came after the request was sent, at "since".
+ * Did a notification say the session ended before the reply that opened
+ * it was handled?  A reply and a notification come on two connections, in
+ * no set order.  Such ends are kept in a ring; "mark" is where the ring
+ * stood when the request was sent.  Also yes when more ends came since
+ * than the ring holds: one may have been lost.  Either way the database
+ * is asked before the session goes on.
  */
 
-u_char *
-ngx_rtmp_pgauth_live_ended(ngx_rtmp_pgauth_live_t *live, u_char *sid,
-    ngx_msec_t since)
+ngx_int_t
+ngx_rtmp_pgauth_live_hinted(ngx_rtmp_pgauth_live_t *live, u_char *sid,
+    ngx_uint_t mark)
 {
     ngx_uint_t                i;
     ngx_rtmp_pgauth_ended_t  *e;
 
-    if (sid[0] == '\0' || live->nended == 0
-        || (ngx_msec_int_t) (live->ended_at - since) < 0)
-    {
-        return NULL;
+    if (sid[0] == '\0' || live->nended == mark) {
+        return 0;
+    }
+
+    if (live->nended - mark > NGX_RTMP_PGAUTH_ENDED) {
+        return 1;
     }
 
     for (i = 0; i < NGX_RTMP_PGAUTH_ENDED; i++) {
@@ -287,11 +389,28 @@ ngx_rtmp_pgauth_live_ended(ngx_rtmp_pgauth_live_t *live, u_char *sid,
 
         if (ngx_strcmp(e->sid, sid) == 0) {
             e->sid[0] = '\0';
-            return e->reason;
+            return 1;
         }
     }
 
-    return NULL;
+    return 0;
+}
+
+
+/*
+ * A session that must not go live before the database confirms it is
+ * open; ngx_rtmp_pgauth_verified() is called with the answer.
+ */
+
+void
+ngx_rtmp_pgauth_live_verify(ngx_rtmp_pgauth_live_t *live,
+    ngx_rtmp_pgauth_ctx_t *ctx)
+{
+    ctx->verifying = 1;
+
+    ngx_rtmp_pgauth_live_index(live, ctx);
+    ngx_rtmp_pgauth_live_hint(live, ctx);
+    ngx_rtmp_pgauth_live_schedule(live);
 }
 
 
@@ -312,23 +431,103 @@ static ngx_rtmp_pgauth_ctx_t *
 ngx_rtmp_pgauth_live_find(ngx_rtmp_pgauth_live_t *live, u_char *sid,
     size_t len)
 {
-    ngx_queue_t            *q;
-    ngx_rtmp_pgauth_ctx_t  *c;
+    ngx_str_t        id;
+    ngx_str_node_t  *sn;
 
-    for (q = ngx_queue_head(&live->sessions);
-         q != ngx_queue_sentinel(&live->sessions);
-         q = ngx_queue_next(q))
-    {
-        c = ngx_queue_data(q, ngx_rtmp_pgauth_ctx_t, queue);
-
-        if (len && ngx_strlen(c->sid) == len
-            && ngx_strncmp(c->sid, sid, len) == 0)
-        {
-            return c;
-        }
+    if (len == 0) {
+        return NULL;
     }
 
-    return NULL;
+    id.data = sid;
+    id.len = len;
+
+    sn = ngx_str_rbtree_lookup(&live->ids, &id, ngx_crc32_short(sid, len));
+    if (sn == NULL) {
+        return NULL;
+    }
+
+    return (ngx_rtmp_pgauth_ctx_t *)
+               ((u_char *) sn - offsetof(ngx_rtmp_pgauth_ctx_t, id));
+}
+
+
+/* the session goes into the next check, once */
+
+static void
+ngx_rtmp_pgauth_live_hint(ngx_rtmp_pgauth_live_t *live,
+    ngx_rtmp_pgauth_ctx_t *ctx)
+{
+    if (ctx->hinted == NGX_RTMP_PGAUTH_SUSPECT) {
+        return;
+    }
+
+    if (ctx->hinted == NGX_RTMP_PGAUTH_CHECKING) {
+        /* asked already, but hinted since: once more */
+        ngx_queue_remove(&ctx->hint);
+    }
+
+    ngx_queue_insert_tail(&live->suspects, &ctx->hint);
+    ctx->hinted = NGX_RTMP_PGAUTH_SUSPECT;
+}
+
+
+static void
+ngx_rtmp_pgauth_live_unhint(ngx_rtmp_pgauth_ctx_t *ctx)
+{
+    if (ctx->hinted) {
+        ngx_queue_remove(&ctx->hint);
+        ctx->hinted = 0;
+    }
+}
+
+
+/* the next check: at once, unless one is in flight or was just sent */
+
+static void
+ngx_rtmp_pgauth_live_schedule(ngx_rtmp_pgauth_live_t *live)
+{
+    ngx_msec_int_t  delay;
+
+    if (live->checking || live->check.timer_set
+        || (!live->all && ngx_queue_empty(&live->suspects)))
+    {
+        return;
+    }
+
+    delay = (ngx_msec_int_t) (live->checked_at + NGX_RTMP_PGAUTH_CHECK_GAP
+                              - ngx_current_msec);
+
+    /* a timer even for 0: the check is never sent from inside a libpq loop */
+    ngx_add_timer(&live->check,
+                  (delay > 0 && delay <= NGX_RTMP_PGAUTH_CHECK_GAP)
+                  ? (ngx_msec_t) delay : 0);
+}
+
+
+/* keep the LISTEN connection while the worker runs or holds sessions */
+
+static ngx_int_t
+ngx_rtmp_pgauth_live_keep(void *data)
+{
+    ngx_rtmp_pgauth_live_t  *live = data;
+
+    return ngx_rtmp_pgauth_live_holding(live);
+}
+
+
+/*
+ * Not shutting down, or shutting down with sessions: an old worker of a
+ * reload still serves its publishers, and must be seen doing so.
+ */
+
+static ngx_int_t
+ngx_rtmp_pgauth_live_holding(ngx_rtmp_pgauth_live_t *live)
+{
+    if (ngx_terminate) {
+        return 0;
+    }
+
+    return !ngx_exiting || live->nsessions > 0;
 }
 
 
@@ -345,7 +544,7 @@ ngx_rtmp_pgauth_live_ready(void *data)
     ngx_queue_t            *q;
     ngx_rtmp_pgauth_ctx_t  *ctx;
 
-    if (live->listening) {
+    if (live->listen) {
         ngx_log_error(NGX_LOG_INFO, live->log, 0,
                       "pgauth: listening on channel \"%V\" as node \"%V\"",
                       &live->pmcf->channel, &live->pmcf->node);
@@ -363,18 +562,21 @@ ngx_rtmp_pgauth_live_ready(void *data)
         ngx_rtmp_pgauth_confirm(ctx);
     }
 
-    (void) ngx_rtmp_pgauth_live_submit(live, NGX_RTMP_PGAUTH_WORKER_START,
-                                       ngx_rtmp_pgauth_live_started, 3,
+    (void) ngx_rtmp_pgauth_live_submit(live, NGX_RTMP_PGAUTH_REGISTER,
+                                       ngx_rtmp_pgauth_live_registered, 4,
                                        live->pmcf->node.data, live->pid,
-                                       live->beat);
+                                       live->beat, live->pmcf->host_id);
 
-    ngx_rtmp_pgauth_live_check(live);
+    live->all = 1;
+    ngx_rtmp_pgauth_live_schedule(live);
 }
 
 
 /*
- * Payloads: "end <session id> <reason>", "recheck".  Anything else is
- * ignored: the channel may carry other traffic.
+ * Payloads: "end <session id> <reason>", "recheck", "key <digest>".
+ * Anything else is ignored: the channel may carry other traffic.  None of
+ * them ends anything by itself, and none sends a query from here: this
+ * runs inside libpq's loop over what it read.
  */
 
 static void
@@ -382,7 +584,7 @@ ngx_rtmp_pgauth_live_notify(void *data, PGnotify *notify)
 {
     ngx_rtmp_pgauth_live_t  *live = data;
 
-    u_char                   *p, buf[NGX_RTMP_PGAUTH_REASON_LEN];
+    u_char                   *p;
     u_char                    digest[NGX_RTMP_PGAUTH_DIGEST_LEN];
     ngx_str_t                 sid, reason;
     ngx_rtmp_pgauth_ctx_t    *ctx;
@@ -394,7 +596,8 @@ ngx_rtmp_pgauth_live_notify(void *data, PGnotify *notify)
                                          digest))
     {
     case NGX_RTMP_PGAUTH_NOTIFY_RECHECK:
-        ngx_rtmp_pgauth_live_check(live);
+        live->all = 1;
+        ngx_rtmp_pgauth_live_schedule(live);
         return;
 
     case NGX_RTMP_PGAUTH_NOTIFY_KEY:
@@ -413,32 +616,26 @@ ngx_rtmp_pgauth_live_notify(void *data, PGnotify *notify)
 
     ctx = ngx_rtmp_pgauth_live_find(live, sid.data, sid.len);
 
-    if (ctx == NULL) {
-        /*
-         * Another worker's, or one of ours whose reply has not been
-         * handled yet: kept for ngx_rtmp_pgauth_live_ended(), in place of
-         * the oldest.  Session ids are not reused.
-         */
-
-        e = &live->ended[live->nended++ % NGX_RTMP_PGAUTH_ENDED];
-
-        *ngx_cpymem(e->sid, sid.data, sid.len) = '\0';
-        *ngx_cpymem(e->reason, reason.data, reason.len) = '\0';
-
-        live->ended_at = ngx_current_msec;
-
+    if (ctx) {
+        ngx_rtmp_pgauth_live_hint(live, ctx);
+        ngx_rtmp_pgauth_live_schedule(live);
         return;
     }
 
-    *ngx_cpymem(buf, reason.data, reason.len) = '\0';
+    /*
+     * Another worker's, or one of ours whose reply has not been handled
+     * yet: kept for ngx_rtmp_pgauth_live_hinted(), in place of the oldest.
+     */
 
-    ngx_rtmp_pgauth_kick(ctx, (char *) buf);
+    e = &live->ended[live->nended++ % NGX_RTMP_PGAUTH_ENDED];
+
+    *ngx_cpymem(e->sid, sid.data, sid.len) = '\0';
 }
 
 
 /*
- * A request on the LISTEN connection with n text parameters (u_char *,
- * NUL-terminated), copied into the request.
+ * A request through the worker's pool with n text parameters (u_char *,
+ * NUL-terminated), copied into the request; not bound by the queue size.
  */
 
 static ngx_int_t
@@ -463,7 +660,7 @@ ngx_rtmp_pgauth_live_submit(ngx_rtmp_pgauth_live_t *live, char *query,
 
     va_end(args);
 
-    req = ngx_rtmp_pgauth_req_create(live->pool, size);
+    req = ngx_rtmp_pgauth_req_create(live->pmcf->pool, size);
     if (req == NULL) {
         return NGX_ERROR;
     }
@@ -485,6 +682,7 @@ ngx_rtmp_pgauth_live_submit(ngx_rtmp_pgauth_live_t *live, char *query,
     req->nparams = n;
     req->handler = handler;
     req->data = live;
+    req->urgent = 1;
 
     if (ngx_rtmp_pgauth_req_submit(req, live->pmcf->max_timeout) != NGX_OK) {
         ngx_rtmp_pgauth_req_free(req);
@@ -495,16 +693,20 @@ ngx_rtmp_pgauth_live_submit(ngx_rtmp_pgauth_live_t *live, char *query,
 }
 
 
-/* the other workers of this node the database knows: end the gone ones */
+/*
+ * The other workers of this node the database knows: end the gone ones of
+ * this nginx; log those of another nginx that uses the same node name.
+ */
 
 static void
-ngx_rtmp_pgauth_live_started(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
+ngx_rtmp_pgauth_live_registered(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
     PGresult *res, ngx_str_t *err)
 {
     ngx_rtmp_pgauth_live_t  *live = req->data;
 
-    int        i, n;
-    ngx_pid_t  pid;
+    int         i, n;
+    char       *value;
+    ngx_pid_t   pid;
 
     if (rc != NGX_RTMP_PGAUTH_RESULT) {
         ngx_log_error(NGX_LOG_ERR, live->log, 0,
@@ -512,13 +714,22 @@ ngx_rtmp_pgauth_live_started(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
         return;
     }
 
-    n = PQntuples(res);
+    n = (PQnfields(res) >= 2) ? PQntuples(res) : 0;
 
     for (i = 0; i < n; i++) {
-        pid = ngx_atoi((u_char *) PQgetvalue(res, i, 0),
-                       PQgetlength(res, i, 0));
+        value = PQgetvalue(res, i, 0);
+        pid = ngx_atoi((u_char *) value, PQgetlength(res, i, 0));
 
-        if (pid <= 0 || pid == ngx_pid || !ngx_rtmp_pgauth_live_gone(pid)) {
+        if (pid <= 0) {
+            continue;
+        }
+
+        if (PQgetvalue(res, i, 1)[0] != 't') {
+            ngx_rtmp_pgauth_live_shared(live, value);
+            continue;
+        }
+
+        if (pid == ngx_pid || !ngx_rtmp_pgauth_live_gone(pid)) {
             continue;
         }
 
@@ -528,9 +739,29 @@ ngx_rtmp_pgauth_live_started(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
 
         (void) ngx_rtmp_pgauth_live_submit(live, NGX_RTMP_PGAUTH_WORKER_GONE,
                                            ngx_rtmp_pgauth_live_logged, 2,
-                                           live->pmcf->node.data,
-                                           PQgetvalue(res, i, 0));
+                                           live->pmcf->node.data, value);
     }
+}
+
+
+static void
+ngx_rtmp_pgauth_live_shared(ngx_rtmp_pgauth_live_t *live, char *pid)
+{
+    if (live->shared_at
+        && ngx_current_msec - live->shared_at < NGX_RTMP_PGAUTH_SHARED_LOG)
+    {
+        return;
+    }
+
+    live->shared_at = ngx_current_msec;
+    if (live->shared_at == 0) {
+        live->shared_at = 1;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, live->log, 0,
+                  "pgauth: another nginx uses node name \"%V\" (its worker "
+                  "%s beats from another host or container): give each "
+                  "nginx its own \"pgauth_node\"", &live->pmcf->node, pid);
 }
 
 
@@ -598,7 +829,7 @@ ngx_rtmp_pgauth_live_beat(ngx_event_t *ev)
     ngx_queue_t            *q;
     ngx_rtmp_pgauth_ctx_t  *ctx;
 
-    if (ngx_exiting || ngx_terminate) {
+    if (!ngx_rtmp_pgauth_live_holding(live)) {
         return;
     }
 
@@ -624,9 +855,9 @@ ngx_rtmp_pgauth_live_beat(ngx_event_t *ev)
     }
 
     if (ngx_rtmp_pgauth_live_submit(live, NGX_RTMP_PGAUTH_HEARTBEAT,
-                                    ngx_rtmp_pgauth_live_beaten, 3,
+                                    ngx_rtmp_pgauth_live_beaten, 4,
                                     live->pmcf->node.data, live->pid,
-                                    live->beat)
+                                    live->beat, live->pmcf->host_id)
         == NGX_OK)
     {
         live->beating = 1;
@@ -645,6 +876,15 @@ ngx_rtmp_pgauth_live_beaten(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
     if (rc != NGX_RTMP_PGAUTH_RESULT) {
         ngx_log_error(NGX_LOG_WARN, live->log, 0,
                       "pgauth: heartbeat failed: %V", err);
+        return;
+    }
+
+    /* false: the same node name and pid beat for another nginx */
+
+    if (PQntuples(res) == 1 && PQnfields(res) == 1
+        && PQgetvalue(res, 0, 0)[0] == 'f')
+    {
+        ngx_rtmp_pgauth_live_shared(live, (char *) live->pid);
     }
 }
 
@@ -654,47 +894,68 @@ ngx_rtmp_pgauth_live_timer(ngx_event_t *ev)
 {
     ngx_rtmp_pgauth_live_t  *live = ev->data;
 
-    if (ngx_exiting || ngx_terminate) {
+    if (!ngx_rtmp_pgauth_live_holding(live)) {
         return;
     }
 
     ngx_add_timer(&live->recheck, live->pmcf->recheck);
 
-    ngx_rtmp_pgauth_live_check(live);
+    live->all = 1;
+    ngx_rtmp_pgauth_live_schedule(live);
 }
 
 
-/* asks the database about every live session of this worker at once */
+static void
+ngx_rtmp_pgauth_live_check_handler(ngx_event_t *ev)
+{
+    ngx_rtmp_pgauth_live_check(ev->data);
+}
+
+
+/* asks the database about the hinted sessions, or all, at once */
 
 static void
 ngx_rtmp_pgauth_live_check(ngx_rtmp_pgauth_live_t *live)
 {
     u_char                 *p, *s;
     size_t                  len;
+    ngx_str_t               err;
     ngx_queue_t            *q;
     ngx_rtmp_pgauth_ctx_t  *ctx;
 
-    if (live->nsessions == 0) {
+    if (live->checking || ngx_terminate) {
         return;
     }
 
-    if (live->checking) {
-        live->again = 1;
+    if (live->all) {
+        live->all = 0;
+
+        for (q = ngx_queue_head(&live->sessions);
+             q != ngx_queue_sentinel(&live->sessions);
+             q = ngx_queue_next(q))
+        {
+            ctx = ngx_queue_data(q, ngx_rtmp_pgauth_ctx_t, queue);
+
+            /* one live from the cache has no id until it is confirmed */
+            if (ctx->sid[0]) {
+                ngx_rtmp_pgauth_live_hint(live, ctx);
+            }
+        }
+    }
+
+    if (ngx_queue_empty(&live->suspects)) {
         return;
     }
 
-    /*
-     * a text[] literal: {"id","id",...}, of the sessions the database
-     * knows (one live from the cache has no id until it is confirmed)
-     */
+    /* a text[] literal: {"id","id",...} */
 
     len = 3;
 
-    for (q = ngx_queue_head(&live->sessions);
-         q != ngx_queue_sentinel(&live->sessions);
+    for (q = ngx_queue_head(&live->suspects);
+         q != ngx_queue_sentinel(&live->suspects);
          q = ngx_queue_next(q))
     {
-        ctx = ngx_queue_data(q, ngx_rtmp_pgauth_ctx_t, queue);
+        ctx = ngx_queue_data(q, ngx_rtmp_pgauth_ctx_t, hint);
         len += 2 * ngx_strlen(ctx->sid) + 4;
     }
 
@@ -705,35 +966,43 @@ ngx_rtmp_pgauth_live_check(ngx_rtmp_pgauth_live_t *live)
 
     s = p;
 
-    for (q = ngx_queue_head(&live->sessions);
-         q != ngx_queue_sentinel(&live->sessions);
-         q = ngx_queue_next(q))
-    {
-        ctx = ngx_queue_data(q, ngx_rtmp_pgauth_ctx_t, queue);
+    while (!ngx_queue_empty(&live->suspects)) {
+        q = ngx_queue_head(&live->suspects);
+        ctx = ngx_queue_data(q, ngx_rtmp_pgauth_ctx_t, hint);
 
-        if (ctx->sid[0]) {
-            s = ngx_rtmp_pgauth_array_add(s, ctx->sid, ngx_strlen(ctx->sid),
-                                          s == p);
-        }
+        ngx_queue_remove(q);
+        ngx_queue_insert_tail(&live->checked, q);
+        ctx->hinted = NGX_RTMP_PGAUTH_CHECKING;
+
+        s = ngx_rtmp_pgauth_array_add(s, ctx->sid, ngx_strlen(ctx->sid),
+                                      s == p);
     }
 
-    if (s == p) {
-        ngx_free(p);
-        return;
-    }
+    ngx_rtmp_pgauth_array_end(s, s == p);
 
-    ngx_rtmp_pgauth_array_end(s, 0);
+    live->checked_at = ngx_current_msec;
 
     if (ngx_rtmp_pgauth_live_submit(live, NGX_RTMP_PGAUTH_CHECK,
                                     ngx_rtmp_pgauth_live_checked, 1, p)
         == NGX_OK)
     {
         live->checking = 1;
+        ngx_free(p);
+        return;
     }
 
     ngx_free(p);
+
+    ngx_str_set(&err, "the worker is exiting");
+    ngx_rtmp_pgauth_live_unchecked(live, &err);
 }
 
+
+/*
+ * The database's answer about the sessions asked for: those it says must
+ * end are kicked with its reason, the others have their time limit set
+ * again; one held for the answer goes on.
+ */
 
 static void
 ngx_rtmp_pgauth_live_checked(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
@@ -744,45 +1013,31 @@ ngx_rtmp_pgauth_live_checked(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
     int                     i, n;
     u_char                 *sid;
     ngx_msec_t              ms;
-    ngx_queue_t            *q, *next;
+    ngx_queue_t            *q;
     ngx_rtmp_pgauth_ctx_t  *ctx;
 
     live->checking = 0;
 
     if (rc != NGX_RTMP_PGAUTH_RESULT) {
-
-        if (live->pmcf->recheck_failure == NGX_RTMP_PGAUTH_RECHECK_KEEP) {
-            ngx_log_error(NGX_LOG_WARN, live->log, 0,
-                          "pgauth: re-check of %ui live sessions failed, "
-                          "they go on: %V", live->nsessions, err);
-            return;
-        }
-
-        ngx_log_error(NGX_LOG_ERR, live->log, 0,
-                      "pgauth: re-check of %ui live sessions failed, "
-                      "ending them: %V", live->nsessions, err);
-
-        for (q = ngx_queue_head(&live->sessions);
-             q != ngx_queue_sentinel(&live->sessions);
-             q = next)
-        {
-            next = ngx_queue_next(q);
-            ctx = ngx_queue_data(q, ngx_rtmp_pgauth_ctx_t, queue);
-            ngx_rtmp_pgauth_kick(ctx, "unverified");
-        }
-
+        ngx_rtmp_pgauth_live_unchecked(live, err);
+        ngx_rtmp_pgauth_live_schedule(live);
         return;
     }
 
-    n = PQntuples(res);
+    n = (PQnfields(res) >= 3) ? PQntuples(res) : 0;
 
-    for (i = 0; i < n && PQnfields(res) >= 3; i++) {
+    for (i = 0; i < n; i++) {
 
         sid = (u_char *) PQgetvalue(res, i, 0);
 
         ctx = ngx_rtmp_pgauth_live_find(live, sid, PQgetlength(res, i, 0));
         if (ctx == NULL) {
+            /* ended meanwhile */
             continue;
+        }
+
+        if (ctx->hinted == NGX_RTMP_PGAUTH_CHECKING) {
+            ngx_rtmp_pgauth_live_unhint(ctx);
         }
 
         if (!PQgetisnull(res, i, 1)) {
@@ -795,12 +1050,72 @@ ngx_rtmp_pgauth_live_checked(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
                                              PQgetlength(res, i, 2), &ms)
                == NGX_OK)
         {
-            ngx_rtmp_pgauth_expire_in(ctx, ms);
+            ngx_rtmp_pgauth_expire_in(ctx, ms ? ms : 1);
+        }
+
+        if (ctx->verifying) {
+            ctx->verifying = 0;
+            ngx_rtmp_pgauth_verified(ctx);
         }
     }
 
-    if (live->again) {
-        live->again = 0;
-        ngx_rtmp_pgauth_live_check(live);
+    /* no row for them: nothing known against them */
+
+    while (!ngx_queue_empty(&live->checked)) {
+        q = ngx_queue_head(&live->checked);
+        ctx = ngx_queue_data(q, ngx_rtmp_pgauth_ctx_t, hint);
+
+        ngx_rtmp_pgauth_live_unhint(ctx);
+
+        if (ctx->verifying) {
+            ctx->verifying = 0;
+            ngx_rtmp_pgauth_verified(ctx);
+        }
+    }
+
+    ngx_rtmp_pgauth_live_schedule(live);
+}
+
+
+/* the check failed: pgauth_recheck_failure says what becomes of them */
+
+static void
+ngx_rtmp_pgauth_live_unchecked(ngx_rtmp_pgauth_live_t *live, ngx_str_t *err)
+{
+    ngx_uint_t              keep, level, n;
+    ngx_queue_t            *q;
+    ngx_rtmp_pgauth_ctx_t  *ctx;
+
+    keep = (live->pmcf->recheck_failure == NGX_RTMP_PGAUTH_RECHECK_KEEP);
+    level = keep ? NGX_LOG_WARN : NGX_LOG_ERR;
+
+    n = 0;
+
+    for (q = ngx_queue_head(&live->checked);
+         q != ngx_queue_sentinel(&live->checked);
+         q = ngx_queue_next(q))
+    {
+        n++;
+    }
+
+    ngx_log_error(level, live->log, 0,
+                  "pgauth: re-check of %ui live sessions failed, %s: %V",
+                  n, keep ? "they go on" : "ending them", err);
+
+    while (!ngx_queue_empty(&live->checked)) {
+        q = ngx_queue_head(&live->checked);
+        ctx = ngx_queue_data(q, ngx_rtmp_pgauth_ctx_t, hint);
+
+        ngx_rtmp_pgauth_live_unhint(ctx);
+
+        if (!keep) {
+            ngx_rtmp_pgauth_kick(ctx, "unverified");
+            continue;
+        }
+
+        if (ctx->verifying) {
+            ctx->verifying = 0;
+            ngx_rtmp_pgauth_verified(ctx);
+        }
     }
 }

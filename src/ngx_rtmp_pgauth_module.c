@@ -26,12 +26,14 @@
 #define NGX_RTMP_PGAUTH_CHANNEL        "pgauth"
 #define NGX_RTMP_PGAUTH_HOST_TIMEOUT   1000
 
+/* a takeover waits for the client to be confirmed: take_over() */
 #define NGX_RTMP_PGAUTH_QUERY                                               \
-    "SELECT stream_name, session_id, valid_for"                             \
-    " FROM pgauth.authorize($1, $2, $3, $4, $5)"
+    "SELECT stream_name, session_id, valid_for, takeover"                   \
+    " FROM pgauth.authorize($1, $2, $3, $4, $5, true)"
 #define NGX_RTMP_PGAUTH_QUERY_RAW                                           \
-    "SELECT stream_name, session_id, valid_for"                             \
-    " FROM pgauth.authorize(sha256(convert_to($1, 'UTF8')), $2, $3, $4, $5)"
+    "SELECT stream_name, session_id, valid_for, takeover"                   \
+    " FROM pgauth.authorize(sha256(convert_to($1, 'UTF8')), $2, $3, $4, $5,"\
+    " true)"
 #define NGX_RTMP_PGAUTH_DONE_QUERY                                          \
     "SELECT pgauth.publish_done($1, $2)"
 
@@ -39,7 +41,11 @@
 #define NGX_RTMP_PGAUTH_SETUP                                               \
     "SELECT set_config('statement_timeout', $1, false),"                    \
     " set_config('pgauth.node', $2, false),"                                \
-    " set_config('pgauth.worker', $3, false)"
+    " set_config('pgauth.worker', $3, false),"                              \
+    " set_config('pgauth.host', $4, false)"
+
+/* what libpq and PostgreSQL take as milliseconds: an int */
+#define NGX_RTMP_PGAUTH_MAX_MSEC       2147483647
 
 
 typedef struct {
@@ -64,7 +70,15 @@ static void ngx_rtmp_pgauth_exit_process(ngx_cycle_t *cycle);
 
 static char *ngx_rtmp_pgauth_dsn(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static void ngx_rtmp_pgauth_check_hosts(ngx_conf_t *cf, const char *hosts);
+static void ngx_rtmp_pgauth_dsn_hosts(ngx_conf_t *cf, PQconninfoOption *opts);
+static void ngx_rtmp_pgauth_check_hosts(ngx_conf_t *cf, const char *hosts,
+    const char *from);
+static ngx_int_t ngx_rtmp_pgauth_service_host(const char *service,
+    u_char *host, size_t size);
+static ngx_int_t ngx_rtmp_pgauth_service_file(u_char *path,
+    const char *service, u_char *host, size_t size);
+static char *ngx_rtmp_pgauth_dsn_keywords(ngx_conf_t *cf,
+    ngx_rtmp_pgauth_main_conf_t *pmcf, PQconninfoOption *opts);
 static const char *ngx_rtmp_pgauth_strdup(ngx_pool_t *pool, const char *s);
 static char *ngx_rtmp_pgauth_check_query(ngx_conf_t *cf, void *post,
     void *data);
@@ -78,6 +92,7 @@ static char *ngx_rtmp_pgauth_listen(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_rtmp_pgauth_set_time_off(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static u_char *ngx_rtmp_pgauth_host_id(ngx_cycle_t *cycle);
 static ngx_int_t ngx_rtmp_pgauth_init_pool(ngx_cycle_t *cycle,
     ngx_rtmp_pgauth_main_conf_t *pmcf);
 
@@ -627,6 +642,11 @@ ngx_rtmp_pgauth_init_process(ngx_cycle_t *cycle)
         pmcf->sha256 = EVP_sha256();
     }
 
+    pmcf->host_id = ngx_rtmp_pgauth_host_id(cycle);
+    if (pmcf->host_id == NULL) {
+        return NGX_ERROR;
+    }
+
     if (ngx_rtmp_pgauth_init_pool(cycle, pmcf) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -637,6 +657,66 @@ ngx_rtmp_pgauth_init_process(ngx_cycle_t *cycle)
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * Which nginx this is, among those that may share a node name: the boot
+ * of the host and the PID namespace it runs in (two containers of one
+ * host name differ in the second).  Worker pids mean something only
+ * within one of these.
+ */
+
+static u_char *
+ngx_rtmp_pgauth_host_id(ngx_cycle_t *cycle)
+{
+    u_char    *id, *p, *last, boot[64], ns[64];
+    ssize_t    n;
+    ngx_fd_t   fd;
+
+    n = 0;
+
+    fd = ngx_open_file("/proc/sys/kernel/random/boot_id", NGX_FILE_RDONLY,
+                       NGX_FILE_OPEN, 0);
+
+    if (fd != NGX_INVALID_FILE) {
+        n = read(fd, boot, sizeof(boot) - 1);
+        ngx_close_file(fd);
+    }
+
+    if (n <= 0) {
+        n = ngx_cpymem(boot, "unknown", 7) - boot;
+    }
+
+    while (n && (boot[n - 1] == '\n' || boot[n - 1] == ' ')) {
+        n--;
+    }
+
+    boot[n] = '\0';
+
+    n = readlink("/proc/self/ns/pid", (char *) ns, sizeof(ns) - 1);
+    if (n <= 0) {
+        n = ngx_cpymem(ns, "pid:?", 5) - ns;
+    }
+
+    ns[n] = '\0';
+
+    id = ngx_pnalloc(cycle->pool, sizeof(boot) + sizeof(ns) + 1);
+    if (id == NULL) {
+        return NULL;
+    }
+
+    last = ngx_sprintf(id, "%s/%s", boot, ns);
+    *last = '\0';
+
+    /* printable only: it is bound as text */
+    for (p = id; p < last; p++) {
+        if (*p < 0x20 || *p >= 0x7f) {
+            *p = '?';
+        }
+    }
+
+    return id;
 }
 
 
@@ -668,10 +748,11 @@ ngx_rtmp_pgauth_init_pool(ngx_cycle_t *cycle,
     pc.size = pmcf->pool_size;
     pc.queue_size = pmcf->queue_size;
     pc.setup = NGX_RTMP_PGAUTH_SETUP;
-    pc.setup_nparams = 3;
+    pc.setup_nparams = 4;
     pc.setup_values[0] = (char *) timeout;
     pc.setup_values[1] = (char *) pmcf->node.data;
     pc.setup_values[2] = (char *) pid;
+    pc.setup_values[3] = (char *) pmcf->host_id;
     pc.close_idle = 1;
     pc.report = pmcf->wstats;
 
@@ -728,12 +809,10 @@ ngx_rtmp_pgauth_dsn(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_rtmp_pgauth_main_conf_t  *pmcf = conf;
 
-    char              *errmsg, *hosts;
+    char              *errmsg, *rv;
     size_t             len;
-    ngx_int_t          secs;
     ngx_str_t         *value;
-    ngx_uint_t         n, i, hostaddr;
-    PQconninfoOption  *opts, *o;
+    PQconninfoOption  *opts;
 
     if (pmcf->dsn.data) {
         return "is duplicate";
@@ -768,119 +847,81 @@ ngx_rtmp_pgauth_dsn(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    n = 0;
-    hosts = NULL;
-    hostaddr = 0;
+    ngx_rtmp_pgauth_dsn_hosts(cf, opts);
 
-    pmcf->nhosts = 1;
-    pmcf->host_kw = -1;
-    pmcf->hostaddr_kw = -1;
-    pmcf->port_kw = -1;
-    pmcf->host_timeout = NGX_RTMP_PGAUTH_HOST_TIMEOUT;
-
-    for (o = opts; o->keyword; o++) {
-        if (o->val == NULL) {
-            continue;
-        }
-
-        n++;
-
-        if (ngx_strcmp(o->keyword, "host") == 0) {
-            hosts = o->val;
-
-        } else if (ngx_strcmp(o->keyword, "hostaddr") == 0) {
-            hostaddr = 1;
-        }
-    }
-
-    if (hosts && !hostaddr) {
-        ngx_rtmp_pgauth_check_hosts(cf, hosts);
-    }
-
-    /*
-     * NULL-terminated arrays for PQconnectStartParams(), with our own
-     * settings last: the last occurrence of a keyword wins
-     */
-
-    pmcf->keywords = ngx_pcalloc(cf->pool, (n + 3) * sizeof(char *));
-    pmcf->values = ngx_pcalloc(cf->pool, (n + 3) * sizeof(char *));
-
-    if (pmcf->keywords == NULL || pmcf->values == NULL) {
-        PQconninfoFree(opts);
-        return NGX_CONF_ERROR;
-    }
-
-    i = 0;
-
-    for (o = opts; o->keyword; o++) {
-        if (o->val == NULL) {
-            continue;
-        }
-
-        pmcf->keywords[i] = ngx_rtmp_pgauth_strdup(cf->pool, o->keyword);
-        pmcf->values[i] = ngx_rtmp_pgauth_strdup(cf->pool, o->val);
-
-        if (pmcf->keywords[i] == NULL || pmcf->values[i] == NULL) {
-            PQconninfoFree(opts);
-            return NGX_CONF_ERROR;
-        }
-
-        /*
-         * libpq gives up on a host that does not answer only in its
-         * blocking calls: with a list, the pool moves on after
-         * connect_timeout (seconds, default 1) per host
-         */
-
-        if (ngx_strcmp(o->keyword, "host") == 0
-            || ngx_strcmp(o->keyword, "hostaddr") == 0)
-        {
-            if (o->keyword[4] == '\0') {
-                pmcf->host_kw = i;
-
-            } else {
-                pmcf->hostaddr_kw = i;
-            }
-
-            n = ngx_rtmp_pgauth_list_len((u_char *) o->val,
-                                         ngx_strlen(o->val));
-            pmcf->nhosts = ngx_max(pmcf->nhosts, n);
-
-        } else if (ngx_strcmp(o->keyword, "port") == 0) {
-            pmcf->port_kw = i;
-
-        } else if (ngx_strcmp(o->keyword, "connect_timeout") == 0) {
-            secs = ngx_atoi((u_char *) o->val, ngx_strlen(o->val));
-            if (secs > 0) {
-                pmcf->host_timeout = secs * 1000;
-            }
-        }
-
-        i++;
-    }
+    rv = ngx_rtmp_pgauth_dsn_keywords(cf, pmcf, opts);
 
     PQconninfoFree(opts);
 
-    /* libpq uses it only when the DSN sets no application_name */
-    pmcf->keywords[i] = "fallback_application_name";
-    pmcf->values[i++] = "nginx-rtmp-pgauth";
+    if (rv == NGX_CONF_OK) {
+        pmcf->dsn = value[1];
+    }
 
-    /* what we bind is validated as UTF-8 */
-    pmcf->keywords[i] = "client_encoding";
-    pmcf->values[i] = "UTF8";
-
-    pmcf->dsn = value[1];
-
-    return NGX_CONF_OK;
+    return rv;
 }
 
 
 /*
- * libpq resolves host names with getaddrinfo(), which blocks: the worker
- * would stop for as long as the resolver takes on every connect
+ * Where the hosts come from: the DSN, else PGHOST or a service file.
+ * libpq resolves a host name with getaddrinfo(), which blocks: the worker
+ * would stop for as long as the resolver takes on every connect.
  */
 
 static void
-ngx_rtmp_pgauth_check_hosts(ngx_conf_t *cf, const char *hosts)
+ngx_rtmp_pgauth_dsn_hosts(ngx_conf_t *cf, PQconninfoOption *opts)
+{
+    u_char             buf[256];
+    char              *host, *service;
+    PQconninfoOption  *o;
+
+    host = NULL;
+    service = NULL;
+
+    for (o = opts; o->keyword; o++) {
+        if (o->val == NULL) {
+            continue;
+        }
+
+        if (ngx_strcmp(o->keyword, "hostaddr") == 0) {
+            /* addresses: no lookup */
+            return;
+        }
+
+        if (ngx_strcmp(o->keyword, "host") == 0) {
+            host = o->val;
+
+        } else if (ngx_strcmp(o->keyword, "service") == 0) {
+            service = o->val;
+        }
+    }
+
+    if (host) {
+        ngx_rtmp_pgauth_check_hosts(cf, host, "");
+        return;
+    }
+
+    if (service == NULL) {
+        service = getenv("PGSERVICE");
+    }
+
+    if (service
+        && ngx_rtmp_pgauth_service_host(service, buf, sizeof(buf)) == NGX_OK)
+    {
+        ngx_rtmp_pgauth_check_hosts(cf, (char *) buf, " (from its service)");
+        return;
+    }
+
+    host = getenv("PGHOST");
+
+    if (host && getenv("PGHOSTADDR") == NULL) {
+        ngx_rtmp_pgauth_check_hosts(cf, host, " (from PGHOST)");
+    }
+}
+
+
+static void
+ngx_rtmp_pgauth_check_hosts(ngx_conf_t *cf, const char *hosts,
+    const char *from)
 {
     u_char          name[256];
     size_t          len;
@@ -914,11 +955,252 @@ ngx_rtmp_pgauth_check_hosts(ngx_conf_t *cf, const char *hosts)
         }
 
         ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
-                           "\"pgauth_dsn\" host \"%s\" is a name: libpq "
+                           "\"pgauth_dsn\" host \"%s\"%s is a name: libpq "
                            "resolves it with a blocking call on each "
                            "connect; give an address or a hostaddr",
-                           name);
+                           name, from);
     }
+}
+
+
+/*
+ * The host= of a service, as libpq finds it: in PGSERVICEFILE or
+ * ~/.pg_service.conf, then in PGSYSCONFDIR's (Debian's
+ * /etc/postgresql-common) pg_service.conf.
+ */
+
+static ngx_int_t
+ngx_rtmp_pgauth_service_host(const char *service, u_char *host, size_t size)
+{
+    char        *env;
+    u_char       path[NGX_MAX_PATH];
+    ngx_uint_t   i;
+
+    for (i = 0; i < 2; i++) {
+
+        if (i == 0) {
+            env = getenv("PGSERVICEFILE");
+
+            if (env) {
+                ngx_cpystrn(path, (u_char *) env, sizeof(path));
+
+            } else if ((env = getenv("HOME")) != NULL) {
+                ngx_snprintf(path, sizeof(path), "%s/.pg_service.conf%Z",
+                             env);
+
+            } else {
+                continue;
+            }
+
+        } else {
+            env = getenv("PGSYSCONFDIR");
+            ngx_snprintf(path, sizeof(path), "%s/pg_service.conf%Z",
+                         env ? env : "/etc/postgresql-common");
+        }
+
+        path[sizeof(path) - 1] = '\0';
+
+        switch (ngx_rtmp_pgauth_service_file(path, service, host, size)) {
+
+        case NGX_OK:
+            return NGX_OK;
+
+        case NGX_DONE:
+            /* the service is there, with no host */
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * One service file: NGX_OK with the host, NGX_DONE when the service is
+ * there without one, NGX_DECLINED when it is not there.
+ */
+
+static ngx_int_t
+ngx_rtmp_pgauth_service_file(u_char *path, const char *service,
+    u_char *host, size_t size)
+{
+    FILE        *f;
+    char         line[1024], *p, *e;
+    size_t       len, slen;
+    ngx_int_t    rc;
+    ngx_uint_t   in;
+
+    f = fopen((char *) path, "r");
+    if (f == NULL) {
+        return NGX_DECLINED;
+    }
+
+    rc = NGX_DECLINED;
+    in = 0;
+    slen = ngx_strlen(service);
+
+    while (fgets(line, sizeof(line), f)) {
+
+        for (p = line; *p == ' ' || *p == '\t'; p++) { /* void */ }
+
+        len = ngx_strlen(p);
+
+        while (len && (p[len - 1] == '\n' || p[len - 1] == '\r'
+                       || p[len - 1] == ' ' || p[len - 1] == '\t'))
+        {
+            p[--len] = '\0';
+        }
+
+        if (len == 0 || p[0] == '#') {
+            continue;
+        }
+
+        if (p[0] == '[') {
+            if (in) {
+                break;
+            }
+
+            in = (len == slen + 2 && p[len - 1] == ']'
+                  && ngx_strncmp(p + 1, service, slen) == 0);
+
+            if (in) {
+                rc = NGX_DONE;
+            }
+
+            continue;
+        }
+
+        if (!in || ngx_strncmp(p, "host", 4) != 0) {
+            continue;
+        }
+
+        for (e = p + 4; *e == ' ' || *e == '\t'; e++) { /* void */ }
+
+        if (*e++ != '=') {
+            continue;
+        }
+
+        for ( /* void */ ; *e == ' ' || *e == '\t'; e++) { /* void */ }
+
+        ngx_cpystrn(host, (u_char *) e, size);
+        rc = NGX_OK;
+        break;
+    }
+
+    fclose(f);
+
+    return rc;
+}
+
+
+/*
+ * NULL-terminated arrays for PQconnectStartParams(): the DSN's own, then
+ * ours: the host list's layout, a GSSAPI that stays off unless asked for
+ * (its credential lookup can block), the application name, UTF-8.
+ */
+
+static char *
+ngx_rtmp_pgauth_dsn_keywords(ngx_conf_t *cf,
+    ngx_rtmp_pgauth_main_conf_t *pmcf, PQconninfoOption *opts)
+{
+    ngx_int_t          secs;
+    ngx_uint_t         n, i, gss;
+    PQconninfoOption  *o;
+
+    n = 0;
+    gss = 0;
+
+    for (o = opts; o->keyword; o++) {
+        if (o->val) {
+            n++;
+            gss |= (ngx_strcmp(o->keyword, "gssencmode") == 0);
+        }
+    }
+
+    pmcf->nhosts = 1;
+    pmcf->host_kw = -1;
+    pmcf->hostaddr_kw = -1;
+    pmcf->port_kw = -1;
+    pmcf->host_timeout = NGX_RTMP_PGAUTH_HOST_TIMEOUT;
+
+    /* the last occurrence of a keyword wins: ours come after */
+
+    pmcf->keywords = ngx_pcalloc(cf->pool, (n + 4) * sizeof(char *));
+    pmcf->values = ngx_pcalloc(cf->pool, (n + 4) * sizeof(char *));
+
+    if (pmcf->keywords == NULL || pmcf->values == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    i = 0;
+
+    for (o = opts; o->keyword; o++) {
+        if (o->val == NULL) {
+            continue;
+        }
+
+        pmcf->keywords[i] = ngx_rtmp_pgauth_strdup(cf->pool, o->keyword);
+        pmcf->values[i] = ngx_rtmp_pgauth_strdup(cf->pool, o->val);
+
+        if (pmcf->keywords[i] == NULL || pmcf->values[i] == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        /*
+         * libpq gives up on a host that does not answer only in its
+         * blocking calls: with a list, the pool moves on after
+         * connect_timeout (seconds, default 1) per host
+         */
+
+        if (ngx_strcmp(o->keyword, "host") == 0
+            || ngx_strcmp(o->keyword, "hostaddr") == 0)
+        {
+            if (o->keyword[4] == '\0') {
+                pmcf->host_kw = i;
+
+            } else {
+                pmcf->hostaddr_kw = i;
+            }
+
+            n = ngx_rtmp_pgauth_list_len((u_char *) o->val,
+                                         ngx_strlen(o->val));
+            pmcf->nhosts = ngx_max(pmcf->nhosts, n);
+
+        } else if (ngx_strcmp(o->keyword, "port") == 0) {
+            pmcf->port_kw = i;
+
+        } else if (ngx_strcmp(o->keyword, "connect_timeout") == 0) {
+            secs = ngx_atoi((u_char *) o->val, ngx_strlen(o->val));
+
+            if (secs > NGX_RTMP_PGAUTH_MAX_MSEC / 1000) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"pgauth_dsn\" connect_timeout \"%s\" "
+                                   "is too large", o->val);
+                return NGX_CONF_ERROR;
+            }
+
+            if (secs > 0) {
+                pmcf->host_timeout = secs * 1000;
+            }
+        }
+
+        i++;
+    }
+
+    if (!gss) {
+        pmcf->keywords[i] = "gssencmode";
+        pmcf->values[i++] = "disable";
+    }
+
+    /* libpq uses it only when the DSN sets no application_name */
+    pmcf->keywords[i] = "fallback_application_name";
+    pmcf->values[i++] = "nginx-rtmp-pgauth";
+
+    /* what we bind is validated as UTF-8 */
+    pmcf->keywords[i] = "client_encoding";
+    pmcf->values[i] = "UTF8";
+
+    return NGX_CONF_OK;
 }
 
 
@@ -941,7 +1223,11 @@ ngx_rtmp_pgauth_strdup(ngx_pool_t *pool, const char *s)
 }
 
 
-/* only $1 .. $max are bound: a query asking for more cannot work */
+/*
+ * A query the module can run: one statement that binds $1 and nothing
+ * past $max, and is not COPY (whose reply is no result: libpq would hand
+ * out the same COPY state for ever).
+ */
 
 static char *
 ngx_rtmp_pgauth_check_query(ngx_conf_t *cf, void *post, void *data)
@@ -949,26 +1235,51 @@ ngx_rtmp_pgauth_check_query(ngx_conf_t *cf, void *post, void *data)
     ngx_rtmp_pgauth_query_post_t  *qp = post;
     ngx_str_t                     *query = data;
 
-    ngx_str_t   *value;
-    ngx_uint_t   n;
+    const char               *err;
+    ngx_str_t                *value;
+    ngx_rtmp_pgauth_query_t   q;
 
     if (query->len == 0) {
         return "is empty";
     }
 
-    n = ngx_rtmp_pgauth_query_max_param(query->data, query->len);
+    value = cf->args->elts;
 
-    if (n > qp->max) {
-        value = cf->args->elts;
+    ngx_rtmp_pgauth_query_scan(query->data, query->len, &q);
+
+    if (q.statements == 0) {
+        err = "has no statement";
+
+    } else if (q.open) {
+        err = "leaves a quote or comment open";
+
+    } else if (q.statements > 1) {
+        err = "must be one statement";
+
+    } else if (ngx_strcmp(q.keyword, "copy") == 0) {
+        err = "cannot be COPY: its reply is not a result";
+
+    } else if (!q.first) {
+        err = "must use $1";
+
+    } else if (q.max > qp->max) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"%V\" refers to $%ui, only $1..$%ui are bound",
-                           &value[0], n, qp->max);
+                           &value[0], q.max, qp->max);
         return NGX_CONF_ERROR;
+
+    } else {
+        return NGX_CONF_OK;
     }
 
-    return NGX_CONF_OK;
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" %s: \"%V\"",
+                       &value[0], err, query);
+
+    return NGX_CONF_ERROR;
 }
 
+
+/* PostgreSQL takes it as an int of milliseconds: about 24 days at most */
 
 static char *
 ngx_rtmp_pgauth_check_timeout(ngx_conf_t *cf, void *post, void *data)
@@ -977,6 +1288,10 @@ ngx_rtmp_pgauth_check_timeout(ngx_conf_t *cf, void *post, void *data)
 
     if (*timeout == 0) {
         return "must be greater than 0";
+    }
+
+    if (*timeout > NGX_RTMP_PGAUTH_MAX_MSEC) {
+        return "must be at most 2147483647ms (24 days)";
     }
 
     return NGX_CONF_OK;
@@ -1109,8 +1424,11 @@ ngx_rtmp_pgauth_set_time_off(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     *mp = ngx_parse_time(&value[1], 0);
 
-    if (*mp == (ngx_msec_t) NGX_ERROR || *mp == 0) {
-        return "invalid value: a time greater than 0, or \"off\"";
+    if (*mp == (ngx_msec_t) NGX_ERROR || *mp == 0
+        || *mp > NGX_RTMP_PGAUTH_MAX_MSEC)
+    {
+        return "invalid value: a time greater than 0 and at most 24 days, "
+               "or \"off\"";
     }
 
     return NGX_CONF_OK;

@@ -39,6 +39,13 @@
 #define NGX_RTMP_PGAUTH_BYTEAOID       17
 #define NGX_RTMP_PGAUTH_TEXTOID        25
 
+/* how long a busy connection may outlive its request's deadline */
+#define NGX_RTMP_PGAUTH_GRACE          1000
+
+/* a session named by a notification: to be checked, or being checked */
+#define NGX_RTMP_PGAUTH_SUSPECT        1
+#define NGX_RTMP_PGAUTH_CHECKING       2
+
 
 typedef struct ngx_rtmp_pgauth_pool_s  ngx_rtmp_pgauth_pool_t;
 typedef struct ngx_rtmp_pgauth_conn_s  ngx_rtmp_pgauth_conn_t;
@@ -139,6 +146,9 @@ typedef void (*ngx_rtmp_pgauth_notify_pt)(void *data, PGnotify *notify);
 /* a new connection of the pool is set up and ready */
 typedef void (*ngx_rtmp_pgauth_ready_pt)(void *data);
 
+/* must the pool keep a connection open now? */
+typedef ngx_int_t (*ngx_rtmp_pgauth_keep_pt)(void *data);
+
 
 /* what a pool is for: ngx_rtmp_pgauth_pool_create() copies it */
 
@@ -152,16 +162,16 @@ typedef struct {
     /* run on each new connection; with parameters when nparams > 0 */
     const char                     *setup;
     int                             setup_nparams;
-    const char                     *setup_values[3];
+    const char                     *setup_values[4];
 
     /* the fallback_application_name, to tell the pool's backends apart */
     const char                     *app_name;
 
     ngx_rtmp_pgauth_notify_pt       notify;
     ngx_rtmp_pgauth_ready_pt        ready;
+    ngx_rtmp_pgauth_keep_pt         keep;       /* one connection, or NULL */
     void                           *data;
 
-    unsigned                        keep:1;     /* always one connection */
     unsigned                        close_idle:1;  /* on worker shutdown */
 } ngx_rtmp_pgauth_pool_conf_t;
 
@@ -184,6 +194,7 @@ struct ngx_rtmp_pgauth_req_s {
 
     ngx_str_t                      *query;
     ngx_msec_t                      start;
+    size_t                          size;       /* of what follows */
 
     int                             nparams;
     const char                     *values[NGX_RTMP_PGAUTH_NPARAMS];
@@ -194,6 +205,7 @@ struct ngx_rtmp_pgauth_req_s {
     unsigned                        waiting:1;
     unsigned                        retried:1;
     unsigned                        urgent:1;   /* not bound by queue size */
+    unsigned                        head:1;     /* before what waits */
 };
 
 
@@ -214,6 +226,7 @@ typedef struct {
 
     ngx_str_t                       channel;    /* empty: no live control */
     ngx_str_t                       node;
+    u_char                         *host_id;    /* boot and PID namespace */
     ngx_msec_t                      heartbeat;
     ngx_msec_t                      recheck;    /* 0: off */
     ngx_uint_t                      recheck_failure;
@@ -268,6 +281,12 @@ typedef struct {
     void                           *listed;     /* in the status zone */
 
     ngx_queue_t                     queue;      /* live->sessions */
+    ngx_str_node_t                  id;         /* live->ids, by sid */
+    ngx_queue_t                     hint;       /* to check, or checking */
+    ngx_uint_t                      hinted;     /* NGX_RTMP_PGAUTH_SUSPECT */
+    ngx_uint_t                      mark;       /* live_mark() when asked */
+    ngx_msec_t                      asked;      /* the decision was asked */
+    ngx_msec_t                      left;       /* the authorization holds */
     ngx_event_t                     expire;
     ngx_event_t                     resume;     /* publish after a takeover */
     ngx_rtmp_publish_t              publish;    /* as the chain gets it */
@@ -283,9 +302,16 @@ typedef struct {
 
     unsigned                        allowed:1;
     unsigned                        linked:1;   /* in live->sessions */
+    unsigned                        indexed:1;  /* in live->ids */
     unsigned                        kicked:1;
     unsigned                        confirming:1;  /* live from the cache */
     unsigned                        stale:1;    /* never confirmed */
+    unsigned                        verify:1;   /* ask before going live */
+    unsigned                        verifying:1;
+    unsigned                        takeover:1; /* take_over() to come */
+    unsigned                        won:1;      /* take_over() said so */
+    unsigned                        limited:1;  /* counted by the limiter */
+    unsigned                        counted:1;  /* the decision, in stats */
 } ngx_rtmp_pgauth_ctx_t;
 
 
@@ -294,6 +320,7 @@ typedef struct {
 ngx_rtmp_pgauth_pool_t *ngx_rtmp_pgauth_pool_create(ngx_cycle_t *cycle,
     ngx_rtmp_pgauth_main_conf_t *pmcf, ngx_rtmp_pgauth_pool_conf_t *pc);
 void ngx_rtmp_pgauth_pool_destroy(ngx_rtmp_pgauth_pool_t *pool);
+void ngx_rtmp_pgauth_pool_wake(ngx_rtmp_pgauth_pool_t *pool);
 
 ngx_rtmp_pgauth_req_t *ngx_rtmp_pgauth_req_create(
     ngx_rtmp_pgauth_pool_t *pool, size_t size);
@@ -309,6 +336,7 @@ ngx_int_t ngx_rtmp_pgauth_publish_init(ngx_conf_t *cf);
 void ngx_rtmp_pgauth_kick(ngx_rtmp_pgauth_ctx_t *ctx, const char *reason);
 void ngx_rtmp_pgauth_expire_in(ngx_rtmp_pgauth_ctx_t *ctx, ngx_msec_t ms);
 void ngx_rtmp_pgauth_confirm(ngx_rtmp_pgauth_ctx_t *ctx);
+void ngx_rtmp_pgauth_verified(ngx_rtmp_pgauth_ctx_t *ctx);
 
 
 /* ngx_rtmp_pgauth_cache.c */
@@ -331,9 +359,10 @@ char *ngx_rtmp_pgauth_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_rtmp_pgauth_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_rtmp_pgauth_limit_check_conf(ngx_conf_t *cf, ngx_shm_zone_t *zone);
-ngx_int_t ngx_rtmp_pgauth_limit_test(ngx_shm_zone_t *zone,
+ngx_int_t ngx_rtmp_pgauth_limit_take(ngx_shm_zone_t *zone,
     ngx_rtmp_session_t *s, ngx_msec_t *left);
-void ngx_rtmp_pgauth_limit_fail(ngx_shm_zone_t *zone, ngx_rtmp_session_t *s);
+void ngx_rtmp_pgauth_limit_done(ngx_shm_zone_t *zone, ngx_rtmp_session_t *s,
+    ngx_uint_t failed);
 
 
 /* ngx_rtmp_pgauth_stats.c */
@@ -363,12 +392,17 @@ ngx_rtmp_pgauth_live_t *ngx_rtmp_pgauth_live_create(ngx_cycle_t *cycle,
 void ngx_rtmp_pgauth_live_destroy(ngx_rtmp_pgauth_live_t *live);
 void ngx_rtmp_pgauth_live_add(ngx_rtmp_pgauth_live_t *live,
     ngx_rtmp_pgauth_ctx_t *ctx);
+void ngx_rtmp_pgauth_live_index(ngx_rtmp_pgauth_live_t *live,
+    ngx_rtmp_pgauth_ctx_t *ctx);
 void ngx_rtmp_pgauth_live_remove(ngx_rtmp_pgauth_ctx_t *ctx);
 ngx_rtmp_pgauth_ctx_t *ngx_rtmp_pgauth_live_find_name(
     ngx_rtmp_pgauth_live_t *live, ngx_rtmp_pgauth_ctx_t *ctx,
     ngx_uint_t *newer);
-u_char *ngx_rtmp_pgauth_live_ended(ngx_rtmp_pgauth_live_t *live,
-    u_char *sid, ngx_msec_t since);
+ngx_uint_t ngx_rtmp_pgauth_live_mark(ngx_rtmp_pgauth_live_t *live);
+ngx_int_t ngx_rtmp_pgauth_live_hinted(ngx_rtmp_pgauth_live_t *live,
+    u_char *sid, ngx_uint_t mark);
+void ngx_rtmp_pgauth_live_verify(ngx_rtmp_pgauth_live_t *live,
+    ngx_rtmp_pgauth_ctx_t *ctx);
 
 
 extern ngx_module_t  ngx_rtmp_pgauth_module;

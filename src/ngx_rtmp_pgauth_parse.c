@@ -17,38 +17,246 @@
 #include "ngx_rtmp_pgauth_parse.h"
 
 
-/* the highest $N a query refers to (0: none), at most 100000 */
+/*
+ * What a configured query is made of, as PostgreSQL's lexer would see it:
+ * the parameters it refers to ($N outside quotes and comments), how many
+ * statements (";" between them), the first word of the first statement,
+ * and whether a quote or comment is left open.  Dollar quotes, E'' and
+ * nested block comments are understood; a "$" inside an identifier is
+ * part of it.
+ */
 
-ngx_uint_t
-ngx_rtmp_pgauth_query_max_param(u_char *p, size_t len)
+void
+ngx_rtmp_pgauth_query_scan(u_char *p, size_t len, ngx_rtmp_pgauth_query_t *q)
 {
-    u_char      *last;
-    ngx_uint_t   n, max;
+    u_char      *last, *tag, c;
+    size_t       tlen, n;
+    ngx_uint_t   depth, word, backslash, param;
+
+    ngx_memzero(q, sizeof(ngx_rtmp_pgauth_query_t));
 
     last = p + len;
-    max = 0;
+    word = 0;       /* the statement has a token */
+
+#define ngx_rtmp_pgauth_ident(c)                                              \
+    (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z')                 \
+     || (c) == '_' || (c) >= 0x80)
 
     while (p < last) {
-        if (*p++ != '$' || p == last || *p < '1' || *p > '9') {
+        c = *p;
+
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f') {
+            p++;
             continue;
         }
 
-        n = 0;
+        if (c == ';') {
+            word = 0;
+            p++;
+            continue;
+        }
 
-        while (p < last && *p >= '0' && *p <= '9') {
-            if (n < 100000) {
-                n = n * 10 + (*p - '0');
+        if (c == '-' && p + 1 < last && p[1] == '-') {
+            while (p < last && *p != '\n') {
+                p++;
             }
 
-            p++;
+            continue;
         }
 
-        if (n > max) {
-            max = n;
+        if (c == '/' && p + 1 < last && p[1] == '*') {
+            depth = 1;
+            p += 2;
+
+            while (p < last && depth) {
+                if (*p == '/' && p + 1 < last && p[1] == '*') {
+                    depth++;
+                    p += 2;
+
+                } else if (*p == '*' && p + 1 < last && p[1] == '/') {
+                    depth--;
+                    p += 2;
+
+                } else {
+                    p++;
+                }
+            }
+
+            if (depth) {
+                q->open = 1;
+            }
+
+            continue;
         }
+
+        /* a token: the statement counts */
+
+        if (!word) {
+            word = 1;
+            q->statements++;
+        }
+
+        if (c == '\'' || c == '"') {
+            backslash = (c == '\'' && q->prev_e);
+            p++;
+
+            for ( ;; ) {
+                if (p == last) {
+                    q->open = 1;
+                    break;
+                }
+
+                if (backslash && *p == '\\' && p + 1 < last) {
+                    p += 2;
+                    continue;
+                }
+
+                if (*p++ == c) {
+                    if (p < last && *p == c) {
+                        p++;
+                        continue;
+                    }
+
+                    break;
+                }
+            }
+
+            q->prev_e = 0;
+            continue;
+        }
+
+        q->prev_e = 0;
+
+        if (c == '$') {
+            p++;
+
+            if (p < last && *p >= '0' && *p <= '9') {
+                param = 0;
+
+                while (p < last && *p >= '0' && *p <= '9') {
+                    if (param < 100000) {
+                        param = param * 10 + (*p - '0');
+                    }
+
+                    p++;
+                }
+
+                param = ngx_min(param, 100000);
+
+                if (param > q->max) {
+                    q->max = param;
+                }
+
+                if (param == 1) {
+                    q->first = 1;
+                }
+
+                continue;
+            }
+
+            /* a dollar quote: $tag$ ... $tag$ */
+
+            tag = p;
+
+            while (p < last && (ngx_rtmp_pgauth_ident(*p)
+                                || (p > tag && *p >= '0' && *p <= '9')))
+            {
+                p++;
+            }
+
+            if (p == last || *p != '$') {
+                /* a lone "$": PostgreSQL refuses it, so will the server */
+                continue;
+            }
+
+            tlen = p - tag;
+            p++;
+
+            for ( ;; ) {
+                if (p == last) {
+                    q->open = 1;
+                    break;
+                }
+
+                if (*p++ != '$') {
+                    continue;
+                }
+
+                if ((size_t) (last - p) > tlen
+                    && ngx_strncmp(p, tag, tlen) == 0 && p[tlen] == '$')
+                {
+                    p += tlen + 1;
+                    break;
+                }
+            }
+
+            continue;
+        }
+
+        if (ngx_rtmp_pgauth_ident(c)) {
+            tag = p;
+
+            while (p < last && (ngx_rtmp_pgauth_ident(*p) || *p == '$'
+                                || (*p >= '0' && *p <= '9')))
+            {
+                p++;
+            }
+
+            n = p - tag;
+
+            /* E'...': backslash escapes in the string that follows */
+            q->prev_e = (n == 1 && (*tag == 'e' || *tag == 'E')
+                         && p < last && *p == '\'');
+
+            if (q->statements == 1 && q->keyword[0] == '\0') {
+                n = ngx_min(n, sizeof(q->keyword) - 1);
+
+                for (tlen = 0; tlen < n; tlen++) {
+                    q->keyword[tlen] = ngx_tolower(tag[tlen]);
+                }
+
+                q->keyword[n] = '\0';
+            }
+
+            continue;
+        }
+
+        p++;
     }
 
-    return ngx_min(max, 100000);
+#undef ngx_rtmp_pgauth_ident
+}
+
+
+/*
+ * Copies src into dst (at most size bytes) with every occurrence of
+ * secret replaced by "***"; returns the end.  For error messages that may
+ * quote what they were given.
+ */
+
+u_char *
+ngx_rtmp_pgauth_scrub(u_char *dst, size_t size, u_char *src, size_t len,
+    u_char *secret, size_t slen)
+{
+    u_char  *last, *end;
+
+    last = dst + size;
+    end = src + len;
+
+    while (src < end && dst < last) {
+
+        if (slen && (size_t) (end - src) >= slen
+            && ngx_memcmp(src, secret, slen) == 0)
+        {
+            dst = ngx_cpymem(dst, "***", ngx_min(3, (size_t) (last - dst)));
+            src += slen;
+            continue;
+        }
+
+        *dst++ = *src++;
+    }
+
+    return dst;
 }
 
 

@@ -28,7 +28,20 @@
 #define NGX_RTMP_PGAUTH_DIGEST_LEN     32
 
 
-ngx_uint_t ngx_rtmp_pgauth_query_max_param(u_char *p, size_t len);
+typedef struct {
+    ngx_uint_t                      max;        /* highest $N, <= 100000 */
+    ngx_uint_t                      statements;
+    u_char                          keyword[8]; /* of the first, lowercase */
+    unsigned                        first:1;    /* $1 is there */
+    unsigned                        open:1;     /* a quote or comment */
+    unsigned                        prev_e:1;   /* (scanning: E'') */
+} ngx_rtmp_pgauth_query_t;
+
+
+void ngx_rtmp_pgauth_query_scan(u_char *p, size_t len,
+    ngx_rtmp_pgauth_query_t *q);
+u_char *ngx_rtmp_pgauth_scrub(u_char *dst, size_t size, u_char *src,
+    size_t len, u_char *secret, size_t slen);
 ngx_int_t ngx_rtmp_pgauth_channel_valid(u_char *p, size_t len);
 ngx_int_t ngx_rtmp_pgauth_parse_notify(u_char *p, size_t len,
     ngx_str_t *sid, ngx_str_t *reason, u_char *digest);

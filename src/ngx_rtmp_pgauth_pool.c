@@ -32,9 +32,6 @@
 #define NGX_RTMP_PGAUTH_BACKOFF_MIN    100
 #define NGX_RTMP_PGAUTH_BACKOFF_MAX    2000
 
-/* how long a busy connection may outlive its request's deadline */
-#define NGX_RTMP_PGAUTH_GRACE          1000
-
 
 struct ngx_rtmp_pgauth_conn_s {
     ngx_queue_t                     queue;      /* pool->idle or ->busy */
@@ -47,6 +44,7 @@ struct ngx_rtmp_pgauth_conn_s {
     ngx_uint_t                      state;
     ngx_uint_t                      number;
     ngx_uint_t                      first;      /* of the host list */
+    ngx_uint_t                     *gone;       /* set when closed */
     unsigned                        flushing:1;
 };
 
@@ -100,7 +98,7 @@ static void ngx_rtmp_pgauth_conn_send(ngx_rtmp_pgauth_conn_t *pc,
 static ngx_int_t ngx_rtmp_pgauth_conn_flush(ngx_rtmp_pgauth_conn_t *pc);
 static void ngx_rtmp_pgauth_conn_read(ngx_rtmp_pgauth_conn_t *pc);
 static void ngx_rtmp_pgauth_conn_idle_read(ngx_rtmp_pgauth_conn_t *pc);
-static void ngx_rtmp_pgauth_conn_notifies(ngx_rtmp_pgauth_conn_t *pc);
+static ngx_int_t ngx_rtmp_pgauth_conn_notifies(ngx_rtmp_pgauth_conn_t *pc);
 static void ngx_rtmp_pgauth_conn_ready(ngx_rtmp_pgauth_conn_t *pc);
 static void ngx_rtmp_pgauth_conn_failed(ngx_rtmp_pgauth_conn_t *pc,
     const char *what);
@@ -213,6 +211,15 @@ ngx_rtmp_pgauth_pool_destroy(ngx_rtmp_pgauth_pool_t *pool)
 }
 
 
+/* what the pool keeps (pc.keep) may have changed: act on it */
+
+void
+ngx_rtmp_pgauth_pool_wake(ngx_rtmp_pgauth_pool_t *pool)
+{
+    ngx_rtmp_pgauth_pool_run(pool);
+}
+
+
 ngx_rtmp_pgauth_req_t *
 ngx_rtmp_pgauth_req_create(ngx_rtmp_pgauth_pool_t *pool, size_t size)
 {
@@ -225,6 +232,7 @@ ngx_rtmp_pgauth_req_create(ngx_rtmp_pgauth_pool_t *pool, size_t size)
 
     ngx_memzero(req, sizeof(ngx_rtmp_pgauth_req_t));
 
+    req->size = size;
     req->pool = pool;
     req->log = pool->log;
 
@@ -253,7 +261,7 @@ ngx_rtmp_pgauth_req_submit(ngx_rtmp_pgauth_req_t *req, ngx_msec_t timeout)
 
     req->start = ngx_current_msec;
 
-    ngx_rtmp_pgauth_req_enqueue(req, 0);
+    ngx_rtmp_pgauth_req_enqueue(req, req->head);
 
     ngx_add_timer(&req->deadline, timeout);
 
@@ -296,6 +304,9 @@ ngx_rtmp_pgauth_req_free(ngx_rtmp_pgauth_req_t *req)
     if (req->conn) {
         req->conn->req = NULL;
     }
+
+    /* what it carried may be a stream key */
+    ngx_explicit_memzero(req + 1, req->size);
 
     ngx_free(req);
 }
@@ -428,7 +439,8 @@ ngx_rtmp_pgauth_pool_run(ngx_rtmp_pgauth_pool_t *pool)
     need = pool->nwaiting > pool->nconnecting
            ? pool->nwaiting - pool->nconnecting : 0;
 
-    if (pool->pc.keep && pool->nconns == 0 && !ngx_exiting && !ngx_terminate)
+    if (pool->pc.keep && pool->nconns == 0
+        && pool->pc.keep(pool->pc.data))
     {
         need = ngx_max(need, 1);
     }
@@ -638,7 +650,7 @@ ngx_rtmp_pgauth_conn_next_host(ngx_rtmp_pgauth_conn_t *pc)
     kw[1] = pmcf->hostaddr_kw;
     kw[2] = pmcf->port_kw;
 
-    for (i = 0; pmcf->keywords[i]; i++) { /* void */ }
+    for (i = 0; pc->pool->keywords[i]; i++) { /* void */ }
 
     size = (i + 1) * sizeof(char *);
 
@@ -653,7 +665,8 @@ ngx_rtmp_pgauth_conn_next_host(ngx_rtmp_pgauth_conn_t *pc)
         return NGX_DECLINED;
     }
 
-    ngx_memcpy(values, pmcf->values, (i + 1) * sizeof(char *));
+    /* the pool's own values: its application name, for one */
+    ngx_memcpy(values, pc->pool->values, (i + 1) * sizeof(char *));
 
     p = (char *) (values + i + 1);
 
@@ -1041,6 +1054,7 @@ ngx_rtmp_pgauth_conn_read(ngx_rtmp_pgauth_conn_t *pc)
 {
     u_char                  buf[NGX_MAX_ERROR_STR];
     ngx_str_t               err;
+    ngx_uint_t              gone;
     PGresult               *res;
     ExecStatusType          status;
     ngx_rtmp_pgauth_req_t  *req;
@@ -1055,7 +1069,9 @@ ngx_rtmp_pgauth_conn_read(ngx_rtmp_pgauth_conn_t *pc)
         return;
     }
 
-    ngx_rtmp_pgauth_conn_notifies(pc);
+    if (ngx_rtmp_pgauth_conn_notifies(pc) != NGX_OK) {
+        return;
+    }
 
     for ( ;; ) {
 
@@ -1069,6 +1085,32 @@ ngx_rtmp_pgauth_conn_read(ngx_rtmp_pgauth_conn_t *pc)
         }
 
         status = PQresultStatus(res);
+
+        if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK
+            && status != PGRES_FATAL_ERROR)
+        {
+            /*
+             * COPY, or anything else that is not a reply: libpq would
+             * hand out the same result for ever.  Only closing the
+             * connection ends it.
+             */
+
+            ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
+                          "pgauth: %sconnection #%ui: unexpected result "
+                          "\"%s\", closing it",
+                          pc->pool->pc.name, pc->number,
+                          PQresStatus(status));
+            PQclear(res);
+
+            if (pc->req) {
+                ngx_str_set(&err, "unexpected result");
+                ngx_rtmp_pgauth_req_finish(pc->req, NGX_RTMP_PGAUTH_FAILED,
+                                           NULL, &err);
+            }
+
+            ngx_rtmp_pgauth_conn_failed(pc, NULL);
+            return;
+        }
 
         if (pc->state == NGX_RTMP_PGAUTH_SETUP) {
             if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
@@ -1094,18 +1136,29 @@ ngx_rtmp_pgauth_conn_read(ngx_rtmp_pgauth_conn_t *pc)
             continue;
         }
 
-        if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
-            ngx_rtmp_pgauth_req_finish(req, NGX_RTMP_PGAUTH_RESULT, res,
-                                       NULL);
+        /* the handler may close this connection: it is watched for that */
 
-        } else {
+        gone = 0;
+        pc->gone = &gone;
+
+        if (status == PGRES_FATAL_ERROR) {
             ngx_rtmp_pgauth_error_text(&err, buf, sizeof(buf),
                                        PQresultErrorMessage(res));
             ngx_rtmp_pgauth_req_finish(req, NGX_RTMP_PGAUTH_FAILED, res,
                                        &err);
+
+        } else {
+            ngx_rtmp_pgauth_req_finish(req, NGX_RTMP_PGAUTH_RESULT, res,
+                                       NULL);
         }
 
         PQclear(res);
+
+        if (gone) {
+            return;
+        }
+
+        pc->gone = NULL;
     }
 
     if (pc->req) {
@@ -1131,7 +1184,9 @@ ngx_rtmp_pgauth_conn_idle_read(ngx_rtmp_pgauth_conn_t *pc)
 
     if (PQconsumeInput(pc->pgconn)) {
 
-        ngx_rtmp_pgauth_conn_notifies(pc);
+        if (ngx_rtmp_pgauth_conn_notifies(pc) != NGX_OK) {
+            return;
+        }
 
         if (PQstatus(pc->pgconn) == CONNECTION_OK) {
             return;
@@ -1152,13 +1207,22 @@ ngx_rtmp_pgauth_conn_idle_read(ngx_rtmp_pgauth_conn_t *pc)
 }
 
 
-static void
+/*
+ * Hands out the notifications libpq has read.  A handler may close the
+ * connection: NGX_DONE then, and pc is gone.
+ */
+
+static ngx_int_t
 ngx_rtmp_pgauth_conn_notifies(ngx_rtmp_pgauth_conn_t *pc)
 {
     PGnotify                *notify;
+    ngx_uint_t               gone;
     ngx_rtmp_pgauth_pool_t  *pool;
 
     pool = pc->pool;
+
+    gone = 0;
+    pc->gone = &gone;
 
     while ((notify = PQnotifies(pc->pgconn)) != NULL) {
 
@@ -1171,7 +1235,15 @@ ngx_rtmp_pgauth_conn_notifies(ngx_rtmp_pgauth_conn_t *pc)
         }
 
         PQfreemem(notify);
+
+        if (gone) {
+            return NGX_DONE;
+        }
     }
+
+    pc->gone = NULL;
+
+    return NGX_OK;
 }
 
 
@@ -1312,6 +1384,12 @@ ngx_rtmp_pgauth_conn_close(ngx_rtmp_pgauth_conn_t *pc)
     ngx_log_debug2(NGX_LOG_DEBUG_RTMP, pool->log, 0,
                    "pgauth: %sconnection #%ui closed",
                    pc->pool->pc.name, pc->number);
+
+    if (pc->gone) {
+        /* a loop over what libpq read is on the stack: it stops */
+        *pc->gone = 1;
+        pc->gone = NULL;
+    }
 
     if (pc->req) {
         ngx_str_set(&err, "connection closed");

@@ -41,6 +41,9 @@
 /* raised by pgauth.authorize() when the name is live and may not be taken */
 #define NGX_RTMP_PGAUTH_SQLSTATE_BUSY  "PA001"
 
+/* once the client is known to wait: see ngx_rtmp_pgauth_take_over() */
+#define NGX_RTMP_PGAUTH_TAKE_OVER      "SELECT pgauth.take_over($1)"
+
 
 /* why a live publish ends: what the client is told */
 
@@ -91,16 +94,25 @@ static void ngx_rtmp_pgauth_decided_late(ngx_rtmp_pgauth_req_t *req,
 static ngx_int_t ngx_rtmp_pgauth_ask(ngx_rtmp_session_t *s,
     ngx_rtmp_pgauth_ctx_t *ctx);
 static ngx_int_t ngx_rtmp_pgauth_allow(ngx_rtmp_session_t *s,
-    ngx_rtmp_pgauth_ctx_t *ctx, PGresult *res, ngx_str_t *name,
-    ngx_msec_t *left);
+    ngx_rtmp_pgauth_ctx_t *ctx, PGresult *res, ngx_str_t *name);
+static void ngx_rtmp_pgauth_proceed(ngx_rtmp_pgauth_ctx_t *ctx);
+static ngx_int_t ngx_rtmp_pgauth_take_over(ngx_rtmp_pgauth_ctx_t *ctx);
+static void ngx_rtmp_pgauth_took_over(ngx_rtmp_pgauth_req_t *req,
+    ngx_uint_t rc, PGresult *res, ngx_str_t *err);
+static void ngx_rtmp_pgauth_confirmed(ngx_rtmp_pgauth_ctx_t *ctx);
 static ngx_int_t ngx_rtmp_pgauth_go_live(ngx_rtmp_session_t *s,
-    ngx_rtmp_pgauth_ctx_t *ctx, ngx_str_t *name, ngx_msec_t left,
-    ngx_msec_t start, const char *via);
+    ngx_rtmp_pgauth_ctx_t *ctx, const char *via);
+static void ngx_rtmp_pgauth_already_live(ngx_rtmp_session_t *s,
+    ngx_rtmp_pgauth_ctx_t *ctx);
 static void ngx_rtmp_pgauth_unreachable(ngx_rtmp_session_t *s,
-    ngx_rtmp_pgauth_ctx_t *ctx, ngx_uint_t confirming, ngx_msec_t start,
-    const char *reason, ngx_str_t *err);
+    ngx_rtmp_pgauth_ctx_t *ctx, const char *reason, ngx_uint_t counter,
+    ngx_str_t *err);
 static void ngx_rtmp_pgauth_resume(ngx_event_t *ev);
 static void ngx_rtmp_pgauth_expired(ngx_event_t *ev);
+static void ngx_rtmp_pgauth_count(ngx_rtmp_pgauth_ctx_t *ctx,
+    ngx_uint_t outcome);
+static void ngx_rtmp_pgauth_unlimit(ngx_rtmp_pgauth_ctx_t *ctx,
+    ngx_uint_t failed);
 static void ngx_rtmp_pgauth_refuse(ngx_rtmp_session_t *s,
     ngx_rtmp_pgauth_ctx_t *ctx, ngx_uint_t how, const char *reason,
     ngx_str_t *err);
@@ -111,6 +123,10 @@ static void ngx_rtmp_pgauth_done(ngx_rtmp_pgauth_pool_t *pool,
     const char *reason);
 static void ngx_rtmp_pgauth_done_handler(ngx_rtmp_pgauth_req_t *req,
     ngx_uint_t rc, PGresult *res, ngx_str_t *err);
+
+
+static ngx_str_t  ngx_rtmp_pgauth_take_over_query =
+    ngx_string(NGX_RTMP_PGAUTH_TAKE_OVER);
 
 
 static ngx_rtmp_publish_pt       next_publish;
@@ -133,6 +149,8 @@ ngx_rtmp_pgauth_publish_init(ngx_conf_t *cf)
 static ngx_int_t
 ngx_rtmp_pgauth_publish(ngx_rtmp_session_t *s, ngx_rtmp_publish_t *v)
 {
+    u_char                        digest[NGX_RTMP_PGAUTH_DIGEST_LEN];
+    u_char                        fp[NGX_RTMP_PGAUTH_FP_LEN + 1];
     ngx_int_t                     rc;
     ngx_uint_t                    hit;
     ngx_rtmp_pgauth_ctx_t        *ctx;
@@ -150,6 +168,26 @@ ngx_rtmp_pgauth_publish(ngx_rtmp_session_t *s, ngx_rtmp_publish_t *v)
         goto next;
     }
 
+    ctx = ngx_rtmp_get_module_ctx(s, ngx_rtmp_pgauth_module);
+
+    if (ctx && (ctx->req || ctx->allowed)) {
+        /* the first publish's decision and digest are left as they are */
+
+        EVP_Digest(v->name, ngx_strlen(v->name), digest, NULL, EVP_sha256(),
+                   NULL);
+        *ngx_hex_dump(fp, digest, NGX_RTMP_PGAUTH_FP_LEN / 2) = '\0';
+        ngx_explicit_memzero(v->name, sizeof(v->name));
+
+        ngx_log_error(NGX_LOG_ERR, s->connection->log, 0,
+                      "pgauth: refused app=\"%V\" addr=\"%V\" fp=%s "
+                      "reason=\"publish while publishing\"",
+                      &s->app, &s->connection->addr_text, fp);
+
+        ngx_rtmp_send_status(s, NGX_RTMP_PGAUTH_BADNAME, "error",
+                             NGX_RTMP_PGAUTH_BADNAME_DESC);
+        return NGX_ERROR;
+    }
+
     ctx = ngx_rtmp_pgauth_get_ctx(s);
     if (ctx == NULL) {
         return NGX_ERROR;
@@ -163,15 +201,20 @@ ngx_rtmp_pgauth_publish(ngx_rtmp_session_t *s, ngx_rtmp_publish_t *v)
     ctx->live = pmcf->live;
     ctx->start = ngx_current_msec;
     ctx->sha256 = pmcf->sha256 ? pmcf->sha256 : EVP_sha256();
-
-    if (ngx_rtmp_pgauth_check(s, ctx, v) != NGX_OK) {
-        return NGX_ERROR;
-    }
+    ctx->counted = 0;
+    ctx->won = 0;
 
     ngx_memcpy(&ctx->publish, v, sizeof(ngx_rtmp_publish_t));
 
     if (pacf->key_hash == NGX_RTMP_PGAUTH_HASH_NONE) {
         ngx_memcpy(ctx->key, v->name, sizeof(ctx->key));
+    }
+
+    /* nginx-rtmp's own copy of the key (a static buffer) is not kept */
+    ngx_explicit_memzero(v->name, sizeof(v->name));
+
+    if (ngx_rtmp_pgauth_check(s, ctx, &ctx->publish) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     hit = 0;
@@ -214,8 +257,11 @@ ngx_rtmp_pgauth_publish(ngx_rtmp_session_t *s, ngx_rtmp_publish_t *v)
      * confirms meanwhile (ngx_rtmp_pgauth_decided with ctx->confirming)
      */
 
-    rc = ngx_rtmp_pgauth_go_live(s, ctx, &cached.name, cached.left,
-                                 ngx_current_msec, "hit");
+    *ngx_cpymem(ctx->name, cached.name.data, cached.name.len) = '\0';
+    ctx->left = cached.left;
+    ctx->asked = ngx_current_msec;
+
+    rc = ngx_rtmp_pgauth_go_live(s, ctx, "hit");
     if (rc != NGX_OK) {
         return rc;
     }
@@ -349,6 +395,8 @@ ngx_rtmp_pgauth_ask(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx)
     req->data = ctx;
 
     ctx->req = req;
+    ctx->asked = ngx_current_msec;
+    ctx->mark = ctx->live ? ngx_rtmp_pgauth_live_mark(ctx->live) : 0;
 
     if (ngx_rtmp_pgauth_req_submit(req, pacf->timeout) != NGX_OK) {
         ctx->req = NULL;
@@ -368,7 +416,7 @@ ngx_rtmp_pgauth_ask(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx)
 void
 ngx_rtmp_pgauth_confirm(ngx_rtmp_pgauth_ctx_t *ctx)
 {
-    if (!ctx->stale || ctx->req || ctx->kicked) {
+    if (!ctx->stale || ctx->req || ctx->kicked || ctx->confirming) {
         return;
     }
 
@@ -397,23 +445,16 @@ ngx_rtmp_pgauth_check(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
     ngx_hex_dump(ctx->fp, ctx->digest, NGX_RTMP_PGAUTH_FP_LEN / 2);
     ctx->fp[NGX_RTMP_PGAUTH_FP_LEN] = '\0';
 
-    if (ctx->req || ctx->allowed) {
-        ngx_log_error(NGX_LOG_ERR, s->connection->log, 0,
-                      "pgauth: refused app=\"%V\" addr=\"%V\" fp=%s "
-                      "reason=\"publish while publishing\"",
-                      &s->app, &s->connection->addr_text, ctx->fp);
+    if (ctx->pacf->limit) {
+        if (ngx_rtmp_pgauth_limit_take(ctx->pacf->limit, s, &left)
+            == NGX_BUSY)
+        {
+            ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_BLOCKED,
+                                   "address blocked", NULL);
+            return NGX_ERROR;
+        }
 
-        ngx_rtmp_send_status(s, NGX_RTMP_PGAUTH_BADNAME, "error",
-                             NGX_RTMP_PGAUTH_BADNAME_DESC);
-        return NGX_ERROR;
-    }
-
-    if (ctx->pacf->limit
-        && ngx_rtmp_pgauth_limit_test(ctx->pacf->limit, s, &left) == NGX_BUSY)
-    {
-        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_BLOCKED,
-                               "address blocked", NULL);
-        return NGX_ERROR;
+        ctx->limited = 1;
     }
 
     if (len == 0) {
@@ -446,15 +487,19 @@ ngx_rtmp_pgauth_check(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
 }
 
 
+/*
+ * The database's answer to the authorization: refused, or allowed with a
+ * session, which goes live once what must come first is done (see
+ * ngx_rtmp_pgauth_proceed()).
+ */
+
 static void
 ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
     PGresult *res, ngx_str_t *err)
 {
+    u_char                 *p, buf[NGX_MAX_ERROR_STR];
     char                   *state;
-    u_char                 *ended;
     ngx_str_t               name;
-    ngx_msec_t              left;
-    ngx_uint_t              confirming;
     ngx_rtmp_session_t     *s;
     ngx_rtmp_pgauth_ctx_t  *ctx;
 
@@ -462,12 +507,10 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
     s = ctx->session;
 
     ctx->req = NULL;
-    confirming = ctx->confirming;
-    ctx->confirming = 0;
 
     if (rc == NGX_RTMP_PGAUTH_TIMEDOUT) {
-        ngx_rtmp_pgauth_unreachable(s, ctx, confirming, req->start,
-                                    "timed out", NULL);
+        ngx_rtmp_pgauth_unreachable(s, ctx, "timed out",
+                                    NGX_RTMP_PGAUTH_CNT_DB_TIMEOUTS, NULL);
         return;
     }
 
@@ -475,29 +518,20 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
         state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
         if (state && ngx_strcmp(state, NGX_RTMP_PGAUTH_SQLSTATE_BUSY) == 0) {
-
-            if (confirming) {
-                ngx_rtmp_pgauth_kick(ctx, "already live");
-                return;
-            }
-
-            ngx_log_error(NGX_LOG_ERR, s->connection->log, 0,
-                          "pgauth: refused app=\"%V\" addr=\"%V\" fp=%s "
-                          "reason=\"already live\"",
-                          &s->app, &s->connection->addr_text, ctx->fp);
-
-            ngx_rtmp_pgauth_stats_decision(ctx->pmcf->stats,
-                                           NGX_RTMP_PGAUTH_OUT_ALREADY_LIVE,
-                                           ngx_current_msec - ctx->start);
-
-            ngx_rtmp_send_status(s, NGX_RTMP_PGAUTH_BADNAME, "error",
-                                 NGX_RTMP_PGAUTH_BUSY_DESC);
-            ngx_rtmp_finalize_session(s);
+            ngx_rtmp_pgauth_already_live(s, ctx);
             return;
         }
 
-        ngx_rtmp_pgauth_unreachable(s, ctx, confirming, req->start,
-                                    "database error", err);
+        if (ctx->pacf->key_hash == NGX_RTMP_PGAUTH_HASH_NONE) {
+            /* the server's message may quote what it was given: the key */
+            p = ngx_rtmp_pgauth_scrub(buf, sizeof(buf), err->data, err->len,
+                                      ctx->key, ngx_strlen(ctx->key));
+            err->data = buf;
+            err->len = p - buf;
+        }
+
+        ngx_rtmp_pgauth_unreachable(s, ctx, "database error",
+                                    NGX_RTMP_PGAUTH_CNT_DB_ERRORS, err);
         return;
     }
 
@@ -508,7 +542,7 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
                                       0, NULL, 0, 0, s->connection->log);
         }
 
-        if (confirming) {
+        if (ctx->confirming) {
             ngx_rtmp_pgauth_kick(ctx, "revoked");
             return;
         }
@@ -518,235 +552,43 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
         return;
     }
 
-    if (ngx_rtmp_pgauth_allow(s, ctx, res, &name, &left) != NGX_OK) {
+    if (ngx_rtmp_pgauth_allow(s, ctx, res, &name) != NGX_OK) {
         return;
     }
 
     if (ctx->pacf->cache) {
         ngx_rtmp_pgauth_cache_put(ctx->pacf->cache, ctx->digest, &s->app, 1,
-                                  name.data, name.len, left,
+                                  name.data, name.len, ctx->left,
                                   s->connection->log);
     }
 
-    ended = ngx_rtmp_pgauth_live_ended(ctx->live, ctx->sid, req->start);
+    if (ctx->live) {
+        /* notifications may name the session from now on */
+        ngx_rtmp_pgauth_live_index(ctx->live, ctx);
 
-    if (ended) {
-        /* allowed, and ended already, e.g. taken over by a publish that
-           came right after */
-
-        if (!confirming) {
-            ngx_rtmp_pgauth_stats_decision(ctx->pmcf->stats,
-                                           NGX_RTMP_PGAUTH_OUT_ALLOWED,
-                                           ngx_current_msec - req->start);
-
-            if (name.len) {
-                *ngx_cpymem(ctx->name, name.data, name.len) = '\0';
-            }
-        }
-
-        ngx_rtmp_pgauth_kick(ctx, (char *) ended);
-        return;
+        ctx->verify = ngx_rtmp_pgauth_live_hinted(ctx->live, ctx->sid,
+                                                  ctx->mark);
     }
 
-    if (confirming) {
-        /* live already: the database recorded the session */
-
-        ngx_log_error(NGX_LOG_INFO, s->connection->log, 0,
-                      "pgauth: confirmed app=\"%V\" name=\"%s\" fp=%s "
-                      "session=\"%s\" time=%Mms",
-                      &s->app, ctx->name[0] ? ctx->name : (u_char *) "-",
-                      ctx->fp, ctx->sid, ngx_current_msec - req->start);
-
-        ctx->stale = 0;
-
-        if (left) {
-            ngx_rtmp_pgauth_expire_in(ctx, left);
-        }
-
-        return;
-    }
-
-    if (ngx_rtmp_pgauth_go_live(s, ctx, &name, left, req->start, NULL)
-        != NGX_OK)
-    {
-        ngx_rtmp_finalize_session(s);
-    }
+    ngx_rtmp_pgauth_proceed(ctx);
 }
 
 
 /*
- * No answer from the database.  Refused, unless the cache has allowed the
- * key recently enough and pgauth_cache_fallback says to use that.
- */
-
-static void
-ngx_rtmp_pgauth_unreachable(ngx_rtmp_session_t *s,
-    ngx_rtmp_pgauth_ctx_t *ctx, ngx_uint_t confirming, ngx_msec_t start,
-    const char *reason, ngx_str_t *err)
-{
-    ngx_str_t                 empty = ngx_null_string;
-    ngx_rtmp_pgauth_cached_t  cached;
-
-    if (err == NULL) {
-        err = &empty;
-    }
-
-    ngx_rtmp_pgauth_stats_count(ctx->pmcf->stats,
-                                ngx_strcmp(reason, "timed out") == 0
-                                ? NGX_RTMP_PGAUTH_CNT_DB_TIMEOUTS
-                                : NGX_RTMP_PGAUTH_CNT_DB_ERRORS);
-
-    if (ctx->pacf->cache == NULL
-        || ctx->pacf->cache_fallback == 0
-        || ngx_rtmp_pgauth_cache_get(ctx->pacf->cache, ctx->digest, &s->app,
-                                     ctx->pacf->cache_fallback, &cached)
-           != NGX_OK
-        || !cached.allowed)
-    {
-        if (confirming) {
-            ngx_rtmp_pgauth_kick(ctx, "unverified");
-            return;
-        }
-
-        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_UNAVAILABLE, reason,
-                               err->len ? err : NULL);
-        return;
-    }
-
-    /* each use is logged: the operator asked for it, and should see it */
-
-    ngx_log_error(NGX_LOG_WARN, s->connection->log, 0,
-                  "pgauth: %s app=\"%V\" addr=\"%V\" fp=%s from the cache "
-                  "(allowed %Ms ago): database unreachable: %s%s%V",
-                  confirming ? "kept" : "admitted", &s->app,
-                  &s->connection->addr_text, ctx->fp, cached.age / 1000,
-                  reason, err->len ? ": " : "", err);
-
-    ctx->stale = 1;
-
-    if (confirming) {
-        return;
-    }
-
-    if (ngx_rtmp_pgauth_go_live(s, ctx, &cached.name, cached.left, start,
-                                "stale")
-        != NGX_OK)
-    {
-        ngx_rtmp_finalize_session(s);
-    }
-}
-
-
-/*
- * The publish is allowed: renamed to the public name, registered for live
- * control, then the chain goes on: at once, or, when a publisher of the
- * same name in this worker is being taken over, from an event posted
- * after its close.
- */
-
-static ngx_int_t
-ngx_rtmp_pgauth_go_live(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
-    ngx_str_t *name, ngx_msec_t left, ngx_msec_t start, const char *via)
-{
-    ngx_str_t               pub;
-    ngx_uint_t              newer;
-    ngx_rtmp_pgauth_ctx_t  *old;
-
-    ctx->allowed = 1;
-    ctx->kicked = 0;
-    ctx->end_reason = NULL;
-
-    if (via) {
-        /* the database has not said yet: no session id */
-        ctx->sid[0] = '\0';
-    }
-
-    ctx->name[0] = '\0';
-
-    if (name->len) {
-        *ngx_cpymem(ctx->name, name->data, name->len) = '\0';
-        *ngx_cpymem(ctx->publish.name, name->data, name->len) = '\0';
-    }
-
-    ngx_rtmp_pgauth_stats_decision(ctx->pmcf->stats,
-                                   via == NULL ? NGX_RTMP_PGAUTH_OUT_ALLOWED
-                                   : via[0] == 'h'
-                                   ? NGX_RTMP_PGAUTH_OUT_ALLOWED_CACHE
-                                   : NGX_RTMP_PGAUTH_OUT_ALLOWED_STALE,
-                                   ngx_current_msec - start);
-
-    /* another publisher of the name in this worker (none has a session id
-       newer than an empty one, from the cache) */
-
-    old = ctx->name[0] ? ngx_rtmp_pgauth_live_find_name(ctx->live, ctx,
-                                                        &newer)
-                       : NULL;
-
-    if (old && newer) {
-        /* a later publish of the name is live here: this one lost */
-        ngx_rtmp_pgauth_kick(ctx, "takeover");
-        return NGX_OK;
-    }
-
-    if (left) {
-        ngx_rtmp_pgauth_expire_in(ctx, left);
-    }
-
-    if (ctx->listed == NULL) {
-        pub.data = ctx->name;
-        pub.len = ngx_strlen(ctx->name);
-
-        ctx->listed = ngx_rtmp_pgauth_stats_stream_add(ctx->pmcf->stats,
-                                                       ctx->pmcf->stats_zone,
-                                                       &pub, &s->app,
-                                                       &s->connection
-                                                           ->addr_text);
-    }
-
-    ngx_log_error(NGX_LOG_NOTICE, s->connection->log, 0,
-                  "pgauth: allowed app=\"%V\" name=\"%s\" addr=\"%V\" "
-                  "fp=%s session=\"%s\" time=%Mms%s%s",
-                  &s->app, ctx->name[0] ? ctx->name : (u_char *) "-",
-                  &s->connection->addr_text, ctx->fp, ctx->sid,
-                  ngx_current_msec - start, via ? " cache=" : "",
-                  via ? via : "");
-
-    ngx_rtmp_pgauth_live_add(ctx->live, ctx);
-
-    /*
-     * The database has ended any other publisher of the name, and its
-     * notification may have been handled already.  One in this worker
-     * holds the name in the live module until its close event, posted by
-     * the kick, has run: publish from an event posted after it.
-     */
-
-    if (old) {
-        ngx_rtmp_pgauth_kick(old, "takeover");
-
-        ctx->resume.handler = ngx_rtmp_pgauth_resume;
-        ctx->resume.data = ctx;
-        ctx->resume.log = s->connection->log;
-
-        ngx_post_event(&ctx->resume, &ngx_posted_events);
-        return NGX_OK;
-    }
-
-    return next_publish(s, &ctx->publish);
-}
-
-
-/*
- * Takes what an allowing reply says: the session id into the session, the
- * public name (checked) and how long it holds for the caller.
+ * Takes what an allowing reply says: the session id, the public name
+ * (checked; *name is the database's, for the cache), how long it holds,
+ * whether another publisher must be taken over first.
  */
 
 static ngx_int_t
 ngx_rtmp_pgauth_allow(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
-    PGresult *res, ngx_str_t *name, ngx_msec_t *left)
+    PGresult *res, ngx_str_t *name)
 {
+    int         n;
     size_t      len;
     u_char     *value;
     ngx_str_t   reason;
+    ngx_msec_t  left;
 
     ctx->sid[0] = '\0';
 
@@ -787,21 +629,389 @@ ngx_rtmp_pgauth_allow(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
         }
     }
 
+    if (!ctx->confirming) {
+        /* live from the cache, it keeps the name it went live with */
+        *ngx_cpymem(ctx->name, name->data, name->len) = '\0';
+    }
+
     /* column 3: how many seconds the authorization holds */
 
-    *left = 0;
+    left = 0;
 
     if (PQnfields(res) > 2 && !PQgetisnull(res, 0, 2)
         && ngx_rtmp_pgauth_parse_seconds((u_char *) PQgetvalue(res, 0, 2),
-                                         PQgetlength(res, 0, 2), left)
+                                         PQgetlength(res, 0, 2), &left)
            == NGX_OK
-        && *left == 0)
+        && left == 0)
     {
         /* expires this very moment */
-        *left = 1;
+        left = 1;
+    }
+
+    ctx->left = left;
+
+    /* "takeover": another publisher of the name is to be taken over */
+
+    n = PQfnumber(res, "takeover");
+
+    ctx->takeover = (n >= 0 && !PQgetisnull(res, 0, n)
+                     && PQgetvalue(res, 0, n)[0] == 't');
+
+    return NGX_OK;
+}
+
+
+/*
+ * An allowed session on its way to live: first the database is asked
+ * whether a notification about it was right, then it takes the stream
+ * over from another publisher, then it goes live (or, live from the
+ * cache already, is confirmed).  Each step that asks the database comes
+ * back here.
+ */
+
+static void
+ngx_rtmp_pgauth_proceed(ngx_rtmp_pgauth_ctx_t *ctx)
+{
+    ngx_str_t  err;
+
+    if (ctx->verify) {
+        ctx->verify = 0;
+        ngx_rtmp_pgauth_live_verify(ctx->live, ctx);
+        return;
+    }
+
+    if (ctx->takeover) {
+        ctx->takeover = 0;
+
+        if (ngx_rtmp_pgauth_take_over(ctx) == NGX_OK) {
+            return;
+        }
+
+        if (ctx->confirming) {
+            ngx_rtmp_pgauth_kick(ctx, "unverified");
+            return;
+        }
+
+        ngx_str_set(&err, "the worker is exiting");
+        ngx_rtmp_pgauth_refuse(ctx->session, ctx, NGX_RTMP_PGAUTH_UNAVAILABLE,
+                               "takeover failed", &err);
+        return;
+    }
+
+    if (ctx->confirming) {
+        ngx_rtmp_pgauth_confirmed(ctx);
+        return;
+    }
+
+    if (ngx_rtmp_pgauth_go_live(ctx->session, ctx, NULL) != NGX_OK) {
+        ngx_rtmp_finalize_session(ctx->session);
+    }
+}
+
+
+/* the database answered about a session held back: it is open */
+
+void
+ngx_rtmp_pgauth_verified(ngx_rtmp_pgauth_ctx_t *ctx)
+{
+    ngx_rtmp_pgauth_proceed(ctx);
+}
+
+
+/*
+ * The client is still there: its session takes the stream over.  The
+ * takeover was left to this moment so that a decision the client no
+ * longer waits for ends no one else.  From here the client waits for the
+ * answer: it is not refused for time before the server would have given
+ * up on the statement itself (statement_timeout), or the connection
+ * failed.
+ */
+
+static ngx_int_t
+ngx_rtmp_pgauth_take_over(ngx_rtmp_pgauth_ctx_t *ctx)
+{
+    size_t                  len;
+    ngx_rtmp_pgauth_req_t  *req;
+
+    len = ngx_strlen(ctx->sid);
+
+    req = ngx_rtmp_pgauth_req_create(ctx->pool, len + 1);
+    if (req == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(req + 1, ctx->sid, len + 1);
+
+    req->query = &ngx_rtmp_pgauth_take_over_query;
+    req->values[0] = (char *) (req + 1);
+    req->nparams = 1;
+    req->handler = ngx_rtmp_pgauth_took_over;
+    req->data = ctx;
+    req->urgent = 1;
+    req->head = 1;
+
+    ctx->req = req;
+
+    if (ngx_rtmp_pgauth_req_submit(req, ctx->pmcf->max_timeout
+                                        + 2 * NGX_RTMP_PGAUTH_GRACE)
+        != NGX_OK)
+    {
+        ctx->req = NULL;
+        ngx_rtmp_pgauth_req_free(req);
+        return NGX_ERROR;
     }
 
     return NGX_OK;
+}
+
+
+static void
+ngx_rtmp_pgauth_took_over(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
+    PGresult *res, ngx_str_t *err)
+{
+    ngx_rtmp_pgauth_ctx_t  *ctx;
+
+    ctx = req->data;
+    ctx->req = NULL;
+
+    if (rc != NGX_RTMP_PGAUTH_RESULT) {
+        ngx_rtmp_pgauth_stats_count(ctx->pmcf->stats,
+                                    rc == NGX_RTMP_PGAUTH_TIMEDOUT
+                                    ? NGX_RTMP_PGAUTH_CNT_DB_TIMEOUTS
+                                    : NGX_RTMP_PGAUTH_CNT_DB_ERRORS);
+
+        if (ctx->confirming) {
+            ngx_rtmp_pgauth_kick(ctx, "unverified");
+            return;
+        }
+
+        ngx_rtmp_pgauth_refuse(ctx->session, ctx, NGX_RTMP_PGAUTH_UNAVAILABLE,
+                               "takeover failed", err);
+        return;
+    }
+
+    if (PQntuples(res) != 1 || PQnfields(res) < 1
+        || PQgetvalue(res, 0, 0)[0] != 't')
+    {
+        /* a later publish of the name holds it: this one lost */
+        ngx_rtmp_pgauth_kick(ctx, "takeover");
+        return;
+    }
+
+    /* the others are ended: this one holds the name */
+    ctx->won = 1;
+
+    ngx_rtmp_pgauth_proceed(ctx);
+}
+
+
+/* live from the cache already: the database recorded the session */
+
+static void
+ngx_rtmp_pgauth_confirmed(ngx_rtmp_pgauth_ctx_t *ctx)
+{
+    ngx_rtmp_session_t  *s;
+
+    s = ctx->session;
+
+    ngx_log_error(NGX_LOG_INFO, s->connection->log, 0,
+                  "pgauth: confirmed app=\"%V\" name=\"%s\" fp=%s "
+                  "session=\"%s\" time=%Mms",
+                  &s->app, ctx->name[0] ? ctx->name : (u_char *) "-",
+                  ctx->fp, ctx->sid, ngx_current_msec - ctx->asked);
+
+    ctx->confirming = 0;
+    ctx->stale = 0;
+
+    if (ctx->left) {
+        ngx_rtmp_pgauth_expire_in(ctx, ctx->left);
+    }
+}
+
+
+/* pgauth.authorize() raised PA001: the name is live, pgauth_duplicate
+   refuse */
+
+static void
+ngx_rtmp_pgauth_already_live(ngx_rtmp_session_t *s,
+    ngx_rtmp_pgauth_ctx_t *ctx)
+{
+    if (ctx->confirming) {
+        ngx_rtmp_pgauth_kick(ctx, "already live");
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, s->connection->log, 0,
+                  "pgauth: refused app=\"%V\" addr=\"%V\" fp=%s "
+                  "reason=\"already live\"",
+                  &s->app, &s->connection->addr_text, ctx->fp);
+
+    ngx_rtmp_pgauth_count(ctx, NGX_RTMP_PGAUTH_OUT_ALREADY_LIVE);
+    ngx_rtmp_pgauth_unlimit(ctx, 0);
+
+    ngx_rtmp_send_status(s, NGX_RTMP_PGAUTH_BADNAME, "error",
+                         NGX_RTMP_PGAUTH_BUSY_DESC);
+    ngx_rtmp_finalize_session(s);
+}
+
+
+/*
+ * No answer from the database.  Refused, unless the cache has allowed the
+ * key recently enough and pgauth_cache_fallback says to use that.
+ */
+
+static void
+ngx_rtmp_pgauth_unreachable(ngx_rtmp_session_t *s,
+    ngx_rtmp_pgauth_ctx_t *ctx, const char *reason, ngx_uint_t counter,
+    ngx_str_t *err)
+{
+    ngx_str_t                 empty = ngx_null_string;
+    ngx_rtmp_pgauth_cached_t  cached;
+
+    if (err == NULL) {
+        err = &empty;
+    }
+
+    ngx_rtmp_pgauth_stats_count(ctx->pmcf->stats, counter);
+
+    if (ctx->pacf->cache == NULL
+        || ctx->pacf->cache_fallback == 0
+        || ngx_rtmp_pgauth_cache_get(ctx->pacf->cache, ctx->digest, &s->app,
+                                     ctx->pacf->cache_fallback, &cached)
+           != NGX_OK
+        || !cached.allowed)
+    {
+        if (ctx->confirming) {
+            ngx_rtmp_pgauth_kick(ctx, "unverified");
+            return;
+        }
+
+        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_UNAVAILABLE, reason,
+                               err->len ? err : NULL);
+        return;
+    }
+
+    /* each use is logged: the operator asked for it, and should see it */
+
+    ngx_log_error(NGX_LOG_WARN, s->connection->log, 0,
+                  "pgauth: %s app=\"%V\" addr=\"%V\" fp=%s from the cache "
+                  "(allowed %Ms ago): database unreachable: %s%s%V",
+                  ctx->confirming ? "kept" : "admitted", &s->app,
+                  &s->connection->addr_text, ctx->fp, cached.age / 1000,
+                  reason, err->len ? ": " : "", err);
+
+    ctx->stale = 1;
+
+    if (ctx->confirming) {
+        ctx->confirming = 0;
+        return;
+    }
+
+    *ngx_cpymem(ctx->name, cached.name.data, cached.name.len) = '\0';
+    ctx->left = cached.left;
+
+    if (ngx_rtmp_pgauth_go_live(s, ctx, "stale") != NGX_OK) {
+        ngx_rtmp_finalize_session(s);
+    }
+}
+
+
+/*
+ * The publish is allowed: renamed to the public name (ctx->name),
+ * registered for live control, then the chain goes on: at once, or, when
+ * a publisher of the same name in this worker is being taken over, from
+ * an event posted after its close.  via: NULL when the database decided,
+ * "hit" or "stale" when the cache did.
+ */
+
+static ngx_int_t
+ngx_rtmp_pgauth_go_live(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
+    const char *via)
+{
+    size_t                  len;
+    ngx_str_t               pub;
+    ngx_uint_t              newer;
+    ngx_rtmp_pgauth_ctx_t  *old;
+
+    ctx->allowed = 1;
+    ctx->kicked = 0;
+    ctx->end_reason = NULL;
+
+    if (via) {
+        /* the database has not said yet: no session id */
+        ctx->sid[0] = '\0';
+    }
+
+    len = ngx_strlen(ctx->name);
+
+    if (len) {
+        /* the key goes, all of it, and the public name takes its place */
+        ngx_explicit_memzero(ctx->publish.name, sizeof(ctx->publish.name));
+        ngx_memcpy(ctx->publish.name, ctx->name, len);
+    }
+
+    ngx_rtmp_pgauth_count(ctx, via == NULL ? NGX_RTMP_PGAUTH_OUT_ALLOWED
+                               : via[0] == 'h'
+                               ? NGX_RTMP_PGAUTH_OUT_ALLOWED_CACHE
+                               : NGX_RTMP_PGAUTH_OUT_ALLOWED_STALE);
+    ngx_rtmp_pgauth_unlimit(ctx, 0);
+
+    /* another publisher of the name in this worker (none has a session id
+       newer than an empty one, from the cache) */
+
+    old = len ? ngx_rtmp_pgauth_live_find_name(ctx->live, ctx, &newer)
+              : NULL;
+
+    if (old && newer && !ctx->won) {
+        /* a later publish of the name is live here: this one lost */
+        ngx_rtmp_pgauth_kick(ctx, "takeover");
+        return NGX_OK;
+    }
+
+    if (ctx->left) {
+        ngx_rtmp_pgauth_expire_in(ctx, ctx->left);
+    }
+
+    if (ctx->listed == NULL) {
+        pub.data = ctx->name;
+        pub.len = len;
+
+        ctx->listed = ngx_rtmp_pgauth_stats_stream_add(ctx->pmcf->stats,
+                                                       ctx->pmcf->stats_zone,
+                                                       &pub, &s->app,
+                                                       &s->connection
+                                                           ->addr_text);
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, s->connection->log, 0,
+                  "pgauth: allowed app=\"%V\" name=\"%s\" addr=\"%V\" "
+                  "fp=%s session=\"%s\" time=%Mms%s%s",
+                  &s->app, len ? ctx->name : (u_char *) "-",
+                  &s->connection->addr_text, ctx->fp, ctx->sid,
+                  ngx_current_msec - ctx->asked, via ? " cache=" : "",
+                  via ? via : "");
+
+    ngx_rtmp_pgauth_live_add(ctx->live, ctx);
+
+    /*
+     * The database has ended any other publisher of the name, and its
+     * notification may have been handled already.  One in this worker
+     * holds the name in the live module until its close event, posted by
+     * the kick, has run: publish from an event posted after it.
+     */
+
+    if (old) {
+        ngx_rtmp_pgauth_kick(old, "takeover");
+
+        ctx->resume.handler = ngx_rtmp_pgauth_resume;
+        ctx->resume.data = ctx;
+        ctx->resume.log = s->connection->log;
+
+        ngx_post_event(&ctx->resume, &ngx_posted_events);
+        return NGX_OK;
+    }
+
+    return next_publish(s, &ctx->publish);
 }
 
 
@@ -846,8 +1056,9 @@ ngx_rtmp_pgauth_expired(ngx_event_t *ev)
 
 
 /*
- * Ends a live publish the database (or its time limit) ended: the client
- * is told why, the session closes, the end is recorded with the reason.
+ * Ends a publish the database (or its time limit) ended, live or on its
+ * way there: the client is told why, the session closes, the end is
+ * recorded with the reason.
  */
 
 void
@@ -863,6 +1074,10 @@ ngx_rtmp_pgauth_kick(ngx_rtmp_pgauth_ctx_t *ctx, const char *reason)
 
     s = ctx->session;
     ctx->kicked = 1;
+
+    /* one that never went live: the database allowed it, then ended it */
+    ngx_rtmp_pgauth_count(ctx, NGX_RTMP_PGAUTH_OUT_ALLOWED);
+    ngx_rtmp_pgauth_unlimit(ctx, 0);
 
     ngx_rtmp_pgauth_stats_count(ctx->pmcf->stats, NGX_RTMP_PGAUTH_CNT_ENDED);
 
@@ -928,6 +1143,37 @@ ngx_rtmp_pgauth_decided_late(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
 }
 
 
+/* pgauth_status: each publish's decision, counted once */
+
+static void
+ngx_rtmp_pgauth_count(ngx_rtmp_pgauth_ctx_t *ctx, ngx_uint_t outcome)
+{
+    if (ctx->counted || ctx->pmcf == NULL) {
+        return;
+    }
+
+    ctx->counted = 1;
+
+    ngx_rtmp_pgauth_stats_decision(ctx->pmcf->stats, outcome,
+                                   ngx_current_msec - ctx->start);
+}
+
+
+/* the limiter's count of the publish: taken in check(), given back once */
+
+static void
+ngx_rtmp_pgauth_unlimit(ngx_rtmp_pgauth_ctx_t *ctx, ngx_uint_t failed)
+{
+    if (!ctx->limited) {
+        return;
+    }
+
+    ctx->limited = 0;
+
+    ngx_rtmp_pgauth_limit_done(ctx->pacf->limit, ctx->session, failed);
+}
+
+
 /*
  * Tells the client why in an onStatus it can print, then closes.  Never
  * tells whether the key exists: a wrong, disabled, expired or foreign key
@@ -948,17 +1194,13 @@ ngx_rtmp_pgauth_refuse(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
     /* a blocked address was logged once when it was blocked */
     level = (how == NGX_RTMP_PGAUTH_BLOCKED) ? NGX_LOG_INFO : NGX_LOG_ERR;
 
-    if (ctx->pmcf) {
-        ngx_rtmp_pgauth_stats_decision(ctx->pmcf->stats,
-                                       how == NGX_RTMP_PGAUTH_DENY
-                                       ? NGX_RTMP_PGAUTH_OUT_DENIED
-                                       : how == NGX_RTMP_PGAUTH_DENY_CACHED
-                                       ? NGX_RTMP_PGAUTH_OUT_DENIED_CACHE
-                                       : how == NGX_RTMP_PGAUTH_BLOCKED
-                                       ? NGX_RTMP_PGAUTH_OUT_BLOCKED
-                                       : NGX_RTMP_PGAUTH_OUT_UNAVAILABLE,
-                                       ngx_current_msec - ctx->start);
-    }
+    ngx_rtmp_pgauth_count(ctx, how == NGX_RTMP_PGAUTH_DENY
+                               ? NGX_RTMP_PGAUTH_OUT_DENIED
+                               : how == NGX_RTMP_PGAUTH_DENY_CACHED
+                               ? NGX_RTMP_PGAUTH_OUT_DENIED_CACHE
+                               : how == NGX_RTMP_PGAUTH_BLOCKED
+                               ? NGX_RTMP_PGAUTH_OUT_BLOCKED
+                               : NGX_RTMP_PGAUTH_OUT_UNAVAILABLE);
 
     ngx_log_error(level, s->connection->log, 0,
                   "pgauth: refused app=\"%V\" addr=\"%V\" fp=%s "
@@ -969,6 +1211,7 @@ ngx_rtmp_pgauth_refuse(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
     switch (how) {
 
     case NGX_RTMP_PGAUTH_UNAVAILABLE:
+        ngx_rtmp_pgauth_unlimit(ctx, 0);
         ngx_rtmp_send_status(s, NGX_RTMP_PGAUTH_FAILED_CODE, "error",
                              NGX_RTMP_PGAUTH_FAILED_DESC);
         break;
@@ -980,10 +1223,7 @@ ngx_rtmp_pgauth_refuse(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
 
     default: /* NGX_RTMP_PGAUTH_DENY, NGX_RTMP_PGAUTH_DENY_CACHED */
 
-        if (ctx->pacf->limit) {
-            ngx_rtmp_pgauth_limit_fail(ctx->pacf->limit, s);
-        }
-
+        ngx_rtmp_pgauth_unlimit(ctx, 1);
         ngx_rtmp_send_status(s, NGX_RTMP_PGAUTH_DENIED, "error",
                              NGX_RTMP_PGAUTH_DENIED_DESC);
     }
@@ -1040,6 +1280,7 @@ ngx_rtmp_pgauth_end(ngx_rtmp_pgauth_ctx_t *ctx, const char *reason)
     }
 
     ngx_rtmp_pgauth_live_remove(ctx);
+    ngx_rtmp_pgauth_unlimit(ctx, 0);
 
     if (ctx->listed) {
         ngx_rtmp_pgauth_stats_stream_remove(ctx->pmcf->stats,
@@ -1047,6 +1288,15 @@ ngx_rtmp_pgauth_end(ngx_rtmp_pgauth_ctx_t *ctx, const char *reason)
                                             ctx->listed);
         ctx->listed = NULL;
     }
+
+    ctx->confirming = 0;
+    ctx->stale = 0;
+    ctx->verify = 0;
+    ctx->takeover = 0;
+
+    /* nothing of the key stays once the publish is over */
+    ngx_explicit_memzero(ctx->key, sizeof(ctx->key));
+    ngx_explicit_memzero(&ctx->publish, sizeof(ngx_rtmp_publish_t));
 
     if (!ctx->allowed) {
         return;

@@ -94,8 +94,37 @@ my @bad = (
       qr/invalid channel "Upper" in "pgauth_listen" directive/,
       'channel with capitals' ],
     [ 'pgauth_dsn "host=127.0.0.1"; pgauth_recheck never;', '',
-      qr/"pgauth_recheck" directive invalid value: a time greater than 0, or "off"/,
+      qr/"pgauth_recheck" directive invalid value: a time greater than 0 and at most 24 days, or "off"/,
       'recheck not a time' ],
+    [ 'pgauth_dsn "host=127.0.0.1"; pgauth_recheck 25d;', '',
+      qr/"pgauth_recheck" directive invalid value/, 'recheck past what a timer holds' ],
+    [ 'pgauth_dsn "host=127.0.0.1";', 'pgauth_timeout 25d;',
+      qr/"pgauth_timeout" directive must be at most 2147483647ms/,
+      'timeout past what statement_timeout holds' ],
+    [ 'pgauth_dsn "host=127.0.0.1";', 'pgauth_timeout 300000000000000000s;',
+      qr/"pgauth_timeout" directive/, 'timeout that overflows' ],
+    [ 'pgauth_dsn "host=127.0.0.1"; pgauth_heartbeat 100d;', '',
+      qr/"pgauth_heartbeat" directive must be at most 2147483647ms/,
+      'heartbeat past what an int of milliseconds holds' ],
+    [ 'pgauth_dsn "host=127.0.0.1 connect_timeout=9999999999";', '',
+      qr/"pgauth_dsn" connect_timeout "9999999999" is too large/,
+      'connect_timeout that overflows' ],
+    [ 'pgauth_dsn "host=127.0.0.1";', q{pgauth_query "COPY (SELECT 'x', $1) TO STDOUT";},
+      qr/"pgauth_query" cannot be COPY/, 'COPY as the query' ],
+    [ 'pgauth_dsn "host=127.0.0.1";', q{pgauth_query "/* hi */ copy (SELECT 'x', $1) TO STDOUT";},
+      qr/"pgauth_query" cannot be COPY/, 'COPY after a comment' ],
+    [ 'pgauth_dsn "host=127.0.0.1";',
+      q{pgauth_query "SELECT name FROM keys WHERE k = $1; SELECT 2";},
+      qr/"pgauth_query" must be one statement/, 'two statements' ],
+    [ 'pgauth_dsn "host=127.0.0.1";',
+      q{pgauth_query "SELECT name FROM keys WHERE k = '$1'";},
+      qr/"pgauth_query" must use \$1/, 'a query without $1 (only in a string)' ],
+    [ 'pgauth_dsn "host=127.0.0.1";', 'pgauth_done_query "SELECT 1 -- $1";',
+      qr/"pgauth_done_query" must use \$1/, 'a done query without $1 (only in a comment)' ],
+    [ 'pgauth_dsn "host=127.0.0.1";', 'pgauth_query "/* $1";',
+      qr/"pgauth_query" has no statement/, 'a query that is a comment' ],
+    [ 'pgauth_dsn "host=127.0.0.1";', q{pgauth_query "SELECT $1, 'x";},
+      qr/"pgauth_query" leaves a quote or comment open/, 'an open quote' ],
     [ 'pgauth_dsn "host=127.0.0.1"; pgauth_recheck 0;', '',
       qr/"pgauth_recheck" directive invalid value/, 'recheck 0' ],
     [ 'pgauth_dsn "host=127.0.0.1"; pgauth_recheck_failure drop;', '',
@@ -167,7 +196,8 @@ for my $b (@bad) {
     . ' pgauth_cache_fallback 1h;',
     'pgauth on; pgauth_timeout 1500ms; pgauth_key_hash sha256;'
     . ' pgauth_duplicate takeover; pgauth_limit off;'
-    . ' pgauth_query "SELECT $1::text, NULL"; pgauth_done_query "SELECT 1";');
+    . ' pgauth_query "SELECT $1::text, NULL; -- one statement";'
+    . q{ pgauth_done_query "SELECT $$a;b$$, E'\\\\';', $1";});
 is($rc, 0, 'every directive at its documented level') or diag $out;
 
 ($rc, $out) = rtmp_conf('pgauth_dsn "host=127.0.0.1"; pgauth_listen off;'
@@ -185,6 +215,25 @@ unlike($out, qr/is a name/, 'no warning when hostaddr is given');
 
 ($rc, $out) = rtmp_conf('pgauth_dsn "host=/run/postgresql,127.0.0.1,::1";');
 unlike($out, qr/is a name/, 'no warning for sockets and addresses');
+
+# ... wherever the host comes from: PGHOST, or a service file
+{
+    local $ENV{PGHOST} = 'pg.example.com';
+    ($rc, $out) = rtmp_conf('pgauth_dsn "dbname=x";');
+    like($out, qr/\[warn\].*"pgauth_dsn" host "pg\.example\.com" \(from PGHOST\) is a name/,
+         'a host name from PGHOST is warned about');
+}
+{
+    my $dir = Pgauth::tmpdir();
+    Pgauth::spew("$dir/services", "# ours\n[other]\nhost=10.0.0.9\n\n"
+                 . "[streaming]\ndbname=x\nhost = db.internal\nport=5432\n");
+    local $ENV{PGSERVICEFILE} = "$dir/services";
+    ($rc, $out) = rtmp_conf('pgauth_dsn "service=streaming";');
+    like($out, qr/\[warn\].*"pgauth_dsn" host "db\.internal" \(from its service\) is a name/,
+         'a host name from the service file is warned about');
+    ($rc, $out) = rtmp_conf('pgauth_dsn "service=other";');
+    unlike($out, qr/is a name/, '... an address there is not');
+}
 
 # pgauth_status, in an http location
 for my $b (['pgauth_status full;', qr/invalid value "full" in "pgauth_status" directive, it must be "public"/, 'a value other than public'],

@@ -67,7 +67,7 @@ my @ours = grep { /pgauth:/ } split /\n/, $ng->error_log;
 ok(@ours >= 4, 'our decision lines are in the error log');
 ok(!grep({ /\Q$key\E/ } @ours), 'the key is in none of our log lines');
 my $pglog = Pgauth::slurp($pg->{log});
-like($pglog, qr/pgauth\.authorize\(\$1, \$2, \$3, \$4, \$5\)/,
+like($pglog, qr/pgauth\.authorize\(\$1, \$2, \$3, \$4, \$5, true\)/,
      'PostgreSQL logged the authorization statements');
 like($pglog, qr/parameters: \$1 = '\\x[0-9a-f]{64}'/,
      '... with the digest as $1');
@@ -97,7 +97,19 @@ my $ng3 = Pgauth::Nginx->new(pg => $pg, conf => Pgauth::Nginx::default_conf(
 $r = rtmpc($ng3->{rtmp_port}, 'live', name => 'anything');
 is($r->{exit}, 0, 'with pgauth off any name publishes');
 
-for my $n ($ng, $ng2, $ng3) {
+# pgauth_key_hash none: a server error quoting the key is logged without it
+my $ng4 = Pgauth::Nginx->new(pg => $pg, conf => Pgauth::Nginx::default_conf(
+    app => 'pgauth_key_hash none; pgauth_query "SELECT $1::integer::text, NULL";'));
+my $raw = 'Secret-' . $key;
+$r = rtmpc($ng4->{rtmp_port}, 'live', name => $raw);
+is($r->{status}{code}, 'NetStream.Failed', 'a query failing on the raw key refuses');
+my @err = grep { /pgauth: refused/ } split /\n/, $ng4->error_log;
+like($err[0] // '', qr/invalid input syntax for type integer: "\*\*\*"/,
+     '... the error is logged with the key replaced');
+ok(!grep({ /pgauth:/ && /\Q$raw\E/ } split /\n/, $ng4->error_log),
+   '... the key is in none of our lines');
+
+for my $n ($ng, $ng2, $ng3, $ng4) {
     $n->stop;
     is(join("\n", $n->bad_lines), '', 'no alert, crash or sanitizer report');
 }

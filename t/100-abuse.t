@@ -66,9 +66,101 @@ sleep 3.2 - (time - $t);
 $r = rtmpc($port, 'live', name => $key, from => '127.0.0.9');
 is($r->{status}{code}, 'NetStream.Publish.Start', 'after the block time the address may publish again');
 
-# a database error is not a failure of the client
 $ng->stop;
 is(join("\n", $ng->bad_lines), '', 'no alert, crash or sanitizer report');
+
+# parallel attempts from one address: counted as they start, under one
+# lock, so no more than "failures" of them reach the database
+$ng = Pgauth::Nginx->new(pg => $pg, workers => 2,
+    conf => Pgauth::Nginx::default_conf(
+        rtmp => 'pgauth_limit_zone zone=publishers:1m failures=3 window=30s block=30s;',
+        app => 'pgauth_limit zone=publishers;'
+               . ' pgauth_query "WITH c AS (INSERT INTO public.calls (addr) VALUES ($3))'
+               . ' SELECT a.* FROM pgauth.authorize($1, $2, $3, $4, $5) a, pg_sleep(0.3)";'));
+$port = $ng->{rtmp_port};
+my @fh;
+for my $i (1 .. 12) {
+    my $pid = open(my $fh, '-|') // die;
+    if (!$pid) {
+        exec $RTMPC, '-n', "parallel$i", '-b', '127.0.0.11', '-t', '5000',
+             "rtmp://127.0.0.1:$port/live";
+    }
+    push @fh, $fh;
+}
+my $denied = 0;
+for my $fh (@fh) {
+    $denied++ if grep { /NetStream\.Publish\.Denied/ } <$fh>;
+    close $fh;
+}
+is($denied, 12, '12 wrong keys at once from one address: all refused');
+cmp_ok(calls('127.0.0.11'), '<=', 3,
+       '... and at most 3 (failures=3) reached the database: ' . calls('127.0.0.11'));
+$r = rtmpc($port, 'live', name => $key, from => '127.0.0.11');
+is($r->{status}{desc}, 'Too many failed attempts, try again later', '... then it is blocked');
+$r = rtmpc($port, 'live', name => $bob, from => '127.0.0.12');
+is($r->{status}{code}, 'NetStream.Publish.Start', 'another address publishes meanwhile');
+$ng->stop;
+is(join("\n", $ng->bad_lines), '', 'no alert, crash or sanitizer report');
+
+# a full zone: what makes room is not an address serving its block, and
+# running out of room is no [crit]
+$ng = Pgauth::Nginx->new(pg => $pg,
+    conf => Pgauth::Nginx::default_conf(
+        rtmp => 'pgauth_limit_zone zone=small:32k failures=2 window=1m block=1h;',
+        app => 'pgauth_limit zone=small;'));
+$port = $ng->{rtmp_port};
+rtmpc($port, 'live', name => 'guess', from => '127.0.1.1') for 1 .. 2;
+$r = rtmpc($port, 'live', name => $key, from => '127.0.1.1');
+is($r->{status}{desc}, 'Too many failed attempts, try again later', '127.0.1.1 is blocked');
+for my $batch (0 .. 19) {
+    my @b;
+    for my $i (1 .. 30) {
+        my $pid = open(my $fh, '-|') // die;
+        if (!$pid) {
+            exec $RTMPC, '-n', 'guess', '-b', '127.0.' . (2 + $batch) . ".$i",
+                 '-t', '5000', "rtmp://127.0.0.1:$port/live";
+        }
+        push @b, $fh;
+    }
+    for my $fh (@b) { my @o = <$fh>; close $fh }
+}
+$r = rtmpc($port, 'live', name => $key, from => '127.0.1.1');
+is($r->{status}{desc}, 'Too many failed attempts, try again later',
+   '600 other addresses failing once later, in a 32k zone, 127.0.1.1 is still blocked');
+unlike($ng->error_log, qr/\[(crit|alert)\]/, 'a full zone logs no [crit] or [alert]');
+$ng->stop;
+
+# IPv6 clients count by their /64
+SKIP: {
+    skip 'IPv6 addresses on lo: root only', 6 if $> != 0;
+    skip 'no IPv6 on lo', 6 unless `ip -6 addr show dev lo 2>/dev/null` =~ /::1/;
+    my @addrs = ('fd00:7067:6175:1::a', 'fd00:7067:6175:1::b', 'fd00:7067:6175:2::a');
+    system("ip -6 addr add $_/64 dev lo nodad 2>/dev/null") for @addrs;
+    my $ng6 = Pgauth::Nginx->new(pg => $pg,
+        conf => Pgauth::Nginx::default_conf(
+            rtmp => 'pgauth_limit_zone zone=v6:1m failures=2 window=1m block=1m;',
+            app => 'pgauth_limit zone=v6;'));
+    my $c = Pgauth::slurp("$ng6->{dir}/nginx.conf");
+    $c =~ s/(listen 127\.0\.0\.1:(\d+);)/$1\n        listen [::1]:$2;/;
+    Pgauth::spew("$ng6->{dir}/nginx.conf", $c);
+    $ng6->stop;
+    $ng6->start;
+    my $p6 = $ng6->{rtmp_port};
+    $r = rtmpc($p6, 'live', name => 'guess1', host => '[::1]', from => $addrs[0]);
+    is($r->{status}{desc}, 'Stream key rejected', "$addrs[0]: a wrong key");
+    $r = rtmpc($p6, 'live', name => 'guess2', host => '[::1]', from => $addrs[1]);
+    is($r->{status}{desc}, 'Stream key rejected', "$addrs[1], same /64: a wrong key");
+    $r = rtmpc($p6, 'live', name => $key, host => '[::1]', from => $addrs[0]);
+    is($r->{status}{desc}, 'Too many failed attempts, try again later',
+       '... the /64 is blocked after 2 failures from two of its addresses');
+    $r = rtmpc($p6, 'live', name => $bob, host => '[::1]', from => $addrs[2]);
+    is($r->{status}{code}, 'NetStream.Publish.Start', "$addrs[2], another /64, publishes");
+    like($ng6->error_log, qr/pgauth: blocked addr="fd00:7067:6175:1::b"/,
+         '... the block names the address that hit the limit');
+    $ng6->stop;
+    is(join("\n", $ng6->bad_lines), '', 'no alert, crash or sanitizer report');
+    system("ip -6 addr del $_/64 dev lo 2>/dev/null") for @addrs;
+}
 
 # hostile input, every length around nginx-rtmp's limits
 my $ng2 = Pgauth::Nginx->new(pg => $pg);

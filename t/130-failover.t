@@ -52,6 +52,8 @@ like($ng->error_log, qr/host "127\.0\.0\.1" port $hung did not answer in 1000ms,
      'the move is logged');
 $r = rtmpc($ng->{rtmp_port}, 'live', name => $key);
 cmp_ok($r->{status}{ms}, '<', 500, "the connection is then pooled: the next decision at once ($r->{status}{ms} ms)");
+ok(wait_for(5, sub { $pg->listen_backends == 1 }),
+   'the LISTEN connection failed over too, and keeps its application name');
 $ng->stop;
 is(join("\n", $ng->bad_lines), '', 'no alert, crash or sanitizer report');
 

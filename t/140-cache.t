@@ -126,4 +126,35 @@ $c->stop;
 $ng->stop;
 is(join("\n", $ng->bad_lines), '', 'no alert, crash or sanitizer report');
 
+# a full zone: old entries make room, which is no [crit]; a change of a
+# key still reaches the cache
+$ng = Pgauth::Nginx->new(pg => $pg, conf => Pgauth::Nginx::default_conf(
+    rtmp => 'pgauth_cache_zone zone=small:32k ttl=1m;',
+    app => 'pgauth_cache zone=small;'));
+$port = $ng->{rtmp_port};
+for my $batch (0 .. 9) {
+    my @b;
+    for my $i (1 .. 40) {
+        my $pid = open(my $fh, '-|') // die;
+        if (!$pid) {
+            exec $RTMPC, '-n', "wrong-$batch-$i", '-t', '5000',
+                 "rtmp://127.0.0.1:$port/live";
+        }
+        push @b, $fh;
+    }
+    for my $fh (@b) { my @o = <$fh>; close $fh }
+}
+my $carol = $pg->create_key('carol');
+$r = rtmpc($port, 'live', name => $carol);
+is($r->{status}{code}, 'NetStream.Publish.Start', '400 refused keys later, in a 32k zone, a good key publishes');
+$r = rtmpc($port, 'live', name => $carol);
+like($ng->error_log, qr/allowed app="live" name="carol".*cache=hit/, '... and is cached');
+$pg->psql("SELECT pgauth.revoke_key((SELECT id FROM pgauth.stream_keys WHERE stream_name = 'carol'))");
+sleep 0.3;
+$r = rtmpc($port, 'live', name => $carol);
+is($r->{status}{code}, 'NetStream.Publish.Denied', '... revoked: the cache forgot it at once');
+unlike($ng->error_log, qr/\[(crit|alert)\]/, 'a full zone logs no [crit] or [alert]');
+$ng->stop;
+is(join("\n", $ng->bad_lines), '', 'no alert, crash or sanitizer report');
+
 done_testing();

@@ -83,7 +83,9 @@ is($type, 'application/json', 'Accept: application/json gives JSON');
 ($code, $type, $json) = get('/live.json');
 is($type, 'application/json', 'public: JSON without asking');
 $j = decode_json($json);
-is_deeply([sort keys %$j], ['node_started', 'streams'], '... no figures');
+is_deeply([sort keys %$j], ['node_started', 'streams', 'streams_total'],
+          '... no figures');
+is($j->{streams_total}, 1, '... how many streams are live');
 is_deeply([sort keys %{$j->{streams}[0]}], ['app', 'name', 'since'],
           '... no client address');
 is($j->{streams}[0]{name}, 'alice', '... the stream by its public name');

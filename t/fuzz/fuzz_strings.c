@@ -1,7 +1,8 @@
 /*
  * libFuzzer target: what comes from clients and query results as
  * strings: UTF-8 (stream keys, arguments), public names, seconds, session
- * ids, and the directive scanners (query parameters, channel names).
+ * ids, error texts scrubbed of a secret, and the directive scanners
+ * (queries, channel names).
  */
 
 #include <ngx_config.h>
@@ -129,10 +130,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     size_t       i;
     u_char      *p;
+    u_char      *last, *s, out[512];
     ngx_int_t    rc;
     ngx_msec_t   ms;
-    ngx_uint_t   n;
     char         buf[32];
+
+    ngx_rtmp_pgauth_query_t  q;
 
     p = malloc(size ? size : 1);
     if (p == NULL) {
@@ -194,9 +197,50 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* the scanners of directive values */
 
-    n = ngx_rtmp_pgauth_query_max_param(p, size);
-    if (n > 100000) {
+    ngx_rtmp_pgauth_query_scan(p, size, &q);
+
+    if (q.max > 100000 || (q.first && q.max == 0)
+        || q.keyword[sizeof(q.keyword) - 1] != '\0'
+        || (q.statements == 0 && (q.first || q.keyword[0])))
+    {
         abort();
+    }
+
+    /* a query without a "$", quote, comment or ";" is one plain statement */
+
+    for (i = 0; i < size; i++) {
+        if (strchr("$'\";-/", p[i]) != NULL || p[i] == '\0') {
+            break;
+        }
+    }
+
+    if (i == size) {
+        for (i = 0; i < size && strchr(" \t\n\r\f", p[i]); i++) {
+            /* void */
+        }
+
+        if (q.open || q.max || q.statements != (i < size)) {
+            abort();
+        }
+    }
+
+    /* the scrubbed text: the input with its first 4 bytes as the secret;
+       the secret is nowhere in it afterwards, unless made of stars */
+
+    if (size > 4) {
+        last = ngx_rtmp_pgauth_scrub(out, sizeof(out), p + 4, size - 4, p, 4);
+
+        if (last < out || last > out + sizeof(out)) {
+            abort();
+        }
+
+        if (memchr(p, '*', 4) == NULL && size - 4 <= sizeof(out)) {
+            for (s = out; s + 4 <= last; s++) {
+                if (memcmp(s, p, 4) == 0) {
+                    abort();
+                }
+            }
+        }
     }
 
     if (ngx_rtmp_pgauth_channel_valid(p, size) == NGX_OK) {

@@ -86,7 +86,8 @@ sub need_tools {
 }
 
 # Runs our RTMP client: publish $name (or -x hex / -l len given in %o) to
-# rtmp://127.0.0.1:$port/$app.  Returns a hash: exit, out (all lines),
+# rtmp://127.0.0.1:$port/$app ($o{host} for another address, "[::1]" for
+# IPv6; $o{from} binds the client's).  Returns a hash: exit, out (all lines),
 # status (the last onStatus: level, code, desc, ms), closed (1 when the
 # server closed), summary.
 sub rtmpc {
@@ -101,7 +102,7 @@ sub rtmpc {
     push @args, '-F', $o{flood} if defined $o{flood};
     push @args, '-D' if $o{delayed_acks};
     push @args, '-t', $o{timeout} || 10000;
-    push @args, "rtmp://127.0.0.1:$port/$app";
+    push @args, 'rtmp://' . ($o{host} || '127.0.0.1') . ":$port/$app";
 
     my $pid = open(my $fh, '-|');
     die "fork: $!" unless defined $pid;
@@ -294,7 +295,8 @@ sub run {
 package Pgauth::Pg;
 
 # A throwaway PostgreSQL cluster with our schema loaded into database
-# "pgauth".  As root, the server runs as the "postgres" user.
+# "pgauth" (schema => file: another version of it).  As root, the server
+# runs as the "postgres" user.
 
 use strict;
 use warnings;
@@ -445,8 +447,9 @@ sub try_psql {
 }
 
 sub load_schema {
-    my ($self) = @_;
-    my $out = `psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p $self->{port} -U postgres -d pgauth -f $Pgauth::TOP/src/pgauth.sql 2>&1`;
+    my ($self, $file) = @_;
+    $file ||= $self->{schema} || "$Pgauth::TOP/src/pgauth.sql";
+    my $out = `psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p $self->{port} -U postgres -d pgauth -f $file 2>&1`;
     die "schema failed: $out" if $?;
     return $out;
 }
@@ -490,7 +493,8 @@ sub DESTROY {
 package Pgauth::Nginx;
 
 # nginx started from a config text; %%NAME%% placeholders are replaced:
-# RTMP_PORT, HTTP_PORT, DIR, HLS, DSN (when a pg is given).
+# RTMP_PORT, HTTP_PORT, DIR, HLS, DSN (when a pg is given).  module =>
+# path: another build of ours.
 
 use strict;
 use warnings;
@@ -582,11 +586,15 @@ sub write_conf {
     # no_module: the stock nginx-rtmp alone (baselines)
     my $head = ($ENV{PGAUTH_STATIC} ? ''
                 : "load_module $RTMP_MODULE;\n"
-                  . ($self->{no_module} ? '' : "load_module $MODULE;\n"))
+                  . ($self->{no_module} ? ''
+                     : "load_module " . ($self->{module} || $MODULE) . ";\n"))
                . "pid $self->{dir}/logs/nginx.pid;\n"
                . "error_log $self->{dir}/logs/error.log "
                . ($self->{log_level} || 'info') . ";\n"
                . ($> == 0 ? "user root root;\n" : '')
+               # a binary upgrade (USR2) starts the new nginx with only
+               # these of the environment: the sanitizer must come along
+               . ($ENV{PGAUTH_ASAN} ? "env LD_PRELOAD;\nenv ASAN_OPTIONS;\n" : '')
                . "worker_processes " . ($self->{workers} || 1) . ";\n";
     mkdir "$self->{dir}/tmp";
     Pgauth::spew("$self->{dir}/nginx.conf", $head . $conf);
