@@ -130,7 +130,7 @@ deb:
 
 # the two commands on a pristine Debian (not part of make test)
 test-chroot:
-	@SUITE=$(SUITE) TEST=$(filter-out t/,$(TEST)) util/chroot.sh test
+	@SUITE=$(SUITE) TEST='$(filter-out t/,$(TEST))' util/chroot.sh test
 
 run-chroot:
 	@SUITE=$(SUITE) util/chroot.sh run
