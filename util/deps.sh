@@ -18,7 +18,8 @@ mode=${1:-test}
 build=(gcc make libc6-dev pkg-config xz-utils ca-certificates
        nginx nginx-dev libnginx-mod-rtmp libpq-dev libssl-dev)
 run=(postgresql procps)
-deb=(debhelper dpkg-dev)
+# dpkg-buildpackage checks for build-essential itself
+deb=(build-essential debhelper dpkg-dev)
 fuzz=(clang libclang-rt-14-dev)
 test=("${run[@]}" "${deb[@]}" "${fuzz[@]}" ffmpeg perl libdbd-pg-perl)
 
