@@ -104,7 +104,7 @@ rm -rf --one-file-system "$root"
 
 if [ ! -f "$tarball" ]; then
     echo "$me: debootstrap from $mirror (once: kept in" \
-         "${tarball#$top/})" >&2
+         "${tarball#"$top"/})" >&2
     rm -rf --one-file-system "$root.new"
     mkdir -p "$root.new"
     # a folder made by mktemp -d would be 0700, and PostgreSQL's user could
@@ -114,7 +114,7 @@ if [ ! -f "$tarball" ]; then
              "$suite" "$root.new" "$mirror" > "$root.debootstrap.log" 2>&1
     then
         tail -n 20 "$root.debootstrap.log" >&2
-        die "debootstrap failed (log: ${root#$top/}.debootstrap.log)"
+        die "debootstrap failed (log: ${root#"$top"/}.debootstrap.log)"
     fi
     tar -C "$root.new" -cf "$tarball.new" .
     mv "$tarball.new" "$tarball"
@@ -168,7 +168,7 @@ in_chroot() {
         DEBIAN_FRONTEND=noninteractive TERM=dumb "$@"
 }
 
-in_chroot update-ca-certificates > /dev/null
+out=$(in_chroot update-ca-certificates 2>&1) || die "$out"
 
 git -C "$top" rev-parse -q --verify HEAD > /dev/null || die "no commit"
 git clone -q "$top" "$root$src"
@@ -179,10 +179,11 @@ fi
 
 debian=$(cat "$root/etc/debian_version")
 echo "$me: Debian $debian, make $mode of $commit" >&2
-echo "$me: output in ${log#$top/}" >&2
+echo "$me: output in ${log#"$top"/}" >&2
 
 # the versions the check ran with
 versions() {
+    # shellcheck disable=SC2016
     in_chroot dpkg-query -W -f='${Package} ${Version}\n' nginx \
         libnginx-mod-rtmp postgresql nodejs clang chromium 2>/dev/null \
         | sed "s/^/$me: /" || true
@@ -197,7 +198,9 @@ start=$SECONDS
 
 if [ "$mode" = test ]; then
     rc=0
-    in_chroot bash -c "cd $src && make test${TEST:+ TEST=$(printf %q "$TEST")}" \
+    make=(make test)
+    [ -z "${TEST:-}" ] || make+=("TEST=$TEST")
+    in_chroot bash -c "cd $src && ${make[*]@Q}" \
         < /dev/null 2>&1 | tee "$log" || rc=$?
     secs=$((SECONDS - start))
     versions
@@ -237,7 +240,9 @@ watch=$(grep -m 1 -o 'http://[^ ]*/#demo' "$log" || true)
 secs=$((SECONDS - start))
 echo "$me: make run is up after $secs s: server $server, key $key," \
      "watch $watch"
-[ -n "$server" ] && [ -n "$watch" ] || die "no server or watch URL"
+if [ -z "$server" ] || [ -z "$watch" ]; then
+    die "no server or watch URL in the output"
+fi
 
 # the publisher: not something make run installs
 in_chroot apt-get -qq install -y --no-install-recommends ffmpeg \
