@@ -252,9 +252,11 @@ ok=1
 if in_chroot ffmpeg -nostdin -loglevel error -re \
        -f lavfi -i testsrc=size=640x360:rate=30 -f lavfi -i sine \
        -t 8 -c:v libx264 -preset veryfast -g 30 -c:a aac \
-       -f flv "$server/$key" >> "$log" 2>&1
+       -f flv "$server/$key" >> "$log" 2>&1 \
+   && grep -q 'pgauth: allowed app="live" name="demo"' "$log"
 then
-    echo "$me: ffmpeg published 8 s"
+    echo "$me: ffmpeg published 8 s, the module allowed it:"
+    grep -o 'pgauth: allowed [^,]*' "$log" | sed "s/^/$me:   /"
 else
     echo "$me: ffmpeg FAILED to publish"
     ok=
