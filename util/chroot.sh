@@ -60,6 +60,11 @@ if ! command -v debootstrap >/dev/null 2>&1; then
         --no-install-recommends debootstrap > /dev/null
 fi
 
+# one check of a suite at a time: they share its folder
+mkdir -p "$top/build"
+exec 9> "$root.lock"
+flock -n 9 || die "another check of $suite is running"
+
 # everything mounted under the chroot, deepest first
 mounts() {
     awk -v r="$root" '$2 == r || index($2, r "/") == 1 { print $2 }' \
