@@ -81,9 +81,9 @@ stray() {
     return 0
 }
 
-cleanup() {
+# stops what runs inside, unmounts everything
+release() {
     local pids m
-    trap - INT TERM EXIT
     pids=$(stray)
     if [ -n "$pids" ]; then
         # shellcheck disable=SC2086
@@ -98,12 +98,17 @@ cleanup() {
         umount "$m" 2>/dev/null || umount -l "$m" || true
     done
 }
+
+cleanup() {
+    trap - INT TERM EXIT
+    release
+}
 trap cleanup EXIT
 trap 'echo "$me: interrupted" >&2; exit 130' INT TERM
 
 # a fresh tree: never remove it while something of the machine's is
 # mounted in it
-[ -z "$(mounts)" ] || cleanup
+[ -z "$(mounts)" ] || release
 [ -z "$(mounts)" ] || die "still mounted under $root: $(mounts | xargs)"
 rm -rf --one-file-system "$root"
 
@@ -170,7 +175,7 @@ mount -t tmpfs -o mode=1777 shm "$root/dev/shm"
 in_chroot() {
     chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-        DEBIAN_FRONTEND=noninteractive TERM=dumb "$@"
+        DEBIAN_FRONTEND=noninteractive TERM=dumb "$@" 9>&-
 }
 
 out=$(in_chroot update-ca-certificates 2>&1) || die "$out"
@@ -225,7 +230,7 @@ fi
 setsid chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     DEBIAN_FRONTEND=noninteractive TERM=dumb \
-    bash -c "cd $src && exec make run" < /dev/null > "$log" 2>&1 &
+    bash -c "cd $src && exec make run" < /dev/null > "$log" 2>&1 9>&- &
 run=$!
 
 # the installs and the build come first: minutes on a pristine system
