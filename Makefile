@@ -37,6 +37,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := notify strings lists
 FUZZ_BINS  := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 FUZZ_INCS  := -Ibuild/nginx/src/core -Ibuild/nginx/src/event \
+              -Ibuild/nginx/src/event/quic \
               -Ibuild/nginx/src/os/unix -Ibuild/nginx/objs -Isrc
 
 DESTDIR    ?=
