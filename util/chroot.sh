@@ -210,8 +210,11 @@ if [ "$mode" = test ]; then
     rc=0
     make=(make test)
     [ -z "${TEST:-}" ] || make+=("TEST=$TEST")
-    in_chroot bash -c "cd $src && ${make[*]@Q}" \
-        < /dev/null 2>&1 | tee "$log" || rc=$?
+    # in the background: a Ctrl-C is acted on at once, not after apt-get,
+    # which holds it while dpkg runs
+    (in_chroot bash -c "cd $src && ${make[*]@Q}" < /dev/null 2>&1 \
+         | tee "$log") &
+    wait $! || rc=$?
     secs=$((SECONDS - start))
     versions
     grep -E '^(Files=|Result:|fuzz: |stat::number_of_executed)' "$log" \
