@@ -140,7 +140,7 @@ rm -f "$root/etc/apt/sources.list"
 {
     echo "Types: deb"
     echo "URIs: $mirror"
-    echo "Suites: $suite $updates"
+    echo "Suites: $suite${updates:+ $updates}"
     echo "Components: main"
     echo "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg"
     if [ -n "$security" ]; then
