@@ -16,6 +16,10 @@
 #                   in docs/soak.md (not part of make test)
 #   make deb        build/deb/libnginx-mod-rtmp-pgauth_*.deb (debhelper)
 #   make install    install the module and its modules-available snippet
+#   make test-chroot
+#                   make test in a pristine debootstrap of SUITE (bookworm,
+#                   or trixie), as root, of the committed HEAD (TEST=...)
+#   make run-chroot make run there, with a publish and Ctrl-C
 #   make clean      leave the tree as cloned
 
 MODULE     := objs/ngx_rtmp_pgauth_module.so
@@ -33,6 +37,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := notify strings lists
 FUZZ_BINS  := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 FUZZ_INCS  := -Ibuild/nginx/src/core -Ibuild/nginx/src/event \
+              -Ibuild/nginx/src/event/quic \
               -Ibuild/nginx/src/os/unix -Ibuild/nginx/objs -Isrc
 
 DESTDIR    ?=
@@ -40,11 +45,12 @@ MODULES    ?= /usr/lib/nginx/modules
 AVAILABLE  ?= /usr/share/nginx/modules-available
 ENABLED    ?= /etc/nginx/modules-enabled
 DATADIR    ?= /usr/share/ngx-rtmp-pgauth
+SUITE      ?= bookworm
 
 export NGX_RTMP_SRC PG_CONFIG
 
 .PHONY: all deps run test test-asan fuzz bench soak deb install uninstall \
-	clean
+	clean test-chroot run-chroot
 
 all: $(MODULE)
 
@@ -123,6 +129,13 @@ deb:
 	@util/deps.sh deb
 	util/deb.sh
 
+# the two commands on a pristine Debian (not part of make test)
+test-chroot:
+	@SUITE=$(SUITE) TEST='$(filter-out t/,$(TEST))' util/chroot.sh test
+
+run-chroot:
+	@SUITE=$(SUITE) util/chroot.sh run
+
 install: $(MODULE)
 	install -D -m 644 $(MODULE) \
 		$(DESTDIR)$(MODULES)/ngx_rtmp_pgauth_module.so
@@ -142,4 +155,7 @@ uninstall:
 clean:
 	@if [ -f run/logs/nginx.pid ] || [ -f run/pg/data/postmaster.pid ]; then \
 		echo "make clean: stop 'make run' first" >&2; exit 1; fi
-	rm -rf build objs run node_modules $(RTMPC) t/tmp
+	@if grep -q ' $(CURDIR)/build/' /proc/mounts; then \
+		echo "make clean: something is mounted under build/" >&2; \
+		exit 1; fi
+	rm -rf --one-file-system build objs run node_modules $(RTMPC) t/tmp

@@ -69,7 +69,8 @@ ok(!grep({ /\Q$key\E/ } @ours), 'the key is in none of our log lines');
 my $pglog = Pgauth::slurp($pg->{log});
 like($pglog, qr/pgauth\.authorize\(\$1, \$2, \$3, \$4, \$5, true\)/,
      'PostgreSQL logged the authorization statements');
-like($pglog, qr/parameters: \$1 = '\\x[0-9a-f]{64}'/,
+# "parameters:" up to PostgreSQL 15, "Parameters:" from 16 on
+like($pglog, qr/DETAIL:  [Pp]arameters: \$1 = '\\x[0-9a-f]{64}'/,
      '... with the digest as $1');
 unlike($pglog, qr/\Q$key\E/, 'the key itself is not in PostgreSQL\'s statement log');
 my $access = Pgauth::slurp("$ng->{dir}/logs/rtmp-access.log");

@@ -18,8 +18,10 @@ mode=${1:-test}
 build=(gcc make libc6-dev pkg-config xz-utils ca-certificates
        nginx nginx-dev libnginx-mod-rtmp libpq-dev libssl-dev)
 run=(postgresql procps)
-deb=(debhelper dpkg-dev)
-fuzz=(clang libclang-rt-14-dev)
+# dpkg-buildpackage checks for build-essential itself
+deb=(build-essential debhelper dpkg-dev)
+# and clang's libFuzzer runtime, named after the suite's clang: see fuzz_rt
+fuzz=(clang)
 test=("${run[@]}" "${deb[@]}" "${fuzz[@]}" ffmpeg perl libdbd-pg-perl)
 
 case "$mode" in
@@ -33,14 +35,38 @@ case "$mode" in
     *)     echo "deps: unknown target \"$mode\"" >&2; exit 2 ;;
 esac
 
+installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null \
+        | grep -q "install ok installed"
+}
+
 missing=()
 for p in "${pkgs[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null \
-         | grep -q "install ok installed"
-    then
-        missing+=("$p")
-    fi
+    installed "$p" || missing+=("$p")
 done
+
+# libFuzzer is in libclang-rt-N-dev, which clang-N only recommends, N the
+# suite's clang (14 in bookworm, 19 in trixie): the one that the installed
+# clang depends on
+fuzz_rt() {
+    local v
+    v=$(dpkg-query -W -f='${Depends}' clang 2>/dev/null \
+        | grep -o '^clang-[0-9]*' || true)
+    [ -n "$v" ] && echo "libclang-rt-${v#clang-}-dev"
+}
+
+# (when clang itself is missing, after it)
+rt=
+case "$mode" in
+    fuzz|test|bench)
+        if installed clang; then
+            rt=$(fuzz_rt) || { echo "deps: error: no clang-N in the" \
+                                    "Depends of clang" >&2; exit 1; }
+            installed "$rt" || missing+=("$rt")
+        else
+            rt=after-clang
+        fi ;;
+esac
 
 # npm for hls.js (and playwright-core); nodejs may come from elsewhere
 case "$mode" in
@@ -84,6 +110,15 @@ export DEBIAN_FRONTEND=noninteractive
 if [ ${#missing[@]} -gt 0 ]; then
     "${sudo[@]}" apt-get -qq install -y --no-install-recommends \
         "${missing[@]}" > /dev/null
+fi
+if [ "$rt" = after-clang ]; then
+    rt=$(fuzz_rt) || { echo "deps: error: no clang-N in the Depends of" \
+                            "clang" >&2; exit 1; }
+    if ! installed "$rt"; then
+        echo "deps: installing $rt" >&2
+        "${sudo[@]}" apt-get -qq install -y --no-install-recommends \
+            "$rt" > /dev/null
+    fi
 fi
 if [ -n "$browser" ] \
    && ! "${sudo[@]}" apt-get -qq install -y --no-install-recommends \
