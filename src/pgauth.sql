@@ -145,16 +145,14 @@ DROP FUNCTION IF EXISTS pgauth.publish_done(bigint);
 DROP FUNCTION IF EXISTS pgauth.heartbeat(text, integer, integer);
 
 
--- One decision at a time per stream name, on every node: an advisory
--- lock in a key space of its own (the two-integer form, class 'pgau').
-CREATE OR REPLACE FUNCTION pgauth.lock_name(app text, stream_name text)
-RETURNS void
-LANGUAGE sql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT pg_advisory_xact_lock(1885823349,
-                                 hashtext(app || '/' || stream_name))
-$$;
+-- One decision at a time per stream name, on every node: authorize() and
+-- take_over() take an advisory lock in a key space of their own, the
+-- two-integer form, class 1885823349 ('pgau'):
+--
+--     pg_advisory_xact_lock(1885823349, hashtext(app || '/' || name))
+--
+-- (written out in both: a function around it costs ten times the lock)
+DROP FUNCTION IF EXISTS pgauth.lock_name(text, text);
 
 
 -- The first 8 hex digits of the digest: what nginx logs as fp=.
@@ -405,7 +403,8 @@ BEGIN
         RETURN;
     END IF;
 
-    PERFORM pgauth.lock_name(k.app, k.stream_name);
+    PERFORM pg_advisory_xact_lock(1885823349,
+                                  hashtext(k.app || '/' || k.stream_name));
 
     takeover := false;
 
@@ -465,7 +464,8 @@ BEGIN
         RETURN false;
     END IF;
 
-    PERFORM pgauth.lock_name(s.app, s.stream_name);
+    PERFORM pg_advisory_xact_lock(1885823349,
+                                  hashtext(s.app || '/' || s.stream_name));
 
     -- read again under the lock: ended meanwhile, or a later one is live
     IF NOT EXISTS (SELECT FROM pgauth.sessions ps
@@ -502,7 +502,9 @@ END
 $$;
 
 
--- Used by nginx's default pgauth_done_query when a publish ends.
+-- Used by nginx's default pgauth_done_query when a publish ends; only a
+-- session of the node the connection says it is (nginx sets pgauth.node):
+-- an id of another node's session ends nothing.
 CREATE OR REPLACE FUNCTION pgauth.publish_done(
     session_id bigint,
     reason text DEFAULT 'unpublish')
@@ -510,8 +512,6 @@ RETURNS void
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    -- only a session of the node the connection says it is (nginx sets
-    -- pgauth.node): an id of another node's session ends nothing
     UPDATE pgauth.sessions s
     SET ended_at = now(), end_reason = coalesce(reason, 'unpublish')
     WHERE s.id = publish_done.session_id AND s.ended_at IS NULL

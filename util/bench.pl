@@ -141,7 +141,8 @@ sub nginx_for {
 
 sub queries {
     return $pg->psql("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements"
-                     . " WHERE query ~* 'pgauth\\.(authorize|publish_done)'"
+                     . " WHERE query ~* 'pgauth\\.(authorize|publish_done"
+                     . "|take_over|check_sessions)'"
                      . " AND query !~* 'pg_stat_statements'");
 }
 
@@ -343,6 +344,59 @@ my $profile = '';
     $ng->{running} = 0;
 }
 
+# --- 9. a year of history: what nginx runs, on 1,000,000 ended sessions ---
+
+my %hist;
+{
+    my $dir = tmpdir();
+    chmod 0755, $dir;
+    my @live = map { $pg->create_key("hist$_") } 1 .. 20;
+    my @ids = map {
+        $pg->psql("SELECT session_id FROM pgauth.authorize(sha256(convert_to('$_',"
+                  . " 'UTF8')), 'live', '127.0.0.1', '', 'takeover', true)")
+    } @live;
+    my %script = (
+        'authorize + publish_done' =>
+            "\\set k random(1, $NKEYS)\n"
+            . "SELECT s.session_id AS sid FROM pgauth.authorize((SELECT key_digest"
+            . " FROM pgauth.stream_keys WHERE stream_name = 'bench' || :k), 'live',"
+            . " '127.0.0.1', '', 'takeover', true) s \\gset\n"
+            . "SELECT pgauth.publish_done(:sid, 'unpublish');\n",
+        'check_sessions of 20 live' =>
+            "SELECT count(*) FROM pgauth.check_sessions('{" . join(',', @ids) . "}');\n",
+        'heartbeat' => "SELECT pgauth.heartbeat('bench', 1, 5000, 'h');\n",
+    );
+    my $pgbench = sub {
+        my ($name) = @_;
+        (my $f = "$dir/$name.sql") =~ s/[^\w\/.-]+/_/g;
+        Pgauth::spew($f, $script{$name});
+        my $secs = $quick ? 2 : 5;
+        my $cmd = "$pg->{bin}/pgbench -n -h 127.0.0.1 -p $pg->{port}"
+                  . " -U postgres -c 1 -T $secs -f $f pgauth 2>&1";
+        my $o = `$cmd`;
+        my ($tps) = $o =~ /tps = ([\d.]+)/;
+        die "pgbench $name: $o" unless defined $tps;
+        return $tps;
+    };
+    $hist{rows0} = $pg->psql("SELECT count(*) FROM pgauth.sessions");
+    $hist{before}{$_} = $pgbench->($_) for sort keys %script;
+    $pg->psql("INSERT INTO pgauth.sessions (key_id, stream_name, app, client_addr,"
+              . " started_at, ended_at, end_reason, node, worker_pid)"
+              . " SELECT i % $NKEYS + 1, 'bench' || (i % $NKEYS + 1), 'live', '192.0.2.1',"
+              . " now() - interval '1 year' + i * interval '30 seconds',"
+              . " now() - interval '1 year' + i * interval '30 seconds' + interval '20 minutes',"
+              . " 'unpublish', 'old', 1000 FROM generate_series(1, 1000000) AS i");
+    $pg->psql("VACUUM ANALYZE pgauth.sessions");
+    $hist{rows1} = $pg->psql("SELECT count(*) FROM pgauth.sessions");
+    $hist{after}{$_} = $pgbench->($_) for sort keys %script;
+    my $t = time;
+    $hist{purged} = $pg->psql("SELECT pgauth.purge_sessions('90 days')");
+    $hist{purge_s} = time - $t;
+    printf "bench: history %d -> %d rows: %s\n", $hist{rows0}, $hist{rows1},
+           join(', ', map { sprintf '%s %.0f -> %.0f tps', $_, $hist{before}{$_},
+                                    $hist{after}{$_} } sort keys %script);
+}
+
 # --- the report ---
 
 sub f { my ($v, $d) = @_; defined $v ? sprintf("%.${d}f", $v) : '—' }
@@ -388,8 +442,8 @@ $md .= "| cache hits not confirmed at once (queue full) | — | — | — | " . 
 $md .= "\nSequential: $SEQ_N publishes one after another.  Concurrent: $CONC\n"
      . "connections for ${CONC_SECS} s after 1 s of warm-up.  Worker CPU: utime + stime of\n"
      . "the one nginx worker over the concurrent run, divided by its attempts (10 ms\n"
-     . "clock ticks).  Queries: `pg_stat_statements` calls of `authorize` and\n"
-     . "`publish_done` per publish.\n\n";
+     . "clock ticks).  Queries: `pg_stat_statements` calls of `authorize`,\n"
+     . "`take_over`, `check_sessions` and `publish_done` per publish.\n\n";
 
 $md .= "### The load client's own ceiling\n\n"
      . "Against a (nginx-rtmp, no auth) the client used "
@@ -452,6 +506,17 @@ $md .= "## Where PostgreSQL's time goes\n\n"
      . "a Go handler and lib/pq.  What c adds over a is that database work plus\n"
      . "one loopback round trip to PostgreSQL; d takes the database off the path\n"
      . "(the authorization still runs, after the publish has started).\n\n";
+
+$md .= "## A year of history\n\n"
+     . "What nginx runs on every publish, heartbeat and re-check, on the sessions\n"
+     . "table as the runs above left it ($hist{rows0} rows) and with 1,000,000 ended\n"
+     . "sessions more (`pgbench`, one client, " . ($quick ? 2 : 5) . " s each):\n\n"
+     . "| | transactions/s, $hist{rows0} rows | transactions/s, $hist{rows1} rows | ratio |\n|---|---|---|---|\n"
+     . join('', map { "| $_ | " . f($hist{before}{$_}, 0) . " | " . f($hist{after}{$_}, 0)
+                      . " | " . f($hist{after}{$_} / ($hist{before}{$_} || 1), 2) . " |\n" }
+                sort keys %{$hist{before}})
+     . "\n`pgauth.purge_sessions('90 days')` then deleted $hist{purged} rows in "
+     . f($hist{purge_s}, 1) . " s.\n\n";
 
 $md .= "## Against the targets\n\n"
      . "| target | measured | met |\n|---|---|---|\n"
