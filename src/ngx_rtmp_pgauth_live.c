@@ -12,7 +12,7 @@
  * deleted or expired, or a stream kicked or taken over.  Any database
  * login may NOTIFY, so a notification is only a hint: the sessions it
  * names are checked with the database (pgauth.check_sessions(), one query
- * for all of them, one at a time, at most one every
+ * for all of them, one at a time; a few at once, then one every
  * NGX_RTMP_PGAUTH_CHECK_GAP ms), and only the answer to that query ends
  * one.  Whoever sends them, a notification costs a lookup by session id.
  *
@@ -47,7 +47,8 @@
 /* ends of sessions this worker did not know when they came */
 #define NGX_RTMP_PGAUTH_ENDED          64
 
-/* the shortest time between two checks of hinted sessions */
+/* checks of hinted sessions: a burst at once, then one every gap */
+#define NGX_RTMP_PGAUTH_CHECK_BURST    5
 #define NGX_RTMP_PGAUTH_CHECK_GAP      100
 
 /* another nginx under this node name is logged at most this often */
@@ -77,7 +78,8 @@ struct ngx_rtmp_pgauth_live_s {
     ngx_event_t                     heartbeat;
     ngx_event_t                     recheck;
     ngx_event_t                     check;
-    ngx_msec_t                      checked_at;
+    ngx_uint_t                      tokens;     /* checks sent at once */
+    ngx_msec_t                      refilled;   /* tokens counted at */
     ngx_msec_t                      shared_at;  /* logged */
 
     u_char                          pid[NGX_INT_T_LEN + 1];
@@ -104,6 +106,7 @@ static void ngx_rtmp_pgauth_live_hint(ngx_rtmp_pgauth_live_t *live,
     ngx_rtmp_pgauth_ctx_t *ctx);
 static void ngx_rtmp_pgauth_live_unhint(ngx_rtmp_pgauth_ctx_t *ctx);
 static void ngx_rtmp_pgauth_live_schedule(ngx_rtmp_pgauth_live_t *live);
+static ngx_msec_t ngx_rtmp_pgauth_live_wait(ngx_rtmp_pgauth_live_t *live);
 static ngx_int_t ngx_rtmp_pgauth_live_submit(ngx_rtmp_pgauth_live_t *live,
     char *query, ngx_rtmp_pgauth_handler_pt handler, ngx_uint_t n, ...);
 static void ngx_rtmp_pgauth_live_registered(ngx_rtmp_pgauth_req_t *req,
@@ -149,6 +152,9 @@ ngx_rtmp_pgauth_live_create(ngx_cycle_t *cycle,
 
     ngx_rbtree_init(&live->ids, &live->sentinel,
                     ngx_str_rbtree_insert_value);
+
+    live->tokens = NGX_RTMP_PGAUTH_CHECK_BURST;
+    live->refilled = ngx_current_msec;
 
     ngx_sprintf(live->pid, "%P%Z", ngx_pid);
     ngx_sprintf(live->beat, "%M%Z", pmcf->heartbeat);
@@ -481,26 +487,42 @@ ngx_rtmp_pgauth_live_unhint(ngx_rtmp_pgauth_ctx_t *ctx)
 }
 
 
-/* the next check: at once, unless one is in flight or was just sent */
+/* the next check: at once, unless one is in flight or too many were */
 
 static void
 ngx_rtmp_pgauth_live_schedule(ngx_rtmp_pgauth_live_t *live)
 {
-    ngx_msec_int_t  delay;
-
     if (live->checking || live->check.timer_set
         || (!live->all && ngx_queue_empty(&live->suspects)))
     {
         return;
     }
 
-    delay = (ngx_msec_int_t) (live->checked_at + NGX_RTMP_PGAUTH_CHECK_GAP
-                              - ngx_current_msec);
-
     /* a timer even for 0: the check is never sent from inside a libpq loop */
-    ngx_add_timer(&live->check,
-                  (delay > 0 && delay <= NGX_RTMP_PGAUTH_CHECK_GAP)
-                  ? (ngx_msec_t) delay : 0);
+    ngx_add_timer(&live->check, ngx_rtmp_pgauth_live_wait(live));
+}
+
+
+/*
+ * How long until a check may be sent: a token bucket of
+ * NGX_RTMP_PGAUTH_CHECK_BURST, one back every NGX_RTMP_PGAUTH_CHECK_GAP.
+ */
+
+static ngx_msec_t
+ngx_rtmp_pgauth_live_wait(ngx_rtmp_pgauth_live_t *live)
+{
+    ngx_msec_t  elapsed, n;
+
+    elapsed = ngx_current_msec - live->refilled;
+    n = elapsed / NGX_RTMP_PGAUTH_CHECK_GAP;
+
+    if (n) {
+        live->tokens = ngx_min(NGX_RTMP_PGAUTH_CHECK_BURST, live->tokens + n);
+        live->refilled += n * NGX_RTMP_PGAUTH_CHECK_GAP;
+        elapsed -= n * NGX_RTMP_PGAUTH_CHECK_GAP;
+    }
+
+    return live->tokens ? 0 : NGX_RTMP_PGAUTH_CHECK_GAP - elapsed;
 }
 
 
@@ -927,6 +949,11 @@ ngx_rtmp_pgauth_live_check(ngx_rtmp_pgauth_live_t *live)
         return;
     }
 
+    if (ngx_rtmp_pgauth_live_wait(live)) {
+        ngx_rtmp_pgauth_live_schedule(live);
+        return;
+    }
+
     if (live->all) {
         live->all = 0;
 
@@ -980,7 +1007,7 @@ ngx_rtmp_pgauth_live_check(ngx_rtmp_pgauth_live_t *live)
 
     ngx_rtmp_pgauth_array_end(s, s == p);
 
-    live->checked_at = ngx_current_msec;
+    live->tokens--;
 
     if (ngx_rtmp_pgauth_live_submit(live, NGX_RTMP_PGAUTH_CHECK,
                                     ngx_rtmp_pgauth_live_checked, 1, p)
