@@ -95,7 +95,6 @@ struct ngx_rtmp_pgauth_live_s {
 };
 
 
-static ngx_int_t ngx_rtmp_pgauth_live_keep(void *data);
 static void ngx_rtmp_pgauth_live_ready(void *data);
 static void ngx_rtmp_pgauth_live_notify(void *data, PGnotify *notify);
 static ngx_rtmp_pgauth_ctx_t *ngx_rtmp_pgauth_live_find(
@@ -116,7 +115,7 @@ static void ngx_rtmp_pgauth_live_shared(ngx_rtmp_pgauth_live_t *live,
 static ngx_int_t ngx_rtmp_pgauth_live_gone(ngx_pid_t pid);
 static void ngx_rtmp_pgauth_live_logged(ngx_rtmp_pgauth_req_t *req,
     ngx_uint_t rc, PGresult *res, ngx_str_t *err);
-static ngx_int_t ngx_rtmp_pgauth_live_holding(ngx_rtmp_pgauth_live_t *live);
+static ngx_int_t ngx_rtmp_pgauth_live_holding(void *data);
 static void ngx_rtmp_pgauth_live_beat(ngx_event_t *ev);
 static void ngx_rtmp_pgauth_live_beaten(ngx_rtmp_pgauth_req_t *req,
     ngx_uint_t rc, PGresult *res, ngx_str_t *err);
@@ -208,7 +207,7 @@ ngx_rtmp_pgauth_live_create(ngx_cycle_t *cycle,
     pc.setup = (char *) p;
     pc.notify = ngx_rtmp_pgauth_live_notify;
     pc.ready = ngx_rtmp_pgauth_live_ready;
-    pc.keep = ngx_rtmp_pgauth_live_keep;
+    pc.keep = ngx_rtmp_pgauth_live_holding;
     pc.data = live;
 
     live->listen = ngx_rtmp_pgauth_pool_create(cycle, pmcf, &pc);
@@ -526,25 +525,17 @@ ngx_rtmp_pgauth_live_wait(ngx_rtmp_pgauth_live_t *live)
 }
 
 
-/* keep the LISTEN connection while the worker runs or holds sessions */
-
-static ngx_int_t
-ngx_rtmp_pgauth_live_keep(void *data)
-{
-    ngx_rtmp_pgauth_live_t  *live = data;
-
-    return ngx_rtmp_pgauth_live_holding(live);
-}
-
-
 /*
  * Not shutting down, or shutting down with sessions: an old worker of a
- * reload still serves its publishers, and must be seen doing so.
+ * reload still serves its publishers, and must be seen doing so.  It
+ * keeps beating, re-checking and its LISTEN connection (pc.keep) while so.
  */
 
 static ngx_int_t
-ngx_rtmp_pgauth_live_holding(ngx_rtmp_pgauth_live_t *live)
+ngx_rtmp_pgauth_live_holding(void *data)
 {
+    ngx_rtmp_pgauth_live_t  *live = data;
+
     if (ngx_terminate) {
         return 0;
     }

@@ -85,6 +85,8 @@ static ngx_int_t ngx_rtmp_pgauth_close_stream(ngx_rtmp_session_t *s,
     ngx_rtmp_close_stream_t *v);
 static ngx_rtmp_pgauth_ctx_t *ngx_rtmp_pgauth_get_ctx(ngx_rtmp_session_t *s);
 static void ngx_rtmp_pgauth_cleanup(void *data);
+static void ngx_rtmp_pgauth_digest(const EVP_MD *md, u_char *key,
+    u_char *digest, u_char *fp);
 static ngx_int_t ngx_rtmp_pgauth_check(ngx_rtmp_session_t *s,
     ngx_rtmp_pgauth_ctx_t *ctx, ngx_rtmp_publish_t *v);
 static void ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req,
@@ -96,9 +98,11 @@ static ngx_int_t ngx_rtmp_pgauth_ask(ngx_rtmp_session_t *s,
 static ngx_int_t ngx_rtmp_pgauth_allow(ngx_rtmp_session_t *s,
     ngx_rtmp_pgauth_ctx_t *ctx, PGresult *res, ngx_str_t *name);
 static void ngx_rtmp_pgauth_proceed(ngx_rtmp_pgauth_ctx_t *ctx);
-static ngx_int_t ngx_rtmp_pgauth_take_over(ngx_rtmp_pgauth_ctx_t *ctx);
+static void ngx_rtmp_pgauth_take_over(ngx_rtmp_pgauth_ctx_t *ctx);
 static void ngx_rtmp_pgauth_took_over(ngx_rtmp_pgauth_req_t *req,
     ngx_uint_t rc, PGresult *res, ngx_str_t *err);
+static void ngx_rtmp_pgauth_take_over_failed(ngx_rtmp_pgauth_ctx_t *ctx,
+    ngx_str_t *err);
 static void ngx_rtmp_pgauth_confirmed(ngx_rtmp_pgauth_ctx_t *ctx);
 static ngx_int_t ngx_rtmp_pgauth_go_live(ngx_rtmp_session_t *s,
     ngx_rtmp_pgauth_ctx_t *ctx, const char *via);
@@ -173,9 +177,7 @@ ngx_rtmp_pgauth_publish(ngx_rtmp_session_t *s, ngx_rtmp_publish_t *v)
     if (ctx && (ctx->req || ctx->allowed)) {
         /* the first publish's decision and digest are left as they are */
 
-        EVP_Digest(v->name, ngx_strlen(v->name), digest, NULL, EVP_sha256(),
-                   NULL);
-        *ngx_hex_dump(fp, digest, NGX_RTMP_PGAUTH_FP_LEN / 2) = '\0';
+        ngx_rtmp_pgauth_digest(ctx->sha256, v->name, digest, fp);
         ngx_explicit_memzero(v->name, sizeof(v->name));
 
         ngx_log_error(NGX_LOG_ERR, s->connection->log, 0,
@@ -428,6 +430,18 @@ ngx_rtmp_pgauth_confirm(ngx_rtmp_pgauth_ctx_t *ctx)
 }
 
 
+/* the key's SHA-256 digest, and the fingerprint that names it in logs
+   without revealing it */
+
+static void
+ngx_rtmp_pgauth_digest(const EVP_MD *md, u_char *key, u_char *digest,
+    u_char *fp)
+{
+    EVP_Digest(key, ngx_strlen(key), digest, NULL, md, NULL);
+    *ngx_hex_dump(fp, digest, NGX_RTMP_PGAUTH_FP_LEN / 2) = '\0';
+}
+
+
 /* what can be refused without asking the database */
 
 static ngx_int_t
@@ -439,11 +453,7 @@ ngx_rtmp_pgauth_check(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
 
     len = ngx_strlen(v->name);
 
-    /* the fingerprint names the key in logs without revealing it */
-
-    EVP_Digest(v->name, len, ctx->digest, NULL, ctx->sha256, NULL);
-    ngx_hex_dump(ctx->fp, ctx->digest, NGX_RTMP_PGAUTH_FP_LEN / 2);
-    ctx->fp[NGX_RTMP_PGAUTH_FP_LEN] = '\0';
+    ngx_rtmp_pgauth_digest(ctx->sha256, v->name, ctx->digest, ctx->fp);
 
     if (ctx->pacf->limit) {
         if (ngx_rtmp_pgauth_limit_take(ctx->pacf->limit, s, &left)
@@ -672,8 +682,6 @@ ngx_rtmp_pgauth_allow(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
 static void
 ngx_rtmp_pgauth_proceed(ngx_rtmp_pgauth_ctx_t *ctx)
 {
-    ngx_str_t  err;
-
     if (ctx->verify) {
         ctx->verify = 0;
         ngx_rtmp_pgauth_live_verify(ctx->live, ctx);
@@ -682,19 +690,7 @@ ngx_rtmp_pgauth_proceed(ngx_rtmp_pgauth_ctx_t *ctx)
 
     if (ctx->takeover) {
         ctx->takeover = 0;
-
-        if (ngx_rtmp_pgauth_take_over(ctx) == NGX_OK) {
-            return;
-        }
-
-        if (ctx->confirming) {
-            ngx_rtmp_pgauth_kick(ctx, "unverified");
-            return;
-        }
-
-        ngx_str_set(&err, "the worker is exiting");
-        ngx_rtmp_pgauth_refuse(ctx->session, ctx, NGX_RTMP_PGAUTH_UNAVAILABLE,
-                               "takeover failed", &err);
+        ngx_rtmp_pgauth_take_over(ctx);
         return;
     }
 
@@ -727,17 +723,20 @@ ngx_rtmp_pgauth_verified(ngx_rtmp_pgauth_ctx_t *ctx)
  * failed.
  */
 
-static ngx_int_t
+static void
 ngx_rtmp_pgauth_take_over(ngx_rtmp_pgauth_ctx_t *ctx)
 {
     size_t                  len;
+    ngx_str_t               err;
     ngx_rtmp_pgauth_req_t  *req;
 
     len = ngx_strlen(ctx->sid);
 
     req = ngx_rtmp_pgauth_req_create(ctx->pool, len + 1);
     if (req == NULL) {
-        return NGX_ERROR;
+        ngx_str_set(&err, "out of memory");
+        ngx_rtmp_pgauth_take_over_failed(ctx, &err);
+        return;
     }
 
     ngx_memcpy(req + 1, ctx->sid, len + 1);
@@ -758,10 +757,10 @@ ngx_rtmp_pgauth_take_over(ngx_rtmp_pgauth_ctx_t *ctx)
     {
         ctx->req = NULL;
         ngx_rtmp_pgauth_req_free(req);
-        return NGX_ERROR;
-    }
 
-    return NGX_OK;
+        ngx_str_set(&err, "the worker is exiting");
+        ngx_rtmp_pgauth_take_over_failed(ctx, &err);
+    }
 }
 
 
@@ -780,13 +779,7 @@ ngx_rtmp_pgauth_took_over(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
                                     ? NGX_RTMP_PGAUTH_CNT_DB_TIMEOUTS
                                     : NGX_RTMP_PGAUTH_CNT_DB_ERRORS);
 
-        if (ctx->confirming) {
-            ngx_rtmp_pgauth_kick(ctx, "unverified");
-            return;
-        }
-
-        ngx_rtmp_pgauth_refuse(ctx->session, ctx, NGX_RTMP_PGAUTH_UNAVAILABLE,
-                               "takeover failed", err);
+        ngx_rtmp_pgauth_take_over_failed(ctx, err);
         return;
     }
 
@@ -802,6 +795,21 @@ ngx_rtmp_pgauth_took_over(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
     ctx->won = 1;
 
     ngx_rtmp_pgauth_proceed(ctx);
+}
+
+
+/* no answer about the takeover: refused, or ended when live from the cache */
+
+static void
+ngx_rtmp_pgauth_take_over_failed(ngx_rtmp_pgauth_ctx_t *ctx, ngx_str_t *err)
+{
+    if (ctx->confirming) {
+        ngx_rtmp_pgauth_kick(ctx, "unverified");
+        return;
+    }
+
+    ngx_rtmp_pgauth_refuse(ctx->session, ctx, NGX_RTMP_PGAUTH_UNAVAILABLE,
+                           "takeover failed", err);
 }
 
 
@@ -847,7 +855,6 @@ ngx_rtmp_pgauth_already_live(ngx_rtmp_session_t *s,
                   &s->app, &s->connection->addr_text, ctx->fp);
 
     ngx_rtmp_pgauth_count(ctx, NGX_RTMP_PGAUTH_OUT_ALREADY_LIVE);
-    ngx_rtmp_pgauth_unlimit(ctx, 0);
 
     ngx_rtmp_send_status(s, NGX_RTMP_PGAUTH_BADNAME, "error",
                          NGX_RTMP_PGAUTH_BUSY_DESC);
@@ -1077,7 +1084,6 @@ ngx_rtmp_pgauth_kick(ngx_rtmp_pgauth_ctx_t *ctx, const char *reason)
 
     /* one that never went live: the database allowed it, then ended it */
     ngx_rtmp_pgauth_count(ctx, NGX_RTMP_PGAUTH_OUT_ALLOWED);
-    ngx_rtmp_pgauth_unlimit(ctx, 0);
 
     ngx_rtmp_pgauth_stats_count(ctx->pmcf->stats, NGX_RTMP_PGAUTH_CNT_ENDED);
 
@@ -1159,7 +1165,11 @@ ngx_rtmp_pgauth_count(ngx_rtmp_pgauth_ctx_t *ctx, ngx_uint_t outcome)
 }
 
 
-/* the limiter's count of the publish: taken in check(), given back once */
+/*
+ * The limiter's count of the publish: taken in check(), given back once:
+ * when it goes live (a live publish may last hours), when its key is
+ * refused (failed), or when it ends whichever way (end()).
+ */
 
 static void
 ngx_rtmp_pgauth_unlimit(ngx_rtmp_pgauth_ctx_t *ctx, ngx_uint_t failed)
@@ -1211,7 +1221,6 @@ ngx_rtmp_pgauth_refuse(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
     switch (how) {
 
     case NGX_RTMP_PGAUTH_UNAVAILABLE:
-        ngx_rtmp_pgauth_unlimit(ctx, 0);
         ngx_rtmp_send_status(s, NGX_RTMP_PGAUTH_FAILED_CODE, "error",
                              NGX_RTMP_PGAUTH_FAILED_DESC);
         break;
