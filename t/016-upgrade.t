@@ -11,7 +11,6 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use POSIX qw(WNOHANG);
 use Time::HiRes qw(time sleep);
 use Pgauth;
 
@@ -45,12 +44,6 @@ if (!-f $so) {
 my $pg = Pgauth::Pg->new(schema => "$dir/release.sql");
 
 sub one { $pg->psql($_[0]) }
-sub alive { waitpid($_[0], WNOHANG) == 0 }
-sub last_segment {
-    my ($ng, $name) = @_;
-    my @n = Pgauth::slurp("$ng->{hls}/$name.m3u8") =~ /^\Q$name\E-(\d+)\.ts$/mg;
-    return @n ? $n[-1] : -1;
-}
 
 # the release's nginx, live; history and a setting in the database
 my $ng = Pgauth::Nginx->new(pg => $pg, module => $so,
@@ -61,7 +54,7 @@ my $r = rtmpc($ng->{rtmp_port}, 'live', name => $key{carol});
 is($r->{status}{code}, 'NetStream.Publish.Start', 'release module: carol publishes');
 my $ff = ffmpeg_publish("rtmp://127.0.0.1:$ng->{rtmp_port}/live/$key{alice}", 60,
                         "$dir/alice.log");
-ok(wait_for(15, sub { last_segment($ng, 'alice') >= 1 }), 'release module: alice is live');
+ok(wait_for(15, sub { $ng->last_segment('alice') >= 1 }), 'release module: alice is live');
 ok(wait_for(5, sub { one("SELECT count(*) FROM pgauth.sessions WHERE stream_name = 'carol'"
                          . " AND ended_at IS NOT NULL") == 1 }), "... carol's session is over");
 one("UPDATE pgauth.settings SET channel = channel");
@@ -78,7 +71,7 @@ my $snapshot = sub {
                . " || (SELECT channel FROM pgauth.settings)");
 };
 my $before = $snapshot->();
-my $seg = last_segment($ng, 'alice');
+my $seg = $ng->last_segment('alice');
 
 my $out = $pg->load_schema("$TOP/src/pgauth.sql");
 unlike($out, qr/ERROR/, 'the new schema applies over the release\'s');
@@ -87,8 +80,8 @@ unlike($out, qr/ERROR/, '... and again');
 is($snapshot->(), $before, 'every key, session and setting is kept');
 
 sleep 4;
-ok(alive($ff), 'the live publisher is untouched');
-cmp_ok(last_segment($ng, 'alice') - $seg, '>=', 2, '... and keeps producing HLS');
+ok(running($ff), 'the live publisher is untouched');
+cmp_ok($ng->last_segment('alice') - $seg, '>=', 2, '... and keeps producing HLS');
 is(one("SELECT count(*) FROM pgauth.sessions WHERE stream_name = 'alice'"
        . " AND ended_at IS NULL"), 1, '... its session open (heartbeats go on)');
 
@@ -100,7 +93,7 @@ ok(wait_for(5, sub { one("SELECT count(*) FROM pgauth.sessions WHERE stream_name
 $r = rtmpc($ng->{rtmp_port}, 'live', name => 'wrong');
 is($r->{status}{code}, 'NetStream.Publish.Denied', '... a wrong key is refused');
 one("SELECT pgauth.revoke_key((SELECT id FROM pgauth.stream_keys WHERE stream_name = 'alice'))");
-ok(wait_for(3, sub { !alive($ff) }), '... a revoke ends alice');
+ok(wait_for(3, sub { !running($ff) }), '... a revoke ends alice');
 is(one("SELECT end_reason FROM pgauth.sessions WHERE stream_name = 'alice'"),
    'revoked', '... recorded as revoked');
 

@@ -27,16 +27,12 @@ my $ng = Pgauth::Nginx->new(pg => $pg, conf => Pgauth::Nginx::default_conf(
     app => "pgauth_timeout 5s; $slow"));
 my $port = $ng->{rtmp_port};
 
-sub open_sessions {
-    $pg->psql("SELECT count(*) FROM pgauth.sessions WHERE ended_at IS NULL");
-}
-
 # one client drops its connection mid-decision
 my $r = rtmpc($port, 'live', name => $key, drop => 300);
 ok(!grep({ /^status/ } @{$r->{out}}), 'the client left before any decision');
 ok(wait_for(5, sub { $pg->psql("SELECT count(*) FROM pgauth.sessions") == 1 }),
    'the query completed in PostgreSQL after the client had gone');
-ok(wait_for(5, sub { open_sessions() == 0 }),
+ok(wait_for(5, sub { $pg->open_sessions == 0 }),
    'the late allowed reply closed the session it opened');
 like($ng->error_log, qr/pgauth: late reply for app="live" addr="127\.0\.0\.1" fp=[0-9a-f]{8}, ending session "\d+"/,
      'the late reply is logged');
@@ -59,17 +55,17 @@ waitpid $_, 0 for @pids;
 $r = rtmpc($port, 'live', name => $bob);
 is($r->{status}{code}, 'NetStream.Publish.Start',
    'the pool is usable right after twenty clients died mid-decision');
-ok(wait_for(8, sub { open_sessions() == 0 }),
+ok(wait_for(8, sub { $pg->open_sessions == 0 }),
    'no session is left open by the dead clients');
 cmp_ok($pg->nginx_backends, '<=', 2, 'backends stay within the pool size');
 
 # a live publisher killed: its session end is recorded
 my $ff = ffmpeg_publish("rtmp://127.0.0.1:$port/live/$key", 30);
 ok(wait_for(15, sub { -s "$ng->{hls}/alice.m3u8" }), 'ffmpeg is live');
-is(open_sessions(), 1, 'one open session while live');
+is($pg->open_sessions, 1, 'one open session while live');
 kill 'KILL', $ff;
 waitpid $ff, 0;
-ok(wait_for(10, sub { open_sessions() == 0 }),
+ok(wait_for(10, sub { $pg->open_sessions == 0 }),
    'the killed publisher\'s session end is recorded');
 
 $ng->stop;
@@ -94,7 +90,7 @@ is($r->{status}{code}, 'NetStream.Publish.Start', 'the next publish goes through
 like($ng2->error_log, qr/reason="(timed out|database error: ERROR:  canceling statement due to statement timeout)"/,
      'the refusal says why');
 is($pg->nginx_backends, 1, 'one connection served both');
-ok(wait_for(5, sub { open_sessions() == 0 }), 'no session left open');
+ok(wait_for(5, sub { $pg->open_sessions == 0 }), 'no session left open');
 
 $ng2->stop;
 is(join("\n", $ng2->bad_lines), '', 'no alert, crash or sanitizer report');

@@ -10,7 +10,6 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
-use POSIX qw(WNOHANG);
 use Time::HiRes qw(time sleep);
 use Pgauth;
 
@@ -23,24 +22,6 @@ sub key_id {
     my ($name) = @_;
     return $pg->psql("SELECT max(id) FROM pgauth.stream_keys"
                      . " WHERE stream_name = '$name'");
-}
-
-sub open_sessions {
-    my ($name) = @_;
-    return $pg->psql("SELECT count(*) FROM pgauth.sessions"
-                     . " WHERE stream_name = '$name' AND ended_at IS NULL");
-}
-
-# the number of the newest segment in the stream's playlist
-sub last_segment {
-    my ($ng, $name) = @_;
-    my @n = Pgauth::slurp("$ng->{hls}/$name.m3u8") =~ /^\Q$name\E-(\d+)\.ts$/mg;
-    return @n ? $n[-1] : -1;
-}
-
-sub alive {
-    my ($pid) = @_;
-    return waitpid($pid, WNOHANG) == 0;
 }
 
 sub reload {
@@ -67,22 +48,22 @@ for my $workers (1, 2) {
                              "$ng->{dir}/$_.log")
     } @names;
 
-    ok(wait_for(15, sub { !grep { last_segment($ng, $_) < 1 } @names }),
+    ok(wait_for(15, sub { !grep { $ng->last_segment($_) < 1 } @names }),
        "$w: live and producing HLS");
     my @old = $ng->worker_pids;
 
     ok(reload($ng, 3), "$w: three reloads, new workers each time");
-    my %seg = map { $_ => last_segment($ng, $_) } @names;
+    my %seg = map { $_ => $ng->last_segment($_) } @names;
     my $t = time;
     sleep 5;
 
     for my $n (@names) {
-        ok(alive($ff{$n}), "$w, $n: the encoder streams on 5 s (5 heartbeats)"
+        ok(running($ff{$n}), "$w, $n: the encoder streams on 5 s (5 heartbeats)"
                            . ' after the reloads');
-        cmp_ok(last_segment($ng, $n) - $seg{$n}, '>=', 3,
+        cmp_ok($ng->last_segment($n) - $seg{$n}, '>=', 3,
                "$w, $n: new HLS segments meanwhile ("
-               . ($seg{$n} + 1) . '..' . last_segment($ng, $n) . ')');
-        is(open_sessions($n), 1, "$w, $n: its session is still open");
+               . ($seg{$n} + 1) . '..' . $ng->last_segment($n) . ')');
+        is($pg->open_sessions($n), 1, "$w, $n: its session is still open");
     }
 
     # those that hold a publisher are still there (one with none has gone)
@@ -99,7 +80,7 @@ for my $workers (1, 2) {
     my $n = $names[0];
     my $t1 = time;
     $pg->psql("SELECT pgauth.revoke_key(" . key_id($n) . ")");
-    ok(wait_for(3, sub { !alive($ff{$n}) }),
+    ok(wait_for(3, sub { !running($ff{$n}) }),
        sprintf "$w, $n: revoked, the old worker ends it (%.0f ms)",
                (time - $t1) * 1000);
     is($pg->psql("SELECT end_reason FROM pgauth.sessions WHERE stream_name = '$n'"),
@@ -110,9 +91,9 @@ for my $workers (1, 2) {
         my $m = $names[1];
         my $again = ffmpeg_publish("rtmp://127.0.0.1:$port/live/$key{$m}", 20,
                                    "$ng->{dir}/$m-again.log");
-        ok(wait_for(5, sub { !alive($ff{$m}) }),
+        ok(wait_for(5, sub { !running($ff{$m}) }),
            "$w, $m: a new publisher of the name takes it over from the old worker");
-        ok(wait_for(10, sub { open_sessions($m) == 1 && alive($again) }),
+        ok(wait_for(10, sub { $pg->open_sessions($m) == 1 && running($again) }),
            "$w, $m: the new one is live");
         is($pg->psql("SELECT string_agg(coalesce(end_reason, 'live'), ',' ORDER BY id)"
                      . " FROM pgauth.sessions WHERE stream_name = '$m'"),
@@ -134,7 +115,7 @@ my $ng = Pgauth::Nginx->new(pg => $pg, conf => $conf);
 my $key = $pg->create_key('upgraded');
 my $ff = ffmpeg_publish("rtmp://127.0.0.1:$ng->{rtmp_port}/live/$key", 60,
                         "$ng->{dir}/upgraded.log");
-ok(wait_for(15, sub { last_segment($ng, 'upgraded') >= 1 }), 'upgrade: live');
+ok(wait_for(15, sub { $ng->last_segment('upgraded') >= 1 }), 'upgrade: live');
 my $oldmaster = $ng->master_pid;
 my @old = $ng->worker_pids;
 $ng->signal('USR2');
@@ -144,15 +125,15 @@ ok(wait_for(10, sub { -s "$ng->{dir}/logs/nginx.pid.oldbin"
 kill 'WINCH', $oldmaster;
 sleep 1;
 kill 'QUIT', $oldmaster;
-my $seg = last_segment($ng, 'upgraded');
+my $seg = $ng->last_segment('upgraded');
 sleep 5;
-ok(alive($ff), 'upgrade: the encoder streams on 5 s after the old master'
+ok(running($ff), 'upgrade: the encoder streams on 5 s after the old master'
                . ' was told to quit');
-cmp_ok(last_segment($ng, 'upgraded') - $seg, '>=', 3,
+cmp_ok($ng->last_segment('upgraded') - $seg, '>=', 3,
        'upgrade: with new HLS segments');
-is(open_sessions('upgraded'), 1, 'upgrade: its session is still open');
+is($pg->open_sessions('upgraded'), 1, 'upgrade: its session is still open');
 $pg->psql("SELECT pgauth.revoke_key(" . key_id('upgraded') . ")");
-ok(wait_for(3, sub { !alive($ff) }), 'upgrade: revoked, it ends');
+ok(wait_for(3, sub { !running($ff) }), 'upgrade: revoked, it ends');
 ok(wait_for(10, sub { !grep { kill 0, $_ } @old, $oldmaster }),
    'upgrade: then the old workers and master exit');
 $ng->stop;

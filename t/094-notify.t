@@ -33,13 +33,6 @@ sub checks {
                      . " WHERE schemaname = 'pgauth' AND funcname = 'check_sessions'");
 }
 
-# whether the client has been closed, now or before
-sub closed {
-    my ($c, $wait) = @_;
-    $c->wait_line(qr/^closed/, $wait || 0);
-    return scalar grep { $_->[0] =~ /^closed/ } @{$c->{lines}};
-}
-
 sub session_of {
     my ($name) = @_;
     return $pg->psql("SELECT max(id) FROM pgauth.sessions WHERE stream_name = '$name'");
@@ -59,7 +52,7 @@ my $sid = session_of('victim');
 stranger("NOTIFY pgauth, 'end $sid revoked'",
          "NOTIFY pgauth, 'end $sid kicked'",
          "NOTIFY pgauth, 'end $sid'");
-ok(!closed($c, 2), "the stranger's \"end $sid revoked\" ends nothing");
+ok(!$c->closed(2), "the stranger's \"end $sid revoked\" ends nothing");
 is($pg->psql("SELECT count(*) FROM pgauth.sessions WHERE id = $sid AND ended_at IS NULL"),
    1, '... the session is still open');
 
@@ -85,7 +78,7 @@ waitpid $forger, 0;
 is(scalar(grep { grep { $_->[0] =~ /NetStream\.Publish\.Start/ } @{$_->{lines}} } @later), 4,
    'four publishes given the forged ids go live');
 sleep 1.5;
-is(scalar(grep { !closed($_) } @later), 4, '... and stay live');
+is(scalar(grep { !$_->closed } @later), 4, '... and stay live');
 is($pg->psql("SELECT count(*) FROM pgauth.sessions WHERE stream_name LIKE 'later%'"
              . " AND ended_at IS NULL"), 4, '... their sessions open');
 
@@ -111,8 +104,8 @@ cmp_ok($spent, '<=', $bound,
                $secs, $spent, $bound);
 my (undef, undef, $ping) = http_get($ng->{http_port}, '/ping');
 cmp_ok($ping, '<', 0.5, sprintf 'HTTP answers meanwhile (%.0f ms)', $ping * 1000);
-ok(!closed($c, 0.5), 'the victim is still live after the flood');
-is(scalar(grep { !closed($_) } @later), 4, '... and the others');
+ok(!$c->closed(0.5), 'the victim is still live after the flood');
+is(scalar(grep { !$_->closed } @later), 4, '... and the others');
 is($pg->psql("SELECT count(*) FROM pgauth.sessions WHERE ended_at IS NULL"), 5,
    '... their sessions open');
 
@@ -120,7 +113,7 @@ is($pg->psql("SELECT count(*) FROM pgauth.sessions WHERE ended_at IS NULL"), 5,
 my $t = time;
 $pg->psql("SELECT pgauth.revoke_key((SELECT id FROM pgauth.stream_keys"
           . " WHERE stream_name = 'victim'))");
-ok(closed($c, 2), sprintf 'a real revoke ends it (%.0f ms)',
+ok($c->closed(2), sprintf 'a real revoke ends it (%.0f ms)',
                                           (time - $t) * 1000);
 ok(grep({ $_->[0] =~ /Stream key revoked$/ } @{$c->{lines}}), '... with the reason');
 is($pg->psql("SELECT end_reason FROM pgauth.sessions WHERE id = $sid"), 'revoked',

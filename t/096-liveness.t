@@ -21,18 +21,6 @@ plan skip_all => 'stops PostgreSQL backends and makes PID namespaces: root only'
 
 my $pg = Pgauth::Pg->new;
 
-sub open_sessions {
-    my ($name) = @_;
-    return $pg->psql("SELECT count(*) FROM pgauth.sessions"
-                     . " WHERE stream_name = '$name' AND ended_at IS NULL");
-}
-
-sub closed {
-    my ($c) = @_;
-    $c->wait_line(qr/^closed/, 0);
-    return scalar grep { $_->[0] =~ /^closed/ } @{$c->{lines}};
-}
-
 # --- the LISTEN connection hangs ---
 
 my $ng = Pgauth::Nginx->new(pg => $pg, conf => Pgauth::Nginx::default_conf(
@@ -47,11 +35,11 @@ kill 'STOP', $listener;
 sleep 4.5;
 # what any other node's heartbeat does
 $pg->psql("SELECT pgauth.sweep_lost()");
-is(open_sessions('steady'), 1,
+is($pg->open_sessions('steady'), 1,
    'its backend stopped for 4.5 s (3 heartbeats are 3 s): the session is not swept');
 cmp_ok($pg->psql("SELECT extract(epoch FROM now() - max(seen_at)) FROM pgauth.workers"),
        '<', 2, '... the worker was seen within its last two heartbeats');
-ok(!closed($c), '... and the publisher streams on');
+ok(!$c->closed, '... and the publisher streams on');
 kill 'CONT', $listener;
 $c->stop;
 $ng->stop;
@@ -97,9 +85,9 @@ SKIP: {
 
     # each registers, and the heartbeats go on, for a few of them
     sleep 4;
-    ok(!closed($ca) && open_sessions('in_a') == 1,
+    ok(!$ca->closed && $pg->open_sessions('in_a') == 1,
        "B did not take A's workers for gone workers of its own");
-    ok(!closed($cb) && open_sessions('in_b') == 1, '... nor A those of B');
+    ok(!$cb->closed && $pg->open_sessions('in_b') == 1, '... nor A those of B');
     like(Pgauth::slurp("$b->{dir}/logs/error.log"),
          qr/pgauth: another nginx uses node name "shared" .*give each nginx its own "pgauth_node"/,
          'B logs that another nginx uses its node name');

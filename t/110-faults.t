@@ -25,10 +25,6 @@ sub backend_pids {
                                  . " WHERE application_name = 'nginx-rtmp-pgauth'");
 }
 
-sub open_sessions {
-    $pg->psql("SELECT count(*) FROM pgauth.sessions WHERE ended_at IS NULL");
-}
-
 # --- idle pooled backends terminated, and idle_session_timeout ---
 
 my $ng = Pgauth::Nginx->new(pg => $pg, conf => Pgauth::Nginx::default_conf(
@@ -241,7 +237,7 @@ ok(wait_for(10, sub { $pg->nginx_backends <= 4 }),
    "once they left, backends come back within 2 workers x pool of 2 (max seen during the reloads: $maxb2)");
 # before the stop: a fast shutdown (TERM) does not wait for the ends of the
 # sessions still being sent; the node's next start ends those (worker gone)
-ok(wait_for(10, sub { open_sessions() == 0 }), 'no session left open')
+ok(wait_for(10, sub { $pg->open_sessions == 0 }), 'no session left open')
     or diag $pg->psql("SELECT string_agg(id || ' ' || stream_name || ' pid '"
                       . " || coalesce(worker_pid::text, '?') || ' since '"
                       . " || started_at::time, E'\n')"

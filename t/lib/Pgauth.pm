@@ -20,7 +20,7 @@ use Scalar::Util ();
 use Time::HiRes qw(time sleep);
 
 our @EXPORT = qw(free_port tmpdir rtmpc rtmpc_start ffmpeg_publish http_get
-                 wait_for slurp spew need_tools median $TOP $RTMPC);
+                 wait_for slurp spew need_tools median running $TOP $RTMPC);
 
 our $TOP = abs_path(dirname(__FILE__) . '/../..');
 # PGAUTH_ASAN=1: the module of "VARIANT=asan util/build.sh", with nginx
@@ -174,6 +174,12 @@ sub ffmpeg_publish {
     return $pid;
 }
 
+# Whether a child of ours (ffmpeg_publish) still runs.
+sub running {
+    my ($pid) = @_;
+    return waitpid($pid, WNOHANG) == 0;
+}
+
 # A plain HTTP/1.0 GET.  Returns (status, body, seconds).
 sub http_get {
     my ($port, $path) = @_;
@@ -254,6 +260,14 @@ sub wait_line {
 sub alive {
     my ($self) = @_;
     return kill 0, $self->{pid};
+}
+
+# Whether the server has closed the client, now ($wait: within so many
+# seconds) or before.
+sub closed {
+    my ($self, $wait) = @_;
+    $self->wait_line(qr/^closed/, $wait || 0);
+    return scalar grep { $_->[0] =~ /^closed/ } @{$self->{lines}};
 }
 
 sub stop {
@@ -474,6 +488,14 @@ sub nginx_backends {
     my ($self) = @_;
     return $self->psql("SELECT count(*) FROM pg_stat_activity"
                        . " WHERE application_name = 'nginx-rtmp-pgauth'");
+}
+
+# Sessions open in the database, of one stream name or all.
+sub open_sessions {
+    my ($self, $name) = @_;
+    return $self->psql("SELECT count(*) FROM pgauth.sessions"
+                       . " WHERE ended_at IS NULL"
+                       . (defined $name ? " AND stream_name = '$name'" : ''));
 }
 
 sub listen_backends {
@@ -710,6 +732,14 @@ sub bad_lines {
                glob "$self->{dir}/logs/asan.*";
     return @asan, grep { /\[(alert|emerg|crit)\]|exited on signal|AddressSanitizer|LeakSanitizer|runtime error/ }
            split /\n/, $self->error_log;
+}
+
+# The number of the newest segment in a stream's playlist, -1 for none.
+sub last_segment {
+    my ($self, $name) = @_;
+    my @n = Pgauth::slurp("$self->{hls}/$name.m3u8")
+            =~ /^\Q$name\E-(\d+)\.ts$/mg;
+    return @n ? $n[-1] : -1;
 }
 
 sub hls_files {
