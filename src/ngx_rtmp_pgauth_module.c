@@ -219,9 +219,9 @@ static ngx_command_t  ngx_rtmp_pgauth_commands[] = {
 
     { ngx_string("pgauth_limit"),
       NGX_RTMP_MAIN_CONF|NGX_RTMP_SRV_CONF|NGX_RTMP_APP_CONF|NGX_CONF_TAKE1,
-      ngx_rtmp_pgauth_limit,
+      ngx_rtmp_pgauth_shm_set_slot,
       NGX_RTMP_APP_CONF_OFFSET,
-      0,
+      offsetof(ngx_rtmp_pgauth_app_conf_t, limit),
       NULL },
 
     { ngx_string("pgauth_tcp_nodelay"),
@@ -240,9 +240,9 @@ static ngx_command_t  ngx_rtmp_pgauth_commands[] = {
 
     { ngx_string("pgauth_cache"),
       NGX_RTMP_MAIN_CONF|NGX_RTMP_SRV_CONF|NGX_RTMP_APP_CONF|NGX_CONF_TAKE1,
-      ngx_rtmp_pgauth_cache,
+      ngx_rtmp_pgauth_shm_set_slot,
       NGX_RTMP_APP_CONF_OFFSET,
-      0,
+      offsetof(ngx_rtmp_pgauth_app_conf_t, cache),
       NULL },
 
     { ngx_string("pgauth_cache_fallback"),
@@ -554,8 +554,12 @@ ngx_rtmp_pgauth_merge_app_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->cache, prev->cache, NULL);
     ngx_conf_merge_msec_value(conf->cache_fallback, prev->cache_fallback, 0);
 
-    if (ngx_rtmp_pgauth_limit_check_conf(cf, conf->limit) != NGX_CONF_OK
-        || ngx_rtmp_pgauth_cache_check_conf(cf, conf->cache) != NGX_CONF_OK)
+    if (ngx_rtmp_pgauth_shm_check(cf, conf->limit,
+                                  &ngx_rtmp_pgauth_limit_type)
+        != NGX_CONF_OK
+        || ngx_rtmp_pgauth_shm_check(cf, conf->cache,
+                                     &ngx_rtmp_pgauth_cache_type)
+           != NGX_CONF_OK)
     {
         return NGX_CONF_ERROR;
     }

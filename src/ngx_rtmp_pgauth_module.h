@@ -14,6 +14,7 @@
 #include "ngx_rtmp.h"
 #include "ngx_rtmp_cmd_module.h"
 #include "ngx_rtmp_pgauth_parse.h"
+#include "ngx_rtmp_pgauth_shm.h"
 
 #include <libpq-fe.h>
 #include <openssl/evp.h>
@@ -343,8 +344,6 @@ void ngx_rtmp_pgauth_verified(ngx_rtmp_pgauth_ctx_t *ctx);
 
 char *ngx_rtmp_pgauth_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-char *ngx_rtmp_pgauth_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-char *ngx_rtmp_pgauth_cache_check_conf(ngx_conf_t *cf, ngx_shm_zone_t *zone);
 ngx_int_t ngx_rtmp_pgauth_cache_get(ngx_shm_zone_t *zone, u_char *digest,
     ngx_str_t *app, ngx_msec_t maxage, ngx_rtmp_pgauth_cached_t *out);
 void ngx_rtmp_pgauth_cache_put(ngx_shm_zone_t *zone, u_char *digest,
@@ -352,17 +351,19 @@ void ngx_rtmp_pgauth_cache_put(ngx_shm_zone_t *zone, u_char *digest,
     ngx_msec_t left, ngx_log_t *log);
 void ngx_rtmp_pgauth_cache_forget(ngx_array_t *caches, u_char *digest);
 
+extern ngx_rtmp_pgauth_shm_type_t  ngx_rtmp_pgauth_cache_type;
+
 
 /* ngx_rtmp_pgauth_limit.c */
 
 char *ngx_rtmp_pgauth_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-char *ngx_rtmp_pgauth_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-char *ngx_rtmp_pgauth_limit_check_conf(ngx_conf_t *cf, ngx_shm_zone_t *zone);
 ngx_int_t ngx_rtmp_pgauth_limit_take(ngx_shm_zone_t *zone,
     ngx_rtmp_session_t *s, ngx_msec_t *left);
 void ngx_rtmp_pgauth_limit_done(ngx_shm_zone_t *zone, ngx_rtmp_session_t *s,
     ngx_uint_t failed);
+
+extern ngx_rtmp_pgauth_shm_type_t  ngx_rtmp_pgauth_limit_type;
 
 
 /* ngx_rtmp_pgauth_stats.c */

@@ -157,4 +157,29 @@ unlike($ng->error_log, qr/\[(crit|alert)\]/, 'a full zone logs no [crit] or [ale
 $ng->stop;
 is(join("\n", $ng->bad_lines), '', 'no alert, crash or sanitizer report');
 
+# one cache, two applications: a change of the key drops what the cache
+# knew of it in each (the second application closes the template's)
+$ng = Pgauth::Nginx->new(pg => $pg, conf => Pgauth::Nginx::default_conf(
+    rtmp => 'pgauth_cache_zone zone=shared:1m ttl=1m;',
+    app => "pgauth_cache zone=shared;\n}\n"
+         . "application studio {\n live on;\n pgauth on;\n"
+         . " pgauth_cache zone=shared;"));
+$port = $ng->{rtmp_port};
+my $dave = $pg->create_key('dave');
+is(rtmpc($port, 'live', name => $dave)->{status}{code},
+   'NetStream.Publish.Start', 'a key of "live" publishes there');
+is(rtmpc($port, 'studio', name => $dave)->{status}{code},
+   'NetStream.Publish.Denied', '... not in "studio"');
+is(rtmpc($port, 'studio', name => $dave)->{status}{code},
+   'NetStream.Publish.Denied', '... again');
+like($ng->error_log, qr/app="studio".*no matching key \(cached\)/, '... from the cache');
+$pg->psql("UPDATE pgauth.stream_keys SET app = 'studio' WHERE stream_name = 'dave'");
+sleep 0.3;
+is(rtmpc($port, 'studio', name => $dave)->{status}{code},
+   'NetStream.Publish.Start', 'moved to "studio": the cache forgot its refusal there');
+is(rtmpc($port, 'live', name => $dave)->{status}{code},
+   'NetStream.Publish.Denied', '... and its allowance in "live"');
+$ng->stop;
+is(join("\n", $ng->bad_lines), '', 'no alert, crash or sanitizer report');
+
 done_testing();
