@@ -1029,7 +1029,8 @@ ngx_rtmp_pgauth_live_checked(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
     ngx_rtmp_pgauth_live_t  *live = req->data;
 
     int                     i, n;
-    u_char                 *sid;
+    size_t                  len;
+    u_char                 *sid, *reason;
     ngx_msec_t              ms;
     ngx_queue_t            *q;
     ngx_rtmp_pgauth_ctx_t  *ctx;
@@ -1059,7 +1060,11 @@ ngx_rtmp_pgauth_live_checked(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
         }
 
         if (!PQgetisnull(res, i, 1)) {
-            ngx_rtmp_pgauth_kick(ctx, PQgetvalue(res, i, 1));
+            reason = (u_char *) PQgetvalue(res, i, 1);
+            len = PQgetlength(res, i, 1);
+
+            ngx_rtmp_pgauth_kick(ctx, ngx_rtmp_pgauth_end_reason(reason, len),
+                                 reason, len);
             continue;
         }
 
@@ -1127,7 +1132,7 @@ ngx_rtmp_pgauth_live_unchecked(ngx_rtmp_pgauth_live_t *live, ngx_str_t *err)
         ngx_rtmp_pgauth_live_unhint(ctx);
 
         if (!keep) {
-            ngx_rtmp_pgauth_kick(ctx, "unverified");
+            ngx_rtmp_pgauth_kick(ctx, NGX_RTMP_PGAUTH_END_UNVERIFIED, NULL, 0);
             continue;
         }
 

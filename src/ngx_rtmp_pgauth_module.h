@@ -56,17 +56,43 @@ typedef struct ngx_rtmp_pgauth_limit_s ngx_rtmp_pgauth_limit_t;
 typedef struct ngx_rtmp_pgauth_cache_s ngx_rtmp_pgauth_cache_t;
 
 
-/* what pgauth_status shows: decisions by outcome */
+/* how a decision came out: what pgauth_status counts, what the client
+   is told (ngx_rtmp_pgauth_outcomes[]) */
 
-#define NGX_RTMP_PGAUTH_OUT_ALLOWED        0    /* the database allowed */
-#define NGX_RTMP_PGAUTH_OUT_ALLOWED_CACHE  1
-#define NGX_RTMP_PGAUTH_OUT_ALLOWED_STALE  2    /* pgauth_cache_fallback */
-#define NGX_RTMP_PGAUTH_OUT_DENIED         3
-#define NGX_RTMP_PGAUTH_OUT_DENIED_CACHE   4
-#define NGX_RTMP_PGAUTH_OUT_UNAVAILABLE    5
-#define NGX_RTMP_PGAUTH_OUT_BLOCKED        6
-#define NGX_RTMP_PGAUTH_OUT_ALREADY_LIVE   7
-#define NGX_RTMP_PGAUTH_OUT_N              8
+typedef enum {
+    NGX_RTMP_PGAUTH_OUT_ALLOWED = 0,        /* the database allowed */
+    NGX_RTMP_PGAUTH_OUT_ALLOWED_CACHE,
+    NGX_RTMP_PGAUTH_OUT_ALLOWED_STALE,      /* pgauth_cache_fallback */
+    NGX_RTMP_PGAUTH_OUT_DENIED,
+    NGX_RTMP_PGAUTH_OUT_DENIED_CACHE,
+    NGX_RTMP_PGAUTH_OUT_UNAVAILABLE,
+    NGX_RTMP_PGAUTH_OUT_BLOCKED,
+    NGX_RTMP_PGAUTH_OUT_ALREADY_LIVE,
+    NGX_RTMP_PGAUTH_OUT_N
+} ngx_rtmp_pgauth_outcome_e;
+
+
+/* why a publish ended: what is recorded, what the client is told
+   (ngx_rtmp_pgauth_ends[]) */
+
+typedef enum {
+    NGX_RTMP_PGAUTH_END_NONE = 0,
+    NGX_RTMP_PGAUTH_END_REVOKED,
+    NGX_RTMP_PGAUTH_END_DELETED,
+    NGX_RTMP_PGAUTH_END_EXPIRED,
+    NGX_RTMP_PGAUTH_END_TIME_LIMIT,
+    NGX_RTMP_PGAUTH_END_TAKEOVER,
+    NGX_RTMP_PGAUTH_END_KICKED,
+    NGX_RTMP_PGAUTH_END_UNVERIFIED,
+    NGX_RTMP_PGAUTH_END_ALREADY_LIVE,
+    NGX_RTMP_PGAUTH_END_OTHER,      /* the database's own words */
+    NGX_RTMP_PGAUTH_END_REFUSED,
+    NGX_RTMP_PGAUTH_END_UNPUBLISH,
+    NGX_RTMP_PGAUTH_END_DISCONNECT,
+    NGX_RTMP_PGAUTH_END_CLIENT_GONE,
+    NGX_RTMP_PGAUTH_END_N
+} ngx_rtmp_pgauth_end_e;
+
 
 /* ... and counters */
 
@@ -293,7 +319,7 @@ typedef struct {
     ngx_rtmp_publish_t              publish;    /* as the chain gets it */
     u_char                          key[NGX_RTMP_PGAUTH_NAME_LEN];  /* raw */
 
-    const char                     *end_reason; /* a kick's, or NULL */
+    ngx_rtmp_pgauth_end_e           end;        /* a kick's, or NONE */
     u_char                          reason[NGX_RTMP_PGAUTH_REASON_LEN];
 
     u_char                          digest[NGX_RTMP_PGAUTH_DIGEST_LEN];
@@ -334,7 +360,9 @@ void ngx_rtmp_pgauth_req_free(ngx_rtmp_pgauth_req_t *req);
 /* ngx_rtmp_pgauth_publish.c */
 
 ngx_int_t ngx_rtmp_pgauth_publish_init(ngx_conf_t *cf);
-void ngx_rtmp_pgauth_kick(ngx_rtmp_pgauth_ctx_t *ctx, const char *reason);
+void ngx_rtmp_pgauth_kick(ngx_rtmp_pgauth_ctx_t *ctx,
+    ngx_rtmp_pgauth_end_e end, u_char *text, size_t len);
+ngx_rtmp_pgauth_end_e ngx_rtmp_pgauth_end_reason(u_char *text, size_t len);
 void ngx_rtmp_pgauth_expire_in(ngx_rtmp_pgauth_ctx_t *ctx, ngx_msec_t ms);
 void ngx_rtmp_pgauth_confirm(ngx_rtmp_pgauth_ctx_t *ctx);
 void ngx_rtmp_pgauth_verified(ngx_rtmp_pgauth_ctx_t *ctx);

@@ -32,12 +32,6 @@
 #define NGX_RTMP_PGAUTH_BLOCKED_DESC                                         \
     "Too many failed attempts, try again later"
 
-/* how a publish is refused */
-#define NGX_RTMP_PGAUTH_DENY           0
-#define NGX_RTMP_PGAUTH_UNAVAILABLE    1
-#define NGX_RTMP_PGAUTH_BLOCKED        2
-#define NGX_RTMP_PGAUTH_DENY_CACHED    3
-
 /* raised by pgauth.authorize() when the name is live and may not be taken */
 #define NGX_RTMP_PGAUTH_SQLSTATE_BUSY  "PA001"
 
@@ -45,15 +39,60 @@
 #define NGX_RTMP_PGAUTH_TAKE_OVER      "SELECT pgauth.take_over($1)"
 
 
-/* why a live publish ends: what the client is told */
+/* what a decision's outcome means to the client and the log */
 
 typedef struct {
-    ngx_str_t                       reason;
+    ngx_uint_t                      level;      /* of the log line */
+    char                           *code;       /* of a refusal's onStatus */
     char                           *desc;
+    char                           *via;        /* of an allowance */
+    ngx_uint_t                      failed;     /* for the limiter */
+} ngx_rtmp_pgauth_outcome_t;
+
+
+static ngx_rtmp_pgauth_outcome_t  ngx_rtmp_pgauth_outcomes[] = {
+
+    /* NGX_RTMP_PGAUTH_OUT_ALLOWED */
+    { NGX_LOG_NOTICE, NULL, NULL, "", 0 },
+
+    /* NGX_RTMP_PGAUTH_OUT_ALLOWED_CACHE */
+    { NGX_LOG_NOTICE, NULL, NULL, " cache=hit", 0 },
+
+    /* NGX_RTMP_PGAUTH_OUT_ALLOWED_STALE */
+    { NGX_LOG_NOTICE, NULL, NULL, " cache=stale", 0 },
+
+    /* NGX_RTMP_PGAUTH_OUT_DENIED */
+    { NGX_LOG_ERR, NGX_RTMP_PGAUTH_DENIED, NGX_RTMP_PGAUTH_DENIED_DESC,
+      NULL, 1 },
+
+    /* NGX_RTMP_PGAUTH_OUT_DENIED_CACHE */
+    { NGX_LOG_ERR, NGX_RTMP_PGAUTH_DENIED, NGX_RTMP_PGAUTH_DENIED_DESC,
+      NULL, 1 },
+
+    /* NGX_RTMP_PGAUTH_OUT_UNAVAILABLE */
+    { NGX_LOG_ERR, NGX_RTMP_PGAUTH_FAILED_CODE, NGX_RTMP_PGAUTH_FAILED_DESC,
+      NULL, 0 },
+
+    /* NGX_RTMP_PGAUTH_OUT_BLOCKED: logged once when it was blocked */
+    { NGX_LOG_INFO, NGX_RTMP_PGAUTH_DENIED, NGX_RTMP_PGAUTH_BLOCKED_DESC,
+      NULL, 0 },
+
+    /* NGX_RTMP_PGAUTH_OUT_ALREADY_LIVE */
+    { NGX_LOG_ERR, NGX_RTMP_PGAUTH_BADNAME, NGX_RTMP_PGAUTH_BUSY_DESC,
+      NULL, 0 }
+};
+
+
+/* what the reasons a publish ends with mean, by ngx_rtmp_pgauth_end_e */
+
+typedef struct {
+    ngx_str_t                       reason;     /* logged and recorded */
+    char                           *desc;       /* a kicked client is told */
 } ngx_rtmp_pgauth_end_t;
 
 
 static ngx_rtmp_pgauth_end_t  ngx_rtmp_pgauth_ends[] = {
+    { ngx_null_string, NULL },
     { ngx_string("revoked"), "Stream key revoked" },
     { ngx_string("deleted"), "Stream key revoked" },
     { ngx_string("expired"), "Stream key expired" },
@@ -62,7 +101,11 @@ static ngx_rtmp_pgauth_end_t  ngx_rtmp_pgauth_ends[] = {
     { ngx_string("kicked"), "Stream stopped by the operator" },
     { ngx_string("unverified"), NGX_RTMP_PGAUTH_FAILED_DESC },
     { ngx_string("already live"), NGX_RTMP_PGAUTH_BUSY_DESC },
-    { ngx_null_string, "Stream ended by the server" }
+    { ngx_null_string, "Stream ended by the server" },
+    { ngx_string("refused"), NULL },
+    { ngx_string("unpublish"), NULL },
+    { ngx_string("disconnect"), NULL },
+    { ngx_string("client gone"), NULL }
 };
 
 
@@ -105,26 +148,26 @@ static void ngx_rtmp_pgauth_take_over_failed(ngx_rtmp_pgauth_ctx_t *ctx,
     ngx_str_t *err);
 static void ngx_rtmp_pgauth_confirmed(ngx_rtmp_pgauth_ctx_t *ctx);
 static ngx_int_t ngx_rtmp_pgauth_go_live(ngx_rtmp_session_t *s,
-    ngx_rtmp_pgauth_ctx_t *ctx, const char *via);
-static void ngx_rtmp_pgauth_already_live(ngx_rtmp_session_t *s,
-    ngx_rtmp_pgauth_ctx_t *ctx);
+    ngx_rtmp_pgauth_ctx_t *ctx, ngx_rtmp_pgauth_outcome_e outcome);
 static void ngx_rtmp_pgauth_unreachable(ngx_rtmp_session_t *s,
     ngx_rtmp_pgauth_ctx_t *ctx, const char *reason, ngx_uint_t counter,
     ngx_str_t *err);
 static void ngx_rtmp_pgauth_resume(ngx_event_t *ev);
 static void ngx_rtmp_pgauth_expired(ngx_event_t *ev);
 static void ngx_rtmp_pgauth_count(ngx_rtmp_pgauth_ctx_t *ctx,
-    ngx_uint_t outcome);
+    ngx_rtmp_pgauth_outcome_e outcome);
 static void ngx_rtmp_pgauth_unlimit(ngx_rtmp_pgauth_ctx_t *ctx,
     ngx_uint_t failed);
 static void ngx_rtmp_pgauth_refuse(ngx_rtmp_session_t *s,
-    ngx_rtmp_pgauth_ctx_t *ctx, ngx_uint_t how, const char *reason,
-    ngx_str_t *err);
+    ngx_rtmp_pgauth_ctx_t *ctx, ngx_rtmp_pgauth_outcome_e outcome,
+    const char *reason, ngx_str_t *err);
+static void ngx_rtmp_pgauth_end_text(ngx_rtmp_pgauth_ctx_t *ctx,
+    ngx_rtmp_pgauth_end_e end, ngx_str_t *text);
 static void ngx_rtmp_pgauth_end(ngx_rtmp_pgauth_ctx_t *ctx,
-    const char *reason);
+    ngx_rtmp_pgauth_end_e end);
 static void ngx_rtmp_pgauth_done(ngx_rtmp_pgauth_pool_t *pool,
     ngx_rtmp_pgauth_app_conf_t *pacf, u_char *sid, size_t len,
-    const char *reason);
+    ngx_str_t *reason);
 static void ngx_rtmp_pgauth_done_handler(ngx_rtmp_pgauth_req_t *req,
     ngx_uint_t rc, PGresult *res, ngx_str_t *err);
 
@@ -230,7 +273,7 @@ ngx_rtmp_pgauth_publish(ngx_rtmp_session_t *s, ngx_rtmp_publish_t *v)
                                     NGX_RTMP_PGAUTH_CNT_CACHE_HITS);
 
         if (!cached.allowed) {
-            ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_DENY_CACHED,
+            ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_OUT_DENIED_CACHE,
                                    "no matching key (cached)", NULL);
             return NGX_ERROR;
         }
@@ -244,7 +287,7 @@ ngx_rtmp_pgauth_publish(ngx_rtmp_session_t *s, ngx_rtmp_publish_t *v)
 
     if (!hit) {
         if (ngx_rtmp_pgauth_ask(s, ctx) != NGX_OK) {
-            ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_UNAVAILABLE,
+            ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_OUT_UNAVAILABLE,
                                    "too many decisions queued", NULL);
             return NGX_ERROR;
         }
@@ -263,7 +306,7 @@ ngx_rtmp_pgauth_publish(ngx_rtmp_session_t *s, ngx_rtmp_publish_t *v)
     ctx->left = cached.left;
     ctx->asked = ngx_current_msec;
 
-    rc = ngx_rtmp_pgauth_go_live(s, ctx, "hit");
+    rc = ngx_rtmp_pgauth_go_live(s, ctx, NGX_RTMP_PGAUTH_OUT_ALLOWED_CACHE);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -459,7 +502,7 @@ ngx_rtmp_pgauth_check(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
         if (ngx_rtmp_pgauth_limit_take(ctx->pacf->limit, s, &left)
             == NGX_BUSY)
         {
-            ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_BLOCKED,
+            ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_OUT_BLOCKED,
                                    "address blocked", NULL);
             return NGX_ERROR;
         }
@@ -468,7 +511,7 @@ ngx_rtmp_pgauth_check(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
     }
 
     if (len == 0) {
-        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_DENY,
+        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_OUT_DENIED,
                                "empty stream key", NULL);
         return NGX_ERROR;
     }
@@ -476,19 +519,19 @@ ngx_rtmp_pgauth_check(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
     if (ctx->pacf->key_hash == NGX_RTMP_PGAUTH_HASH_NONE
         && ngx_rtmp_pgauth_utf8(v->name, len) != NGX_OK)
     {
-        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_DENY,
+        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_OUT_DENIED,
                                "stream key is not UTF-8", NULL);
         return NGX_ERROR;
     }
 
     if (ngx_rtmp_pgauth_utf8(v->args, ngx_strlen(v->args)) != NGX_OK) {
-        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_DENY,
+        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_OUT_DENIED,
                                "publish arguments are not UTF-8", NULL);
         return NGX_ERROR;
     }
 
     if (ctx->pool == NULL) {
-        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_UNAVAILABLE,
+        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_OUT_UNAVAILABLE,
                                "no pool in this process", NULL);
         return NGX_ERROR;
     }
@@ -528,7 +571,17 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
         state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
         if (state && ngx_strcmp(state, NGX_RTMP_PGAUTH_SQLSTATE_BUSY) == 0) {
-            ngx_rtmp_pgauth_already_live(s, ctx);
+
+            /* the name is live, and pgauth_duplicate refuse */
+
+            if (ctx->confirming) {
+                ngx_rtmp_pgauth_kick(ctx, NGX_RTMP_PGAUTH_END_ALREADY_LIVE,
+                                     NULL, 0);
+                return;
+            }
+
+            ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_OUT_ALREADY_LIVE,
+                                   "already live", NULL);
             return;
         }
 
@@ -553,11 +606,11 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
         }
 
         if (ctx->confirming) {
-            ngx_rtmp_pgauth_kick(ctx, "revoked");
+            ngx_rtmp_pgauth_kick(ctx, NGX_RTMP_PGAUTH_END_REVOKED, NULL, 0);
             return;
         }
 
-        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_DENY,
+        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_OUT_DENIED,
                                "no matching key", NULL);
         return;
     }
@@ -608,7 +661,7 @@ ngx_rtmp_pgauth_allow(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
 
         if (len >= sizeof(ctx->sid)) {
             ngx_str_set(&reason, "session id too long");
-            ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_UNAVAILABLE,
+            ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_OUT_UNAVAILABLE,
                                    "bad reply", &reason);
             return NGX_ERROR;
         }
@@ -633,7 +686,7 @@ ngx_rtmp_pgauth_allow(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
                 return NGX_ERROR;
             }
 
-            ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_UNAVAILABLE,
+            ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_OUT_UNAVAILABLE,
                                    "bad reply", &reason);
             return NGX_ERROR;
         }
@@ -699,7 +752,9 @@ ngx_rtmp_pgauth_proceed(ngx_rtmp_pgauth_ctx_t *ctx)
         return;
     }
 
-    if (ngx_rtmp_pgauth_go_live(ctx->session, ctx, NULL) != NGX_OK) {
+    if (ngx_rtmp_pgauth_go_live(ctx->session, ctx, NGX_RTMP_PGAUTH_OUT_ALLOWED)
+        != NGX_OK)
+    {
         ngx_rtmp_finalize_session(ctx->session);
     }
 }
@@ -787,7 +842,7 @@ ngx_rtmp_pgauth_took_over(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
         || PQgetvalue(res, 0, 0)[0] != 't')
     {
         /* a later publish of the name holds it: this one lost */
-        ngx_rtmp_pgauth_kick(ctx, "takeover");
+        ngx_rtmp_pgauth_kick(ctx, NGX_RTMP_PGAUTH_END_TAKEOVER, NULL, 0);
         return;
     }
 
@@ -804,11 +859,12 @@ static void
 ngx_rtmp_pgauth_take_over_failed(ngx_rtmp_pgauth_ctx_t *ctx, ngx_str_t *err)
 {
     if (ctx->confirming) {
-        ngx_rtmp_pgauth_kick(ctx, "unverified");
+        ngx_rtmp_pgauth_kick(ctx, NGX_RTMP_PGAUTH_END_UNVERIFIED, NULL, 0);
         return;
     }
 
-    ngx_rtmp_pgauth_refuse(ctx->session, ctx, NGX_RTMP_PGAUTH_UNAVAILABLE,
+    ngx_rtmp_pgauth_refuse(ctx->session, ctx,
+                           NGX_RTMP_PGAUTH_OUT_UNAVAILABLE,
                            "takeover failed", err);
 }
 
@@ -834,31 +890,6 @@ ngx_rtmp_pgauth_confirmed(ngx_rtmp_pgauth_ctx_t *ctx)
     if (ctx->left) {
         ngx_rtmp_pgauth_expire_in(ctx, ctx->left);
     }
-}
-
-
-/* pgauth.authorize() raised PA001: the name is live, pgauth_duplicate
-   refuse */
-
-static void
-ngx_rtmp_pgauth_already_live(ngx_rtmp_session_t *s,
-    ngx_rtmp_pgauth_ctx_t *ctx)
-{
-    if (ctx->confirming) {
-        ngx_rtmp_pgauth_kick(ctx, "already live");
-        return;
-    }
-
-    ngx_log_error(NGX_LOG_ERR, s->connection->log, 0,
-                  "pgauth: refused app=\"%V\" addr=\"%V\" fp=%s "
-                  "reason=\"already live\"",
-                  &s->app, &s->connection->addr_text, ctx->fp);
-
-    ngx_rtmp_pgauth_count(ctx, NGX_RTMP_PGAUTH_OUT_ALREADY_LIVE);
-
-    ngx_rtmp_send_status(s, NGX_RTMP_PGAUTH_BADNAME, "error",
-                         NGX_RTMP_PGAUTH_BUSY_DESC);
-    ngx_rtmp_finalize_session(s);
 }
 
 
@@ -889,11 +920,11 @@ ngx_rtmp_pgauth_unreachable(ngx_rtmp_session_t *s,
         || !cached.allowed)
     {
         if (ctx->confirming) {
-            ngx_rtmp_pgauth_kick(ctx, "unverified");
+            ngx_rtmp_pgauth_kick(ctx, NGX_RTMP_PGAUTH_END_UNVERIFIED, NULL, 0);
             return;
         }
 
-        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_UNAVAILABLE, reason,
+        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_OUT_UNAVAILABLE, reason,
                                err->len ? err : NULL);
         return;
     }
@@ -917,7 +948,9 @@ ngx_rtmp_pgauth_unreachable(ngx_rtmp_session_t *s,
     *ngx_cpymem(ctx->name, cached.name.data, cached.name.len) = '\0';
     ctx->left = cached.left;
 
-    if (ngx_rtmp_pgauth_go_live(s, ctx, "stale") != NGX_OK) {
+    if (ngx_rtmp_pgauth_go_live(s, ctx, NGX_RTMP_PGAUTH_OUT_ALLOWED_STALE)
+        != NGX_OK)
+    {
         ngx_rtmp_finalize_session(s);
     }
 }
@@ -927,13 +960,13 @@ ngx_rtmp_pgauth_unreachable(ngx_rtmp_session_t *s,
  * The publish is allowed: renamed to the public name (ctx->name),
  * registered for live control, then the chain goes on: at once, or, when
  * a publisher of the same name in this worker is being taken over, from
- * an event posted after its close.  via: NULL when the database decided,
- * "hit" or "stale" when the cache did.
+ * an event posted after its close.  outcome: one of the allowed ones,
+ * by the database or by the cache.
  */
 
 static ngx_int_t
 ngx_rtmp_pgauth_go_live(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
-    const char *via)
+    ngx_rtmp_pgauth_outcome_e outcome)
 {
     size_t                  len;
     ngx_str_t               pub;
@@ -942,9 +975,9 @@ ngx_rtmp_pgauth_go_live(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
 
     ctx->allowed = 1;
     ctx->kicked = 0;
-    ctx->end_reason = NULL;
+    ctx->end = NGX_RTMP_PGAUTH_END_NONE;
 
-    if (via) {
+    if (outcome != NGX_RTMP_PGAUTH_OUT_ALLOWED) {
         /* the database has not said yet: no session id */
         ctx->sid[0] = '\0';
     }
@@ -957,10 +990,7 @@ ngx_rtmp_pgauth_go_live(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
         ngx_memcpy(ctx->publish.name, ctx->name, len);
     }
 
-    ngx_rtmp_pgauth_count(ctx, via == NULL ? NGX_RTMP_PGAUTH_OUT_ALLOWED
-                               : via[0] == 'h'
-                               ? NGX_RTMP_PGAUTH_OUT_ALLOWED_CACHE
-                               : NGX_RTMP_PGAUTH_OUT_ALLOWED_STALE);
+    ngx_rtmp_pgauth_count(ctx, outcome);
     ngx_rtmp_pgauth_unlimit(ctx, 0);
 
     /* another publisher of the name in this worker (none has a session id
@@ -971,7 +1001,7 @@ ngx_rtmp_pgauth_go_live(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
 
     if (old && newer && !ctx->won) {
         /* a later publish of the name is live here: this one lost */
-        ngx_rtmp_pgauth_kick(ctx, "takeover");
+        ngx_rtmp_pgauth_kick(ctx, NGX_RTMP_PGAUTH_END_TAKEOVER, NULL, 0);
         return NGX_OK;
     }
 
@@ -992,11 +1022,11 @@ ngx_rtmp_pgauth_go_live(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
 
     ngx_log_error(NGX_LOG_NOTICE, s->connection->log, 0,
                   "pgauth: allowed app=\"%V\" name=\"%s\" addr=\"%V\" "
-                  "fp=%s session=\"%s\" time=%Mms%s%s",
+                  "fp=%s session=\"%s\" time=%Mms%s",
                   &s->app, len ? ctx->name : (u_char *) "-",
                   &s->connection->addr_text, ctx->fp, ctx->sid,
-                  ngx_current_msec - ctx->asked, via ? " cache=" : "",
-                  via ? via : "");
+                  ngx_current_msec - ctx->asked,
+                  ngx_rtmp_pgauth_outcomes[outcome].via);
 
     ngx_rtmp_pgauth_live_add(ctx->live, ctx);
 
@@ -1008,7 +1038,7 @@ ngx_rtmp_pgauth_go_live(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
      */
 
     if (old) {
-        ngx_rtmp_pgauth_kick(old, "takeover");
+        ngx_rtmp_pgauth_kick(old, NGX_RTMP_PGAUTH_END_TAKEOVER, NULL, 0);
 
         ctx->resume.handler = ngx_rtmp_pgauth_resume;
         ctx->resume.data = ctx;
@@ -1058,7 +1088,7 @@ ngx_rtmp_pgauth_expire_in(ngx_rtmp_pgauth_ctx_t *ctx, ngx_msec_t ms)
 static void
 ngx_rtmp_pgauth_expired(ngx_event_t *ev)
 {
-    ngx_rtmp_pgauth_kick(ev->data, "expired");
+    ngx_rtmp_pgauth_kick(ev->data, NGX_RTMP_PGAUTH_END_EXPIRED, NULL, 0);
 }
 
 
@@ -1069,11 +1099,11 @@ ngx_rtmp_pgauth_expired(ngx_event_t *ev)
  */
 
 void
-ngx_rtmp_pgauth_kick(ngx_rtmp_pgauth_ctx_t *ctx, const char *reason)
+ngx_rtmp_pgauth_kick(ngx_rtmp_pgauth_ctx_t *ctx, ngx_rtmp_pgauth_end_e end,
+    u_char *text, size_t len)
 {
-    size_t                  len;
-    ngx_rtmp_session_t     *s;
-    ngx_rtmp_pgauth_end_t  *e;
+    ngx_str_t            reason;
+    ngx_rtmp_session_t  *s;
 
     if (!ctx->allowed || ctx->kicked) {
         return;
@@ -1087,30 +1117,62 @@ ngx_rtmp_pgauth_kick(ngx_rtmp_pgauth_ctx_t *ctx, const char *reason)
 
     ngx_rtmp_pgauth_stats_count(ctx->pmcf->stats, NGX_RTMP_PGAUTH_CNT_ENDED);
 
-    /* reason may live in a notification or a result about to be freed */
-    ngx_cpystrn(ctx->reason, (u_char *) reason, sizeof(ctx->reason));
-    ctx->end_reason = (char *) ctx->reason;
-    reason = ctx->end_reason;
+    ctx->end = end;
 
-    len = ngx_strlen(reason);
-
-    for (e = ngx_rtmp_pgauth_ends; e->reason.len; e++) {
-        if (e->reason.len == len
-            && ngx_strncmp(e->reason.data, reason, len) == 0)
-        {
-            break;
-        }
+    if (end == NGX_RTMP_PGAUTH_END_OTHER) {
+        /* the text may live in a result about to be freed */
+        len = ngx_min(len, sizeof(ctx->reason) - 1);
+        *ngx_cpymem(ctx->reason, text, len) = '\0';
     }
+
+    ngx_rtmp_pgauth_end_text(ctx, end, &reason);
 
     ngx_log_error(NGX_LOG_NOTICE, s->connection->log, 0,
                   "pgauth: ended app=\"%V\" name=\"%s\" addr=\"%V\" fp=%s "
-                  "session=\"%s\" reason=\"%s\"",
+                  "session=\"%s\" reason=\"%V\"",
                   &s->app, ctx->name[0] ? ctx->name : (u_char *) "-",
-                  &s->connection->addr_text, ctx->fp, ctx->sid, reason);
+                  &s->connection->addr_text, ctx->fp, ctx->sid, &reason);
 
-    ngx_rtmp_send_status(s, NGX_RTMP_PGAUTH_DENIED, "error", e->desc);
+    ngx_rtmp_send_status(s, NGX_RTMP_PGAUTH_DENIED, "error",
+                         ngx_rtmp_pgauth_ends[end].desc);
 
     ngx_rtmp_finalize_session(s);
+}
+
+
+/* the reason a session ended with, as the database words it */
+
+ngx_rtmp_pgauth_end_e
+ngx_rtmp_pgauth_end_reason(u_char *text, size_t len)
+{
+    ngx_uint_t  i;
+
+    /* those a kick may have: the others are ours */
+
+    for (i = NGX_RTMP_PGAUTH_END_REVOKED; i < NGX_RTMP_PGAUTH_END_OTHER; i++) {
+        if (ngx_rtmp_pgauth_ends[i].reason.len == len
+            && ngx_strncmp(ngx_rtmp_pgauth_ends[i].reason.data, text, len)
+               == 0)
+        {
+            return i;
+        }
+    }
+
+    return NGX_RTMP_PGAUTH_END_OTHER;
+}
+
+
+static void
+ngx_rtmp_pgauth_end_text(ngx_rtmp_pgauth_ctx_t *ctx,
+    ngx_rtmp_pgauth_end_e end, ngx_str_t *text)
+{
+    if (end == NGX_RTMP_PGAUTH_END_OTHER) {
+        text->data = ctx->reason;
+        text->len = ngx_strlen(ctx->reason);
+        return;
+    }
+
+    *text = ngx_rtmp_pgauth_ends[end].reason;
 }
 
 
@@ -1145,14 +1207,17 @@ ngx_rtmp_pgauth_decided_late(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
                   "ending session \"%*s\"",
                   d->app, d->addr, d->fp, ngx_min(len, 64), sid);
 
-    ngx_rtmp_pgauth_done(req->pool, d->pacf, sid, len, "client gone");
+    ngx_rtmp_pgauth_done(req->pool, d->pacf, sid, len,
+                         &ngx_rtmp_pgauth_ends[NGX_RTMP_PGAUTH_END_CLIENT_GONE]
+                             .reason);
 }
 
 
 /* pgauth_status: each publish's decision, counted once */
 
 static void
-ngx_rtmp_pgauth_count(ngx_rtmp_pgauth_ctx_t *ctx, ngx_uint_t outcome)
+ngx_rtmp_pgauth_count(ngx_rtmp_pgauth_ctx_t *ctx,
+    ngx_rtmp_pgauth_outcome_e outcome)
 {
     if (ctx->counted || ctx->pmcf == NULL) {
         return;
@@ -1192,52 +1257,32 @@ ngx_rtmp_pgauth_unlimit(ngx_rtmp_pgauth_ctx_t *ctx, ngx_uint_t failed)
 
 static void
 ngx_rtmp_pgauth_refuse(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
-    ngx_uint_t how, const char *reason, ngx_str_t *err)
+    ngx_rtmp_pgauth_outcome_e outcome, const char *reason, ngx_str_t *err)
 {
-    ngx_uint_t  level;
-    ngx_str_t   empty = ngx_null_string;
+    ngx_str_t                   empty = ngx_null_string;
+    ngx_rtmp_pgauth_outcome_t  *o;
 
     if (err == NULL) {
         err = &empty;
     }
 
-    /* a blocked address was logged once when it was blocked */
-    level = (how == NGX_RTMP_PGAUTH_BLOCKED) ? NGX_LOG_INFO : NGX_LOG_ERR;
+    o = &ngx_rtmp_pgauth_outcomes[outcome];
 
-    ngx_rtmp_pgauth_count(ctx, how == NGX_RTMP_PGAUTH_DENY
-                               ? NGX_RTMP_PGAUTH_OUT_DENIED
-                               : how == NGX_RTMP_PGAUTH_DENY_CACHED
-                               ? NGX_RTMP_PGAUTH_OUT_DENIED_CACHE
-                               : how == NGX_RTMP_PGAUTH_BLOCKED
-                               ? NGX_RTMP_PGAUTH_OUT_BLOCKED
-                               : NGX_RTMP_PGAUTH_OUT_UNAVAILABLE);
+    ngx_rtmp_pgauth_count(ctx, outcome);
 
-    ngx_log_error(level, s->connection->log, 0,
+    ngx_log_error(o->level, s->connection->log, 0,
                   "pgauth: refused app=\"%V\" addr=\"%V\" fp=%s "
                   "reason=\"%s%s%V\"",
                   &s->app, &s->connection->addr_text, ctx->fp,
                   reason, err->len ? ": " : "", err);
 
-    switch (how) {
-
-    case NGX_RTMP_PGAUTH_UNAVAILABLE:
-        ngx_rtmp_send_status(s, NGX_RTMP_PGAUTH_FAILED_CODE, "error",
-                             NGX_RTMP_PGAUTH_FAILED_DESC);
-        break;
-
-    case NGX_RTMP_PGAUTH_BLOCKED:
-        ngx_rtmp_send_status(s, NGX_RTMP_PGAUTH_DENIED, "error",
-                             NGX_RTMP_PGAUTH_BLOCKED_DESC);
-        break;
-
-    default: /* NGX_RTMP_PGAUTH_DENY, NGX_RTMP_PGAUTH_DENY_CACHED */
-
+    if (o->failed) {
         ngx_rtmp_pgauth_unlimit(ctx, 1);
-        ngx_rtmp_send_status(s, NGX_RTMP_PGAUTH_DENIED, "error",
-                             NGX_RTMP_PGAUTH_DENIED_DESC);
     }
 
-    ngx_rtmp_pgauth_end(ctx, "refused");
+    ngx_rtmp_send_status(s, o->code, "error", o->desc);
+
+    ngx_rtmp_pgauth_end(ctx, NGX_RTMP_PGAUTH_END_REFUSED);
 
     ngx_rtmp_finalize_session(s);
 }
@@ -1253,8 +1298,9 @@ ngx_rtmp_pgauth_close_stream(ngx_rtmp_session_t *s,
 
     if (ctx) {
         /* a closing connection closes its streams */
-        ngx_rtmp_pgauth_end(ctx, s->connection->destroyed ? "disconnect"
-                                                          : "unpublish");
+        ngx_rtmp_pgauth_end(ctx, s->connection->destroyed
+                                 ? NGX_RTMP_PGAUTH_END_DISCONNECT
+                                 : NGX_RTMP_PGAUTH_END_UNPUBLISH);
     }
 
     return next_close_stream(s, v);
@@ -1266,15 +1312,17 @@ ngx_rtmp_pgauth_cleanup(void *data)
 {
     ngx_rtmp_pgauth_ctx_t  *ctx = data;
 
-    ngx_rtmp_pgauth_end(ctx, "disconnect");
+    ngx_rtmp_pgauth_end(ctx, NGX_RTMP_PGAUTH_END_DISCONNECT);
 }
 
 
 /* the session's publish is over, or never will be */
 
 static void
-ngx_rtmp_pgauth_end(ngx_rtmp_pgauth_ctx_t *ctx, const char *reason)
+ngx_rtmp_pgauth_end(ngx_rtmp_pgauth_ctx_t *ctx, ngx_rtmp_pgauth_end_e end)
 {
+    ngx_str_t  reason;
+
     if (ctx->req) {
         ngx_rtmp_pgauth_req_detach(ctx->req);
         ctx->req = NULL;
@@ -1314,18 +1362,17 @@ ngx_rtmp_pgauth_end(ngx_rtmp_pgauth_ctx_t *ctx, const char *reason)
     ctx->allowed = 0;
 
     /* a kick says why first */
-    if (ctx->end_reason) {
-        reason = ctx->end_reason;
-    }
+    ngx_rtmp_pgauth_end_text(ctx, ctx->end ? ctx->end : end, &reason);
 
     ngx_log_error(NGX_LOG_INFO, ctx->session->connection->log, 0,
                   "pgauth: publish ended name=\"%s\" session=\"%s\" "
-                  "reason=\"%s\"",
-                  ctx->name[0] ? ctx->name : (u_char *) "-", ctx->sid, reason);
+                  "reason=\"%V\"",
+                  ctx->name[0] ? ctx->name : (u_char *) "-", ctx->sid,
+                  &reason);
 
     if (ctx->sid[0]) {
         ngx_rtmp_pgauth_done(ctx->pool, ctx->pacf, ctx->sid,
-                             ngx_strlen(ctx->sid), reason);
+                             ngx_strlen(ctx->sid), &reason);
     }
 }
 
@@ -1333,15 +1380,12 @@ ngx_rtmp_pgauth_end(ngx_rtmp_pgauth_ctx_t *ctx, const char *reason)
 static void
 ngx_rtmp_pgauth_done(ngx_rtmp_pgauth_pool_t *pool,
     ngx_rtmp_pgauth_app_conf_t *pacf, u_char *sid, size_t len,
-    const char *reason)
+    ngx_str_t *reason)
 {
     u_char                 *p;
-    size_t                  rlen;
     ngx_rtmp_pgauth_req_t  *req;
 
-    rlen = ngx_strlen(reason);
-
-    req = ngx_rtmp_pgauth_req_create(pool, len + 1 + rlen + 1);
+    req = ngx_rtmp_pgauth_req_create(pool, len + 1 + reason->len + 1);
     if (req == NULL) {
         return;
     }
@@ -1355,7 +1399,7 @@ ngx_rtmp_pgauth_done(ngx_rtmp_pgauth_pool_t *pool,
     /* $1 as the query wants it, $2 text even when the query ignores it */
 
     p += len + 1;
-    ngx_memcpy(p, reason, rlen + 1);
+    *ngx_cpymem(p, reason->data, reason->len) = '\0';
 
     req->values[1] = (char *) p;
     req->types[1] = NGX_RTMP_PGAUTH_TEXTOID;

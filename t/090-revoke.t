@@ -98,7 +98,12 @@ waitpid $ff2, 0;
 # deleted key; expiry moved to now; kick_stream (the key stays valid)
 for my $case ([ 'deleted', 'SELECT pgauth.delete_key(:id)', 'Stream key revoked' ],
               [ 'expired', 'SELECT pgauth.expire_key(:id)', 'Stream key expired' ],
-              [ 'kicked', "SELECT pgauth.kick_stream('k_kicked')", 'Stream stopped by the operator' ]) {
+              [ 'kicked', "SELECT pgauth.kick_stream('k_kicked')", 'Stream stopped by the operator' ],
+              # a reason of the operator's own: the client reads the
+              # general words, the log and the record the operator's
+              [ 'maintenance', "SELECT pgauth.end_session(s.id, 'maintenance') FROM pgauth.sessions s"
+                               . " WHERE s.stream_name = 'k_maintenance' AND s.ended_at IS NULL",
+                'Stream ended by the server' ]) {
     my ($reason, $sql, $desc) = @$case;
     my ($ms, $c) = revoke_one($ng, "k_$reason", $sql);
     ok(defined $ms && $ms < 2000, "$reason: closed within 2 s");
@@ -107,6 +112,8 @@ for my $case ([ 'deleted', 'SELECT pgauth.delete_key(:id)', 'Stream key revoked'
     is($pg->psql("SELECT end_reason FROM pgauth.sessions WHERE stream_name = 'k_$reason'"),
        $reason, "$reason: recorded");
 }
+like($ng->error_log, qr/pgauth: ended app="live" name="k_maintenance" .*reason="maintenance"/,
+     'maintenance: logged with the reason the database gave');
 my $again = rtmpc($port, 'live', name => $pg->create_key('k_kicked2'));
 is($again->{status}{code}, 'NetStream.Publish.Start', 'after a kick the key still publishes');
 
