@@ -298,6 +298,25 @@ ngx_rtmp_pgauth_limit_done(ngx_shm_zone_t *zone, ngx_rtmp_session_t *s,
 }
 
 
+/*
+ * The limiter's count of the publish: taken in check(), given back once:
+ * when it goes live (a live publish may last hours), when its key is
+ * refused (failed), or when it ends whichever way (end()).
+ */
+
+void
+ngx_rtmp_pgauth_limit_give_back(ngx_rtmp_pgauth_ctx_t *ctx, ngx_uint_t failed)
+{
+    if (!ctx->limited) {
+        return;
+    }
+
+    ctx->limited = 0;
+
+    ngx_rtmp_pgauth_limit_done(ctx->pacf->limit, ctx->session, failed);
+}
+
+
 /* no longer blocked, in flight, nor with failures in its window */
 
 static ngx_int_t

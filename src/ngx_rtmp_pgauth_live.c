@@ -5,7 +5,8 @@
 
 
 /*
- * Live control: the allowed sessions of this worker, and the one
+ * Live control: the allowed sessions of this worker, their life once
+ * allowed (kicked, expired, ended, the end recorded), and the one
  * connection per worker that LISTENs for what the database ends.
  *
  * The schema notifies "end <session id> <reason>" when a key is revoked,
@@ -95,6 +96,26 @@ struct ngx_rtmp_pgauth_live_s {
 };
 
 
+/* what the reasons a publish ends with mean, by ngx_rtmp_pgauth_end_e */
+
+ngx_rtmp_pgauth_end_t  ngx_rtmp_pgauth_ends[] = {
+    { ngx_null_string, NULL },
+    { ngx_string("revoked"), "Stream key revoked" },
+    { ngx_string("deleted"), "Stream key revoked" },
+    { ngx_string("expired"), "Stream key expired" },
+    { ngx_string("time limit"), "Session time limit reached" },
+    { ngx_string("takeover"), "Stream taken over by another publisher" },
+    { ngx_string("kicked"), "Stream stopped by the operator" },
+    { ngx_string("unverified"), NGX_RTMP_PGAUTH_FAILED_DESC },
+    { ngx_string("already live"), NGX_RTMP_PGAUTH_BUSY_DESC },
+    { ngx_null_string, "Stream ended by the server" },
+    { ngx_string("refused"), NULL },
+    { ngx_string("unpublish"), NULL },
+    { ngx_string("disconnect"), NULL },
+    { ngx_string("client gone"), NULL }
+};
+
+
 static void ngx_rtmp_pgauth_live_ready(void *data);
 static void ngx_rtmp_pgauth_live_notify(void *data, PGnotify *notify);
 static ngx_rtmp_pgauth_ctx_t *ngx_rtmp_pgauth_live_find(
@@ -124,6 +145,13 @@ static void ngx_rtmp_pgauth_live_check_handler(ngx_event_t *ev);
 static void ngx_rtmp_pgauth_live_check(ngx_rtmp_pgauth_live_t *live);
 static void ngx_rtmp_pgauth_live_checked(ngx_rtmp_pgauth_req_t *req,
     ngx_uint_t rc, PGresult *res, ngx_str_t *err);
+static ngx_rtmp_pgauth_end_e ngx_rtmp_pgauth_live_end_reason(
+    ngx_rtmp_pgauth_ctx_t *ctx, u_char *text, size_t len);
+static void ngx_rtmp_pgauth_live_end_text(ngx_rtmp_pgauth_ctx_t *ctx,
+    ngx_rtmp_pgauth_end_e end, ngx_str_t *text);
+static void ngx_rtmp_pgauth_live_expired(ngx_event_t *ev);
+static void ngx_rtmp_pgauth_live_recorded(ngx_rtmp_pgauth_req_t *req,
+    ngx_uint_t rc, PGresult *res, ngx_str_t *err);
 static void ngx_rtmp_pgauth_live_unchecked(ngx_rtmp_pgauth_live_t *live,
     ngx_str_t *err);
 
@@ -135,7 +163,7 @@ ngx_rtmp_pgauth_live_create(ngx_cycle_t *cycle,
     u_char                       *p;
     size_t                        len;
     ngx_rtmp_pgauth_live_t       *live;
-    ngx_rtmp_pgauth_pool_conf_t   pc;
+    ngx_rtmp_pgauth_pool_conf_t   pcf;
 
     live = ngx_pcalloc(cycle->pool, sizeof(ngx_rtmp_pgauth_live_t));
     if (live == NULL) {
@@ -198,19 +226,19 @@ ngx_rtmp_pgauth_live_create(ngx_cycle_t *cycle,
     ngx_sprintf(p, "SET statement_timeout = %M; LISTEN \"%V\"%Z",
                 pmcf->max_timeout, &pmcf->channel);
 
-    ngx_memzero(&pc, sizeof(ngx_rtmp_pgauth_pool_conf_t));
+    ngx_memzero(&pcf, sizeof(ngx_rtmp_pgauth_pool_conf_t));
 
-    pc.name = "listen ";
-    pc.size = 1;
-    pc.queue_size = 1;
-    pc.app_name = "nginx-rtmp-pgauth-listen";
-    pc.setup = (char *) p;
-    pc.notify = ngx_rtmp_pgauth_live_notify;
-    pc.ready = ngx_rtmp_pgauth_live_ready;
-    pc.keep = ngx_rtmp_pgauth_live_holding;
-    pc.data = live;
+    pcf.name = "listen ";
+    pcf.size = 1;
+    pcf.queue_size = 1;
+    pcf.app_name = "nginx-rtmp-pgauth-listen";
+    pcf.setup = (char *) p;
+    pcf.notify = ngx_rtmp_pgauth_live_notify;
+    pcf.ready = ngx_rtmp_pgauth_live_ready;
+    pcf.keep = ngx_rtmp_pgauth_live_holding;
+    pcf.data = live;
 
-    live->listen = ngx_rtmp_pgauth_pool_create(cycle, pmcf, &pc);
+    live->listen = ngx_rtmp_pgauth_pool_create(cycle, pmcf, &pcf);
     if (live->listen == NULL) {
         return NULL;
     }
@@ -404,7 +432,7 @@ ngx_rtmp_pgauth_live_hinted(ngx_rtmp_pgauth_live_t *live, u_char *sid,
 
 /*
  * A session that must not go live before the database confirms it is
- * open; ngx_rtmp_pgauth_verified() is called with the answer.
+ * open; ctx->verified() is called with the answer.
  */
 
 void
@@ -528,7 +556,7 @@ ngx_rtmp_pgauth_live_wait(ngx_rtmp_pgauth_live_t *live)
 /*
  * Not shutting down, or shutting down with sessions: an old worker of a
  * reload still serves its publishers, and must be seen doing so.  It
- * keeps beating, re-checking and its LISTEN connection (pc.keep) while so.
+ * keeps beating, re-checking and its LISTEN connection (pcf.keep) while so.
  */
 
 static ngx_int_t
@@ -572,7 +600,7 @@ ngx_rtmp_pgauth_live_ready(void *data)
          q = ngx_queue_next(q))
     {
         ctx = ngx_queue_data(q, ngx_rtmp_pgauth_ctx_t, queue);
-        ngx_rtmp_pgauth_confirm(ctx);
+        ctx->confirm(ctx);
     }
 
     (void) ngx_rtmp_pgauth_live_submit(live, NGX_RTMP_PGAUTH_REGISTER,
@@ -860,7 +888,7 @@ ngx_rtmp_pgauth_live_beat(ngx_event_t *ev)
          q = ngx_queue_next(q))
     {
         ctx = ngx_queue_data(q, ngx_rtmp_pgauth_ctx_t, queue);
-        ngx_rtmp_pgauth_confirm(ctx);
+        ctx->confirm(ctx);
     }
 
     if (live->beating) {
@@ -1063,8 +1091,10 @@ ngx_rtmp_pgauth_live_checked(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
             reason = (u_char *) PQgetvalue(res, i, 1);
             len = PQgetlength(res, i, 1);
 
-            ngx_rtmp_pgauth_kick(ctx, ngx_rtmp_pgauth_end_reason(reason, len),
-                                 reason, len);
+            ngx_rtmp_pgauth_live_kick(ctx,
+                                      ngx_rtmp_pgauth_live_end_reason(ctx,
+                                                                      reason,
+                                                                      len));
             continue;
         }
 
@@ -1073,12 +1103,12 @@ ngx_rtmp_pgauth_live_checked(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
                                              PQgetlength(res, i, 2), &ms)
                == NGX_OK)
         {
-            ngx_rtmp_pgauth_expire_in(ctx, ms ? ms : 1);
+            ngx_rtmp_pgauth_live_expire_in(ctx, ms ? ms : 1);
         }
 
         if (ctx->verifying) {
             ctx->verifying = 0;
-            ngx_rtmp_pgauth_verified(ctx);
+            ctx->verified(ctx);
         }
     }
 
@@ -1092,7 +1122,7 @@ ngx_rtmp_pgauth_live_checked(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
 
         if (ctx->verifying) {
             ctx->verifying = 0;
-            ngx_rtmp_pgauth_verified(ctx);
+            ctx->verified(ctx);
         }
     }
 
@@ -1132,13 +1162,247 @@ ngx_rtmp_pgauth_live_unchecked(ngx_rtmp_pgauth_live_t *live, ngx_str_t *err)
         ngx_rtmp_pgauth_live_unhint(ctx);
 
         if (!keep) {
-            ngx_rtmp_pgauth_kick(ctx, NGX_RTMP_PGAUTH_END_UNVERIFIED, NULL, 0);
+            ngx_rtmp_pgauth_live_kick(ctx, NGX_RTMP_PGAUTH_END_UNVERIFIED);
             continue;
         }
 
         if (ctx->verifying) {
             ctx->verifying = 0;
-            ngx_rtmp_pgauth_verified(ctx);
+            ctx->verified(ctx);
         }
     }
+}
+
+
+/*
+ * Ends a publish the database (or its time limit) ended, live or on its
+ * way there: the client is told why, the session closes, the end is
+ * recorded with the reason.
+ */
+
+void
+ngx_rtmp_pgauth_live_kick(ngx_rtmp_pgauth_ctx_t *ctx, ngx_rtmp_pgauth_end_e end)
+{
+    ngx_str_t            reason;
+    ngx_rtmp_session_t  *s;
+
+    if (!ctx->allowed || ctx->kicked) {
+        return;
+    }
+
+    s = ctx->session;
+    ctx->kicked = 1;
+
+    /* one that never went live: the database allowed it, then ended it */
+    ngx_rtmp_pgauth_stats_outcome(ctx, NGX_RTMP_PGAUTH_OUT_ALLOWED);
+
+    ngx_rtmp_pgauth_stats_count(ctx->pmcf->stats, NGX_RTMP_PGAUTH_CNT_ENDED);
+
+    ctx->end = end;
+
+    ngx_rtmp_pgauth_live_end_text(ctx, end, &reason);
+
+    ngx_log_error(NGX_LOG_NOTICE, s->connection->log, 0,
+                  "pgauth: ended app=\"%V\" name=\"%s\" addr=\"%V\" fp=%s "
+                  "session=\"%s\" reason=\"%V\"",
+                  &s->app, ctx->name[0] ? ctx->name : (u_char *) "-",
+                  &s->connection->addr_text, ctx->fp, ctx->sid, &reason);
+
+    ngx_rtmp_send_status(s, NGX_RTMP_PGAUTH_DENIED, "error",
+                         ngx_rtmp_pgauth_ends[end].desc);
+
+    ngx_rtmp_finalize_session(s);
+}
+
+
+/*
+ * The reason a session ended with, as the database words it.  Words of
+ * its own are kept in the session for its kick: the result they are in is
+ * about to be freed.
+ */
+
+static ngx_rtmp_pgauth_end_e
+ngx_rtmp_pgauth_live_end_reason(ngx_rtmp_pgauth_ctx_t *ctx, u_char *text,
+    size_t len)
+{
+    ngx_uint_t  i;
+
+    /* those a kick may have: the others are ours */
+
+    for (i = NGX_RTMP_PGAUTH_END_REVOKED; i < NGX_RTMP_PGAUTH_END_OTHER; i++) {
+        if (ngx_rtmp_pgauth_ends[i].reason.len == len
+            && ngx_strncmp(ngx_rtmp_pgauth_ends[i].reason.data, text, len)
+               == 0)
+        {
+            return i;
+        }
+    }
+
+    if (!ctx->kicked) {
+        len = ngx_min(len, sizeof(ctx->reason) - 1);
+        *ngx_cpymem(ctx->reason, text, len) = '\0';
+    }
+
+    return NGX_RTMP_PGAUTH_END_OTHER;
+}
+
+
+static void
+ngx_rtmp_pgauth_live_end_text(ngx_rtmp_pgauth_ctx_t *ctx,
+    ngx_rtmp_pgauth_end_e end, ngx_str_t *text)
+{
+    if (end == NGX_RTMP_PGAUTH_END_OTHER) {
+        text->data = ctx->reason;
+        text->len = ngx_strlen(ctx->reason);
+        return;
+    }
+
+    *text = ngx_rtmp_pgauth_ends[end].reason;
+}
+
+
+/* ends the session when its authorization runs out */
+
+void
+ngx_rtmp_pgauth_live_expire_in(ngx_rtmp_pgauth_ctx_t *ctx, ngx_msec_t ms)
+{
+    if (!ctx->allowed || ctx->kicked) {
+        return;
+    }
+
+    if (ctx->expire.timer_set) {
+        ngx_del_timer(&ctx->expire);
+    }
+
+    ctx->expire.handler = ngx_rtmp_pgauth_live_expired;
+    ctx->expire.data = ctx;
+    ctx->expire.log = ctx->session->connection->log;
+    ctx->expire.cancelable = 1;
+
+    ngx_add_timer(&ctx->expire, ms);
+}
+
+
+static void
+ngx_rtmp_pgauth_live_expired(ngx_event_t *ev)
+{
+    ngx_rtmp_pgauth_live_kick(ev->data, NGX_RTMP_PGAUTH_END_EXPIRED);
+}
+
+
+/* the session's publish is over, or never will be */
+
+void
+ngx_rtmp_pgauth_live_end(ngx_rtmp_pgauth_ctx_t *ctx, ngx_rtmp_pgauth_end_e end)
+{
+    ngx_str_t  reason;
+
+    if (ctx->req) {
+        ngx_rtmp_pgauth_req_detach(ctx->req);
+        ctx->req = NULL;
+    }
+
+    if (ctx->expire.timer_set) {
+        ngx_del_timer(&ctx->expire);
+    }
+
+    if (ctx->resume.posted) {
+        ngx_delete_posted_event(&ctx->resume);
+    }
+
+    ngx_rtmp_pgauth_live_remove(ctx);
+    ngx_rtmp_pgauth_limit_give_back(ctx, 0);
+
+    if (ctx->listed) {
+        ngx_rtmp_pgauth_stats_stream_remove(ctx->pmcf->stats,
+                                            ctx->pmcf->stats_zone,
+                                            ctx->listed);
+        ctx->listed = NULL;
+    }
+
+    ctx->confirming = 0;
+    ctx->stale = 0;
+    ctx->verify = 0;
+    ctx->takeover = 0;
+
+    /* nothing of the key stays once the publish is over */
+    ngx_explicit_memzero(ctx->key, sizeof(ctx->key));
+    ngx_explicit_memzero(&ctx->publish, sizeof(ngx_rtmp_publish_t));
+
+    if (!ctx->allowed) {
+        return;
+    }
+
+    ctx->allowed = 0;
+
+    /* a kick says why first */
+    ngx_rtmp_pgauth_live_end_text(ctx, ctx->end ? ctx->end : end, &reason);
+
+    ngx_log_error(NGX_LOG_INFO, ctx->session->connection->log, 0,
+                  "pgauth: publish ended name=\"%s\" session=\"%s\" "
+                  "reason=\"%V\"",
+                  ctx->name[0] ? ctx->name : (u_char *) "-", ctx->sid,
+                  &reason);
+
+    if (ctx->sid[0]) {
+        ngx_rtmp_pgauth_live_record_end(ctx->pool, ctx->pacf, ctx->sid,
+                             ngx_strlen(ctx->sid), &reason);
+    }
+}
+
+
+void
+ngx_rtmp_pgauth_live_record_end(ngx_rtmp_pgauth_pool_t *pool,
+    ngx_rtmp_pgauth_app_conf_t *pacf, u_char *sid, size_t len,
+    ngx_str_t *reason)
+{
+    u_char                 *p;
+    ngx_rtmp_pgauth_req_t  *req;
+
+    req = ngx_rtmp_pgauth_req_create(pool, len + 1 + reason->len + 1);
+    if (req == NULL) {
+        return;
+    }
+
+    p = (u_char *) (req + 1);
+    ngx_memcpy(p, sid, len);
+    p[len] = '\0';
+
+    req->values[0] = (char *) p;
+
+    /* $1 as the query wants it, $2 text even when the query ignores it */
+
+    p += len + 1;
+    *ngx_cpymem(p, reason->data, reason->len) = '\0';
+
+    req->values[1] = (char *) p;
+    req->types[1] = NGX_RTMP_PGAUTH_TEXTOID;
+
+    req->query = &pacf->done_query;
+    req->nparams = 2;
+    req->handler = ngx_rtmp_pgauth_live_recorded;
+
+    /* the end of a session is recorded even when the queue is full */
+    req->urgent = 1;
+
+    if (ngx_rtmp_pgauth_req_submit(req, pacf->timeout) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, req->log, 0,
+                      "pgauth: the end of session \"%s\" is not recorded: "
+                      "the worker is exiting", (u_char *) (req + 1));
+        ngx_rtmp_pgauth_req_free(req);
+    }
+}
+
+
+static void
+ngx_rtmp_pgauth_live_recorded(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
+    PGresult *res, ngx_str_t *err)
+{
+    if (rc == NGX_RTMP_PGAUTH_RESULT) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, req->log, 0,
+                  "pgauth: recording the end of session \"%s\" failed: %V",
+                  (u_char *) (req + 1), err);
 }

@@ -54,6 +54,7 @@ typedef struct ngx_rtmp_pgauth_req_s   ngx_rtmp_pgauth_req_t;
 typedef struct ngx_rtmp_pgauth_live_s  ngx_rtmp_pgauth_live_t;
 typedef struct ngx_rtmp_pgauth_limit_s ngx_rtmp_pgauth_limit_t;
 typedef struct ngx_rtmp_pgauth_cache_s ngx_rtmp_pgauth_cache_t;
+typedef struct ngx_rtmp_pgauth_ctx_s   ngx_rtmp_pgauth_ctx_t;
 
 
 /* how a decision came out: what pgauth_status counts, what the client
@@ -70,6 +71,22 @@ typedef enum {
     NGX_RTMP_PGAUTH_OUT_ALREADY_LIVE,
     NGX_RTMP_PGAUTH_OUT_N
 } ngx_rtmp_pgauth_outcome_e;
+
+
+/* what a refused or ended client is told */
+
+#define NGX_RTMP_PGAUTH_DENIED         "NetStream.Publish.Denied"
+#define NGX_RTMP_PGAUTH_DENIED_DESC    "Stream key rejected"
+/* not "NetStream.Publish.Failed": OBS's librtmp logs the description of
+   NetStream.Failed and ignores codes it does not know */
+#define NGX_RTMP_PGAUTH_FAILED_CODE    "NetStream.Failed"
+#define NGX_RTMP_PGAUTH_FAILED_DESC                                          \
+    "Authorization unavailable, try again later"
+#define NGX_RTMP_PGAUTH_BADNAME        "NetStream.Publish.BadName"
+#define NGX_RTMP_PGAUTH_BADNAME_DESC   "Already publishing"
+#define NGX_RTMP_PGAUTH_BUSY_DESC      "Stream already live"
+#define NGX_RTMP_PGAUTH_BLOCKED_DESC                                         \
+    "Too many failed attempts, try again later"
 
 
 /* why a publish ended: what is recorded, what the client is told
@@ -92,6 +109,12 @@ typedef enum {
     NGX_RTMP_PGAUTH_END_CLIENT_GONE,
     NGX_RTMP_PGAUTH_END_N
 } ngx_rtmp_pgauth_end_e;
+
+
+typedef struct {
+    ngx_str_t                       reason;     /* logged and recorded */
+    char                           *desc;       /* a kicked client is told */
+} ngx_rtmp_pgauth_end_t;
 
 
 /* ... and counters */
@@ -296,7 +319,9 @@ typedef struct {
 
 /* a session's state, in its connection's pool */
 
-typedef struct {
+typedef void (*ngx_rtmp_pgauth_ctx_pt)(ngx_rtmp_pgauth_ctx_t *ctx);
+
+struct ngx_rtmp_pgauth_ctx_s {
     ngx_rtmp_session_t             *session;
     ngx_rtmp_pgauth_req_t          *req;        /* decision pending */
     ngx_rtmp_pgauth_pool_t         *pool;
@@ -305,6 +330,10 @@ typedef struct {
     ngx_rtmp_pgauth_main_conf_t    *pmcf;
     const EVP_MD                   *sha256;
     ngx_msec_t                      start;      /* of the decision */
+
+    /* the decision's steps the live control calls (publish.c's) */
+    ngx_rtmp_pgauth_ctx_pt          confirm;    /* admitted stale: ask */
+    ngx_rtmp_pgauth_ctx_pt          verified;   /* held back: go on */
     void                           *listed;     /* in the status zone */
 
     ngx_queue_t                     queue;      /* live->sessions */
@@ -339,13 +368,13 @@ typedef struct {
     unsigned                        won:1;      /* take_over() said so */
     unsigned                        limited:1;  /* counted by the limiter */
     unsigned                        counted:1;  /* the decision, in stats */
-} ngx_rtmp_pgauth_ctx_t;
+};
 
 
 /* ngx_rtmp_pgauth_pool.c */
 
 ngx_rtmp_pgauth_pool_t *ngx_rtmp_pgauth_pool_create(ngx_cycle_t *cycle,
-    ngx_rtmp_pgauth_main_conf_t *pmcf, ngx_rtmp_pgauth_pool_conf_t *pc);
+    ngx_rtmp_pgauth_main_conf_t *pmcf, ngx_rtmp_pgauth_pool_conf_t *pcf);
 void ngx_rtmp_pgauth_pool_destroy(ngx_rtmp_pgauth_pool_t *pool);
 void ngx_rtmp_pgauth_pool_wake(ngx_rtmp_pgauth_pool_t *pool);
 
@@ -360,12 +389,6 @@ void ngx_rtmp_pgauth_req_free(ngx_rtmp_pgauth_req_t *req);
 /* ngx_rtmp_pgauth_publish.c */
 
 ngx_int_t ngx_rtmp_pgauth_publish_init(ngx_conf_t *cf);
-void ngx_rtmp_pgauth_kick(ngx_rtmp_pgauth_ctx_t *ctx,
-    ngx_rtmp_pgauth_end_e end, u_char *text, size_t len);
-ngx_rtmp_pgauth_end_e ngx_rtmp_pgauth_end_reason(u_char *text, size_t len);
-void ngx_rtmp_pgauth_expire_in(ngx_rtmp_pgauth_ctx_t *ctx, ngx_msec_t ms);
-void ngx_rtmp_pgauth_confirm(ngx_rtmp_pgauth_ctx_t *ctx);
-void ngx_rtmp_pgauth_verified(ngx_rtmp_pgauth_ctx_t *ctx);
 
 
 /* ngx_rtmp_pgauth_cache.c */
@@ -390,6 +413,8 @@ ngx_int_t ngx_rtmp_pgauth_limit_take(ngx_shm_zone_t *zone,
     ngx_rtmp_session_t *s, ngx_msec_t *left);
 void ngx_rtmp_pgauth_limit_done(ngx_shm_zone_t *zone, ngx_rtmp_session_t *s,
     ngx_uint_t failed);
+void ngx_rtmp_pgauth_limit_give_back(ngx_rtmp_pgauth_ctx_t *ctx,
+    ngx_uint_t failed);
 
 extern ngx_rtmp_pgauth_shm_type_t  ngx_rtmp_pgauth_limit_type;
 
@@ -410,6 +435,8 @@ void *ngx_rtmp_pgauth_stats_stream_add(ngx_rtmp_pgauth_stats_t *stats,
     ngx_shm_zone_t *zone, ngx_str_t *name, ngx_str_t *app, ngx_str_t *addr);
 void ngx_rtmp_pgauth_stats_stream_remove(ngx_rtmp_pgauth_stats_t *stats,
     ngx_shm_zone_t *zone, void *entry);
+void ngx_rtmp_pgauth_stats_outcome(ngx_rtmp_pgauth_ctx_t *ctx,
+    ngx_rtmp_pgauth_outcome_e outcome);
 void ngx_rtmp_pgauth_stats_worker_gone(ngx_rtmp_pgauth_stats_t *stats,
     ngx_shm_zone_t *zone, ngx_pid_t pid);
 
@@ -432,6 +459,17 @@ ngx_int_t ngx_rtmp_pgauth_live_hinted(ngx_rtmp_pgauth_live_t *live,
     u_char *sid, ngx_uint_t mark);
 void ngx_rtmp_pgauth_live_verify(ngx_rtmp_pgauth_live_t *live,
     ngx_rtmp_pgauth_ctx_t *ctx);
+void ngx_rtmp_pgauth_live_kick(ngx_rtmp_pgauth_ctx_t *ctx,
+    ngx_rtmp_pgauth_end_e end);
+void ngx_rtmp_pgauth_live_expire_in(ngx_rtmp_pgauth_ctx_t *ctx,
+    ngx_msec_t ms);
+void ngx_rtmp_pgauth_live_end(ngx_rtmp_pgauth_ctx_t *ctx,
+    ngx_rtmp_pgauth_end_e end);
+void ngx_rtmp_pgauth_live_record_end(ngx_rtmp_pgauth_pool_t *pool,
+    ngx_rtmp_pgauth_app_conf_t *pacf, u_char *sid, size_t len,
+    ngx_str_t *reason);
+
+extern ngx_rtmp_pgauth_end_t  ngx_rtmp_pgauth_ends[];
 
 
 extern ngx_module_t  ngx_rtmp_pgauth_module;

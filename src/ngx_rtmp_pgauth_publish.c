@@ -11,6 +11,10 @@
  * gets an onStatus error and is closed.  The stream key itself never
  * leaves this file except as its SHA-256 digest (or raw, when configured
  * with "pgauth_key_hash none"), and is never logged.
+ *
+ * This file decides; once allowed, a session's life (kick, expiry, end and
+ * its record) is the live control's (ngx_rtmp_pgauth_live.c), which calls
+ * back into the decision only through ctx->confirm and ctx->verified.
  */
 
 
@@ -18,19 +22,6 @@
 #include <ngx_core.h>
 #include "ngx_rtmp_pgauth_module.h"
 
-
-#define NGX_RTMP_PGAUTH_DENIED         "NetStream.Publish.Denied"
-#define NGX_RTMP_PGAUTH_DENIED_DESC    "Stream key rejected"
-/* not "NetStream.Publish.Failed": OBS's librtmp logs the description of
-   NetStream.Failed and ignores codes it does not know */
-#define NGX_RTMP_PGAUTH_FAILED_CODE    "NetStream.Failed"
-#define NGX_RTMP_PGAUTH_FAILED_DESC                                          \
-    "Authorization unavailable, try again later"
-#define NGX_RTMP_PGAUTH_BADNAME        "NetStream.Publish.BadName"
-#define NGX_RTMP_PGAUTH_BADNAME_DESC   "Already publishing"
-#define NGX_RTMP_PGAUTH_BUSY_DESC      "Stream already live"
-#define NGX_RTMP_PGAUTH_BLOCKED_DESC                                         \
-    "Too many failed attempts, try again later"
 
 /* raised by pgauth.authorize() when the name is live and may not be taken */
 #define NGX_RTMP_PGAUTH_SQLSTATE_BUSY  "PA001"
@@ -83,32 +74,6 @@ static ngx_rtmp_pgauth_outcome_t  ngx_rtmp_pgauth_outcomes[] = {
 };
 
 
-/* what the reasons a publish ends with mean, by ngx_rtmp_pgauth_end_e */
-
-typedef struct {
-    ngx_str_t                       reason;     /* logged and recorded */
-    char                           *desc;       /* a kicked client is told */
-} ngx_rtmp_pgauth_end_t;
-
-
-static ngx_rtmp_pgauth_end_t  ngx_rtmp_pgauth_ends[] = {
-    { ngx_null_string, NULL },
-    { ngx_string("revoked"), "Stream key revoked" },
-    { ngx_string("deleted"), "Stream key revoked" },
-    { ngx_string("expired"), "Stream key expired" },
-    { ngx_string("time limit"), "Session time limit reached" },
-    { ngx_string("takeover"), "Stream taken over by another publisher" },
-    { ngx_string("kicked"), "Stream stopped by the operator" },
-    { ngx_string("unverified"), NGX_RTMP_PGAUTH_FAILED_DESC },
-    { ngx_string("already live"), NGX_RTMP_PGAUTH_BUSY_DESC },
-    { ngx_null_string, "Stream ended by the server" },
-    { ngx_string("refused"), NULL },
-    { ngx_string("unpublish"), NULL },
-    { ngx_string("disconnect"), NULL },
-    { ngx_string("client gone"), NULL }
-};
-
-
 /* what a decision request carries: it may outlive the session */
 
 typedef struct {
@@ -126,6 +91,8 @@ static ngx_int_t ngx_rtmp_pgauth_publish(ngx_rtmp_session_t *s,
     ngx_rtmp_publish_t *v);
 static ngx_int_t ngx_rtmp_pgauth_close_stream(ngx_rtmp_session_t *s,
     ngx_rtmp_close_stream_t *v);
+static ngx_int_t ngx_rtmp_pgauth_from_cache(ngx_rtmp_session_t *s,
+    ngx_rtmp_pgauth_ctx_t *ctx);
 static ngx_rtmp_pgauth_ctx_t *ngx_rtmp_pgauth_get_ctx(ngx_rtmp_session_t *s);
 static void ngx_rtmp_pgauth_cleanup(void *data);
 static void ngx_rtmp_pgauth_digest(const EVP_MD *md, u_char *key,
@@ -134,12 +101,15 @@ static ngx_int_t ngx_rtmp_pgauth_check(ngx_rtmp_session_t *s,
     ngx_rtmp_pgauth_ctx_t *ctx, ngx_rtmp_publish_t *v);
 static void ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req,
     ngx_uint_t rc, PGresult *res, ngx_str_t *err);
+static void ngx_rtmp_pgauth_failed(ngx_rtmp_session_t *s,
+    ngx_rtmp_pgauth_ctx_t *ctx, PGresult *res, ngx_str_t *err);
 static void ngx_rtmp_pgauth_decided_late(ngx_rtmp_pgauth_req_t *req,
     ngx_uint_t rc, PGresult *res, ngx_str_t *err);
 static ngx_int_t ngx_rtmp_pgauth_ask(ngx_rtmp_session_t *s,
     ngx_rtmp_pgauth_ctx_t *ctx);
 static ngx_int_t ngx_rtmp_pgauth_allow(ngx_rtmp_session_t *s,
     ngx_rtmp_pgauth_ctx_t *ctx, PGresult *res, ngx_str_t *name);
+static void ngx_rtmp_pgauth_confirm(ngx_rtmp_pgauth_ctx_t *ctx);
 static void ngx_rtmp_pgauth_proceed(ngx_rtmp_pgauth_ctx_t *ctx);
 static void ngx_rtmp_pgauth_take_over(ngx_rtmp_pgauth_ctx_t *ctx);
 static void ngx_rtmp_pgauth_took_over(ngx_rtmp_pgauth_req_t *req,
@@ -153,23 +123,9 @@ static void ngx_rtmp_pgauth_unreachable(ngx_rtmp_session_t *s,
     ngx_rtmp_pgauth_ctx_t *ctx, const char *reason, ngx_uint_t counter,
     ngx_str_t *err);
 static void ngx_rtmp_pgauth_resume(ngx_event_t *ev);
-static void ngx_rtmp_pgauth_expired(ngx_event_t *ev);
-static void ngx_rtmp_pgauth_count(ngx_rtmp_pgauth_ctx_t *ctx,
-    ngx_rtmp_pgauth_outcome_e outcome);
-static void ngx_rtmp_pgauth_unlimit(ngx_rtmp_pgauth_ctx_t *ctx,
-    ngx_uint_t failed);
 static void ngx_rtmp_pgauth_refuse(ngx_rtmp_session_t *s,
     ngx_rtmp_pgauth_ctx_t *ctx, ngx_rtmp_pgauth_outcome_e outcome,
     const char *reason, ngx_str_t *err);
-static void ngx_rtmp_pgauth_end_text(ngx_rtmp_pgauth_ctx_t *ctx,
-    ngx_rtmp_pgauth_end_e end, ngx_str_t *text);
-static void ngx_rtmp_pgauth_end(ngx_rtmp_pgauth_ctx_t *ctx,
-    ngx_rtmp_pgauth_end_e end);
-static void ngx_rtmp_pgauth_done(ngx_rtmp_pgauth_pool_t *pool,
-    ngx_rtmp_pgauth_app_conf_t *pacf, u_char *sid, size_t len,
-    ngx_str_t *reason);
-static void ngx_rtmp_pgauth_done_handler(ngx_rtmp_pgauth_req_t *req,
-    ngx_uint_t rc, PGresult *res, ngx_str_t *err);
 
 
 static ngx_str_t  ngx_rtmp_pgauth_take_over_query =
@@ -199,9 +155,7 @@ ngx_rtmp_pgauth_publish(ngx_rtmp_session_t *s, ngx_rtmp_publish_t *v)
     u_char                        digest[NGX_RTMP_PGAUTH_DIGEST_LEN];
     u_char                        fp[NGX_RTMP_PGAUTH_FP_LEN + 1];
     ngx_int_t                     rc;
-    ngx_uint_t                    hit;
     ngx_rtmp_pgauth_ctx_t        *ctx;
-    ngx_rtmp_pgauth_cached_t      cached;
     ngx_rtmp_pgauth_app_conf_t   *pacf;
     ngx_rtmp_pgauth_main_conf_t  *pmcf;
 
@@ -262,45 +216,60 @@ ngx_rtmp_pgauth_publish(ngx_rtmp_session_t *s, ngx_rtmp_publish_t *v)
         return NGX_ERROR;
     }
 
-    hit = 0;
+    rc = ngx_rtmp_pgauth_from_cache(s, ctx);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
 
-    if (pacf->cache
-        && ngx_rtmp_pgauth_cache_get(pacf->cache, ctx->digest, &s->app, 0,
-                                     &cached)
-           == NGX_OK)
+    if (ngx_rtmp_pgauth_ask(s, ctx) != NGX_OK) {
+        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_OUT_UNAVAILABLE,
+                               "too many decisions queued", NULL);
+        return NGX_ERROR;
+    }
+
+    ngx_log_debug0(NGX_LOG_DEBUG_RTMP, s->connection->log, 0,
+                   "pgauth: decision pending");
+    return NGX_OK;
+
+next:
+
+    return next_publish(s, v);
+}
+
+
+/*
+ * What the cache knows of the key decides, when it knows: a refusal, or
+ * live now while the database records the session and confirms meanwhile
+ * (ngx_rtmp_pgauth_decided() with ctx->confirming).  NGX_DECLINED: ask.
+ */
+
+static ngx_int_t
+ngx_rtmp_pgauth_from_cache(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx)
+{
+    ngx_int_t                  rc;
+    ngx_rtmp_pgauth_cached_t   cached;
+
+    if (ctx->pacf->cache == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_rtmp_pgauth_cache_get(ctx->pacf->cache, ctx->digest, &s->app, 0,
+                                  &cached)
+        != NGX_OK)
     {
-        ngx_rtmp_pgauth_stats_count(pmcf->stats,
-                                    NGX_RTMP_PGAUTH_CNT_CACHE_HITS);
-
-        if (!cached.allowed) {
-            ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_OUT_DENIED_CACHE,
-                                   "no matching key (cached)", NULL);
-            return NGX_ERROR;
-        }
-
-        hit = 1;
-
-    } else if (pacf->cache) {
-        ngx_rtmp_pgauth_stats_count(pmcf->stats,
+        ngx_rtmp_pgauth_stats_count(ctx->pmcf->stats,
                                     NGX_RTMP_PGAUTH_CNT_CACHE_MISSES);
+        return NGX_DECLINED;
     }
 
-    if (!hit) {
-        if (ngx_rtmp_pgauth_ask(s, ctx) != NGX_OK) {
-            ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_OUT_UNAVAILABLE,
-                                   "too many decisions queued", NULL);
-            return NGX_ERROR;
-        }
+    ngx_rtmp_pgauth_stats_count(ctx->pmcf->stats,
+                                NGX_RTMP_PGAUTH_CNT_CACHE_HITS);
 
-        ngx_log_debug0(NGX_LOG_DEBUG_RTMP, s->connection->log, 0,
-                       "pgauth: decision pending");
-        return NGX_OK;
+    if (!cached.allowed) {
+        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_OUT_DENIED_CACHE,
+                               "no matching key (cached)", NULL);
+        return NGX_ERROR;
     }
-
-    /*
-     * the cache allows: live now; the database records the session and
-     * confirms meanwhile (ngx_rtmp_pgauth_decided with ctx->confirming)
-     */
 
     *ngx_cpymem(ctx->name, cached.name.data, cached.name.len) = '\0';
     ctx->left = cached.left;
@@ -323,10 +292,6 @@ ngx_rtmp_pgauth_publish(ngx_rtmp_session_t *s, ngx_rtmp_publish_t *v)
     }
 
     return NGX_OK;
-
-next:
-
-    return next_publish(s, v);
 }
 
 
@@ -360,6 +325,10 @@ ngx_rtmp_pgauth_get_ctx(ngx_rtmp_session_t *s)
     cln->data = ctx;
 
     ctx->session = s;
+
+    /* what the live control asks of the decision */
+    ctx->confirm = ngx_rtmp_pgauth_confirm;
+    ctx->verified = ngx_rtmp_pgauth_proceed;
 
     ngx_rtmp_set_ctx(s, ctx, ngx_rtmp_pgauth_module);
 
@@ -458,7 +427,7 @@ ngx_rtmp_pgauth_ask(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx)
  * is authorized properly once it answers again.
  */
 
-void
+static void
 ngx_rtmp_pgauth_confirm(ngx_rtmp_pgauth_ctx_t *ctx)
 {
     if (!ctx->stale || ctx->req || ctx->kicked || ctx->confirming) {
@@ -550,8 +519,6 @@ static void
 ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
     PGresult *res, ngx_str_t *err)
 {
-    u_char                 *p, buf[NGX_MAX_ERROR_STR];
-    char                   *state;
     ngx_str_t               name;
     ngx_rtmp_session_t     *s;
     ngx_rtmp_pgauth_ctx_t  *ctx;
@@ -568,33 +535,7 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
     }
 
     if (rc != NGX_RTMP_PGAUTH_RESULT) {
-        state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-
-        if (state && ngx_strcmp(state, NGX_RTMP_PGAUTH_SQLSTATE_BUSY) == 0) {
-
-            /* the name is live, and pgauth_duplicate refuse */
-
-            if (ctx->confirming) {
-                ngx_rtmp_pgauth_kick(ctx, NGX_RTMP_PGAUTH_END_ALREADY_LIVE,
-                                     NULL, 0);
-                return;
-            }
-
-            ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_OUT_ALREADY_LIVE,
-                                   "already live", NULL);
-            return;
-        }
-
-        if (ctx->pacf->key_hash == NGX_RTMP_PGAUTH_HASH_NONE) {
-            /* the server's message may quote what it was given: the key */
-            p = ngx_rtmp_pgauth_scrub(buf, sizeof(buf), err->data, err->len,
-                                      ctx->key, ngx_strlen(ctx->key));
-            err->data = buf;
-            err->len = p - buf;
-        }
-
-        ngx_rtmp_pgauth_unreachable(s, ctx, "database error",
-                                    NGX_RTMP_PGAUTH_CNT_DB_ERRORS, err);
+        ngx_rtmp_pgauth_failed(s, ctx, res, err);
         return;
     }
 
@@ -606,7 +547,7 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
         }
 
         if (ctx->confirming) {
-            ngx_rtmp_pgauth_kick(ctx, NGX_RTMP_PGAUTH_END_REVOKED, NULL, 0);
+            ngx_rtmp_pgauth_live_kick(ctx, NGX_RTMP_PGAUTH_END_REVOKED);
             return;
         }
 
@@ -634,6 +575,47 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
     }
 
     ngx_rtmp_pgauth_proceed(ctx);
+}
+
+
+/*
+ * The authorization failed: PA001 says the name is live and
+ * pgauth_duplicate refuse; any other error is the database's trouble.
+ */
+
+static void
+ngx_rtmp_pgauth_failed(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
+    PGresult *res, ngx_str_t *err)
+{
+    u_char  *p, buf[NGX_MAX_ERROR_STR];
+    char    *state;
+
+    state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+    if (state && ngx_strcmp(state, NGX_RTMP_PGAUTH_SQLSTATE_BUSY) == 0) {
+
+        /* the name is live, and pgauth_duplicate refuse */
+
+        if (ctx->confirming) {
+            ngx_rtmp_pgauth_live_kick(ctx, NGX_RTMP_PGAUTH_END_ALREADY_LIVE);
+            return;
+        }
+
+        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_OUT_ALREADY_LIVE,
+                               "already live", NULL);
+        return;
+    }
+
+    if (ctx->pacf->key_hash == NGX_RTMP_PGAUTH_HASH_NONE) {
+        /* the server's message may quote what it was given: the key */
+        p = ngx_rtmp_pgauth_scrub(buf, sizeof(buf), err->data, err->len,
+                                  ctx->key, ngx_strlen(ctx->key));
+        err->data = buf;
+        err->len = p - buf;
+    }
+
+    ngx_rtmp_pgauth_unreachable(s, ctx, "database error",
+                                NGX_RTMP_PGAUTH_CNT_DB_ERRORS, err);
 }
 
 
@@ -760,15 +742,6 @@ ngx_rtmp_pgauth_proceed(ngx_rtmp_pgauth_ctx_t *ctx)
 }
 
 
-/* the database answered about a session held back: it is open */
-
-void
-ngx_rtmp_pgauth_verified(ngx_rtmp_pgauth_ctx_t *ctx)
-{
-    ngx_rtmp_pgauth_proceed(ctx);
-}
-
-
 /*
  * The client is still there: its session takes the stream over.  The
  * takeover was left to this moment so that a decision the client no
@@ -842,7 +815,7 @@ ngx_rtmp_pgauth_took_over(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
         || PQgetvalue(res, 0, 0)[0] != 't')
     {
         /* a later publish of the name holds it: this one lost */
-        ngx_rtmp_pgauth_kick(ctx, NGX_RTMP_PGAUTH_END_TAKEOVER, NULL, 0);
+        ngx_rtmp_pgauth_live_kick(ctx, NGX_RTMP_PGAUTH_END_TAKEOVER);
         return;
     }
 
@@ -859,7 +832,7 @@ static void
 ngx_rtmp_pgauth_take_over_failed(ngx_rtmp_pgauth_ctx_t *ctx, ngx_str_t *err)
 {
     if (ctx->confirming) {
-        ngx_rtmp_pgauth_kick(ctx, NGX_RTMP_PGAUTH_END_UNVERIFIED, NULL, 0);
+        ngx_rtmp_pgauth_live_kick(ctx, NGX_RTMP_PGAUTH_END_UNVERIFIED);
         return;
     }
 
@@ -888,7 +861,7 @@ ngx_rtmp_pgauth_confirmed(ngx_rtmp_pgauth_ctx_t *ctx)
     ctx->stale = 0;
 
     if (ctx->left) {
-        ngx_rtmp_pgauth_expire_in(ctx, ctx->left);
+        ngx_rtmp_pgauth_live_expire_in(ctx, ctx->left);
     }
 }
 
@@ -920,7 +893,7 @@ ngx_rtmp_pgauth_unreachable(ngx_rtmp_session_t *s,
         || !cached.allowed)
     {
         if (ctx->confirming) {
-            ngx_rtmp_pgauth_kick(ctx, NGX_RTMP_PGAUTH_END_UNVERIFIED, NULL, 0);
+            ngx_rtmp_pgauth_live_kick(ctx, NGX_RTMP_PGAUTH_END_UNVERIFIED);
             return;
         }
 
@@ -990,8 +963,8 @@ ngx_rtmp_pgauth_go_live(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
         ngx_memcpy(ctx->publish.name, ctx->name, len);
     }
 
-    ngx_rtmp_pgauth_count(ctx, outcome);
-    ngx_rtmp_pgauth_unlimit(ctx, 0);
+    ngx_rtmp_pgauth_stats_outcome(ctx, outcome);
+    ngx_rtmp_pgauth_limit_give_back(ctx, 0);
 
     /* another publisher of the name in this worker (none has a session id
        newer than an empty one, from the cache) */
@@ -1001,12 +974,12 @@ ngx_rtmp_pgauth_go_live(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
 
     if (old && newer && !ctx->won) {
         /* a later publish of the name is live here: this one lost */
-        ngx_rtmp_pgauth_kick(ctx, NGX_RTMP_PGAUTH_END_TAKEOVER, NULL, 0);
+        ngx_rtmp_pgauth_live_kick(ctx, NGX_RTMP_PGAUTH_END_TAKEOVER);
         return NGX_OK;
     }
 
     if (ctx->left) {
-        ngx_rtmp_pgauth_expire_in(ctx, ctx->left);
+        ngx_rtmp_pgauth_live_expire_in(ctx, ctx->left);
     }
 
     if (ctx->listed == NULL) {
@@ -1038,7 +1011,7 @@ ngx_rtmp_pgauth_go_live(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
      */
 
     if (old) {
-        ngx_rtmp_pgauth_kick(old, NGX_RTMP_PGAUTH_END_TAKEOVER, NULL, 0);
+        ngx_rtmp_pgauth_live_kick(old, NGX_RTMP_PGAUTH_END_TAKEOVER);
 
         ctx->resume.handler = ngx_rtmp_pgauth_resume;
         ctx->resume.data = ctx;
@@ -1060,119 +1033,6 @@ ngx_rtmp_pgauth_resume(ngx_event_t *ev)
     if (next_publish(ctx->session, &ctx->publish) != NGX_OK) {
         ngx_rtmp_finalize_session(ctx->session);
     }
-}
-
-
-/* ends the session when its authorization runs out */
-
-void
-ngx_rtmp_pgauth_expire_in(ngx_rtmp_pgauth_ctx_t *ctx, ngx_msec_t ms)
-{
-    if (!ctx->allowed || ctx->kicked) {
-        return;
-    }
-
-    if (ctx->expire.timer_set) {
-        ngx_del_timer(&ctx->expire);
-    }
-
-    ctx->expire.handler = ngx_rtmp_pgauth_expired;
-    ctx->expire.data = ctx;
-    ctx->expire.log = ctx->session->connection->log;
-    ctx->expire.cancelable = 1;
-
-    ngx_add_timer(&ctx->expire, ms);
-}
-
-
-static void
-ngx_rtmp_pgauth_expired(ngx_event_t *ev)
-{
-    ngx_rtmp_pgauth_kick(ev->data, NGX_RTMP_PGAUTH_END_EXPIRED, NULL, 0);
-}
-
-
-/*
- * Ends a publish the database (or its time limit) ended, live or on its
- * way there: the client is told why, the session closes, the end is
- * recorded with the reason.
- */
-
-void
-ngx_rtmp_pgauth_kick(ngx_rtmp_pgauth_ctx_t *ctx, ngx_rtmp_pgauth_end_e end,
-    u_char *text, size_t len)
-{
-    ngx_str_t            reason;
-    ngx_rtmp_session_t  *s;
-
-    if (!ctx->allowed || ctx->kicked) {
-        return;
-    }
-
-    s = ctx->session;
-    ctx->kicked = 1;
-
-    /* one that never went live: the database allowed it, then ended it */
-    ngx_rtmp_pgauth_count(ctx, NGX_RTMP_PGAUTH_OUT_ALLOWED);
-
-    ngx_rtmp_pgauth_stats_count(ctx->pmcf->stats, NGX_RTMP_PGAUTH_CNT_ENDED);
-
-    ctx->end = end;
-
-    if (end == NGX_RTMP_PGAUTH_END_OTHER) {
-        /* the text may live in a result about to be freed */
-        len = ngx_min(len, sizeof(ctx->reason) - 1);
-        *ngx_cpymem(ctx->reason, text, len) = '\0';
-    }
-
-    ngx_rtmp_pgauth_end_text(ctx, end, &reason);
-
-    ngx_log_error(NGX_LOG_NOTICE, s->connection->log, 0,
-                  "pgauth: ended app=\"%V\" name=\"%s\" addr=\"%V\" fp=%s "
-                  "session=\"%s\" reason=\"%V\"",
-                  &s->app, ctx->name[0] ? ctx->name : (u_char *) "-",
-                  &s->connection->addr_text, ctx->fp, ctx->sid, &reason);
-
-    ngx_rtmp_send_status(s, NGX_RTMP_PGAUTH_DENIED, "error",
-                         ngx_rtmp_pgauth_ends[end].desc);
-
-    ngx_rtmp_finalize_session(s);
-}
-
-
-/* the reason a session ended with, as the database words it */
-
-ngx_rtmp_pgauth_end_e
-ngx_rtmp_pgauth_end_reason(u_char *text, size_t len)
-{
-    ngx_uint_t  i;
-
-    /* those a kick may have: the others are ours */
-
-    for (i = NGX_RTMP_PGAUTH_END_REVOKED; i < NGX_RTMP_PGAUTH_END_OTHER; i++) {
-        if (ngx_rtmp_pgauth_ends[i].reason.len == len
-            && ngx_strncmp(ngx_rtmp_pgauth_ends[i].reason.data, text, len)
-               == 0)
-        {
-            return i;
-        }
-    }
-
-    return NGX_RTMP_PGAUTH_END_OTHER;
-}
-
-
-static void
-ngx_rtmp_pgauth_end_text(ngx_rtmp_pgauth_ctx_t *ctx,
-    ngx_rtmp_pgauth_end_e end, ngx_str_t *text)
-{
-    if (end == NGX_RTMP_PGAUTH_END_OTHER) {
-        text->data = ctx->reason;
-        text->len = ngx_strlen(ctx->reason);
-        return;
-    }
-
-    *text = ngx_rtmp_pgauth_ends[end].reason;
 }
 
 
@@ -1207,45 +1067,9 @@ ngx_rtmp_pgauth_decided_late(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
                   "ending session \"%*s\"",
                   d->app, d->addr, d->fp, ngx_min(len, 64), sid);
 
-    ngx_rtmp_pgauth_done(req->pool, d->pacf, sid, len,
+    ngx_rtmp_pgauth_live_record_end(req->pool, d->pacf, sid, len,
                          &ngx_rtmp_pgauth_ends[NGX_RTMP_PGAUTH_END_CLIENT_GONE]
                              .reason);
-}
-
-
-/* pgauth_status: each publish's decision, counted once */
-
-static void
-ngx_rtmp_pgauth_count(ngx_rtmp_pgauth_ctx_t *ctx,
-    ngx_rtmp_pgauth_outcome_e outcome)
-{
-    if (ctx->counted || ctx->pmcf == NULL) {
-        return;
-    }
-
-    ctx->counted = 1;
-
-    ngx_rtmp_pgauth_stats_decision(ctx->pmcf->stats, outcome,
-                                   ngx_current_msec - ctx->start);
-}
-
-
-/*
- * The limiter's count of the publish: taken in check(), given back once:
- * when it goes live (a live publish may last hours), when its key is
- * refused (failed), or when it ends whichever way (end()).
- */
-
-static void
-ngx_rtmp_pgauth_unlimit(ngx_rtmp_pgauth_ctx_t *ctx, ngx_uint_t failed)
-{
-    if (!ctx->limited) {
-        return;
-    }
-
-    ctx->limited = 0;
-
-    ngx_rtmp_pgauth_limit_done(ctx->pacf->limit, ctx->session, failed);
 }
 
 
@@ -1268,7 +1092,7 @@ ngx_rtmp_pgauth_refuse(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
 
     o = &ngx_rtmp_pgauth_outcomes[outcome];
 
-    ngx_rtmp_pgauth_count(ctx, outcome);
+    ngx_rtmp_pgauth_stats_outcome(ctx, outcome);
 
     ngx_log_error(o->level, s->connection->log, 0,
                   "pgauth: refused app=\"%V\" addr=\"%V\" fp=%s "
@@ -1277,12 +1101,12 @@ ngx_rtmp_pgauth_refuse(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
                   reason, err->len ? ": " : "", err);
 
     if (o->failed) {
-        ngx_rtmp_pgauth_unlimit(ctx, 1);
+        ngx_rtmp_pgauth_limit_give_back(ctx, 1);
     }
 
     ngx_rtmp_send_status(s, o->code, "error", o->desc);
 
-    ngx_rtmp_pgauth_end(ctx, NGX_RTMP_PGAUTH_END_REFUSED);
+    ngx_rtmp_pgauth_live_end(ctx, NGX_RTMP_PGAUTH_END_REFUSED);
 
     ngx_rtmp_finalize_session(s);
 }
@@ -1298,7 +1122,7 @@ ngx_rtmp_pgauth_close_stream(ngx_rtmp_session_t *s,
 
     if (ctx) {
         /* a closing connection closes its streams */
-        ngx_rtmp_pgauth_end(ctx, s->connection->destroyed
+        ngx_rtmp_pgauth_live_end(ctx, s->connection->destroyed
                                  ? NGX_RTMP_PGAUTH_END_DISCONNECT
                                  : NGX_RTMP_PGAUTH_END_UNPUBLISH);
     }
@@ -1312,123 +1136,7 @@ ngx_rtmp_pgauth_cleanup(void *data)
 {
     ngx_rtmp_pgauth_ctx_t  *ctx = data;
 
-    ngx_rtmp_pgauth_end(ctx, NGX_RTMP_PGAUTH_END_DISCONNECT);
+    ngx_rtmp_pgauth_live_end(ctx, NGX_RTMP_PGAUTH_END_DISCONNECT);
 }
 
 
-/* the session's publish is over, or never will be */
-
-static void
-ngx_rtmp_pgauth_end(ngx_rtmp_pgauth_ctx_t *ctx, ngx_rtmp_pgauth_end_e end)
-{
-    ngx_str_t  reason;
-
-    if (ctx->req) {
-        ngx_rtmp_pgauth_req_detach(ctx->req);
-        ctx->req = NULL;
-    }
-
-    if (ctx->expire.timer_set) {
-        ngx_del_timer(&ctx->expire);
-    }
-
-    if (ctx->resume.posted) {
-        ngx_delete_posted_event(&ctx->resume);
-    }
-
-    ngx_rtmp_pgauth_live_remove(ctx);
-    ngx_rtmp_pgauth_unlimit(ctx, 0);
-
-    if (ctx->listed) {
-        ngx_rtmp_pgauth_stats_stream_remove(ctx->pmcf->stats,
-                                            ctx->pmcf->stats_zone,
-                                            ctx->listed);
-        ctx->listed = NULL;
-    }
-
-    ctx->confirming = 0;
-    ctx->stale = 0;
-    ctx->verify = 0;
-    ctx->takeover = 0;
-
-    /* nothing of the key stays once the publish is over */
-    ngx_explicit_memzero(ctx->key, sizeof(ctx->key));
-    ngx_explicit_memzero(&ctx->publish, sizeof(ngx_rtmp_publish_t));
-
-    if (!ctx->allowed) {
-        return;
-    }
-
-    ctx->allowed = 0;
-
-    /* a kick says why first */
-    ngx_rtmp_pgauth_end_text(ctx, ctx->end ? ctx->end : end, &reason);
-
-    ngx_log_error(NGX_LOG_INFO, ctx->session->connection->log, 0,
-                  "pgauth: publish ended name=\"%s\" session=\"%s\" "
-                  "reason=\"%V\"",
-                  ctx->name[0] ? ctx->name : (u_char *) "-", ctx->sid,
-                  &reason);
-
-    if (ctx->sid[0]) {
-        ngx_rtmp_pgauth_done(ctx->pool, ctx->pacf, ctx->sid,
-                             ngx_strlen(ctx->sid), &reason);
-    }
-}
-
-
-static void
-ngx_rtmp_pgauth_done(ngx_rtmp_pgauth_pool_t *pool,
-    ngx_rtmp_pgauth_app_conf_t *pacf, u_char *sid, size_t len,
-    ngx_str_t *reason)
-{
-    u_char                 *p;
-    ngx_rtmp_pgauth_req_t  *req;
-
-    req = ngx_rtmp_pgauth_req_create(pool, len + 1 + reason->len + 1);
-    if (req == NULL) {
-        return;
-    }
-
-    p = (u_char *) (req + 1);
-    ngx_memcpy(p, sid, len);
-    p[len] = '\0';
-
-    req->values[0] = (char *) p;
-
-    /* $1 as the query wants it, $2 text even when the query ignores it */
-
-    p += len + 1;
-    *ngx_cpymem(p, reason->data, reason->len) = '\0';
-
-    req->values[1] = (char *) p;
-    req->types[1] = NGX_RTMP_PGAUTH_TEXTOID;
-
-    req->query = &pacf->done_query;
-    req->nparams = 2;
-    req->handler = ngx_rtmp_pgauth_done_handler;
-
-    /* the end of a session is recorded even when the queue is full */
-    req->urgent = 1;
-
-    if (ngx_rtmp_pgauth_req_submit(req, pacf->timeout) != NGX_OK) {
-        ngx_log_error(NGX_LOG_ERR, req->log, 0,
-                      "pgauth: the end of session \"%s\" is not recorded: "
-                      "the worker is exiting", (u_char *) (req + 1));
-        ngx_rtmp_pgauth_req_free(req);
-    }
-}
-
-
-static void
-ngx_rtmp_pgauth_done_handler(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
-    PGresult *res, ngx_str_t *err)
-{
-    if (rc == NGX_RTMP_PGAUTH_RESULT) {
-        return;
-    }
-
-    ngx_log_error(NGX_LOG_ERR, req->log, 0,
-                  "pgauth: recording the end of session \"%s\" failed: %V",
-                  (u_char *) (req + 1), err);
-}

@@ -301,3 +301,20 @@ ngx_rtmp_pgauth_stats_worker_gone(ngx_rtmp_pgauth_stats_t *stats,
 
     ngx_shmtx_unlock(&shpool->mutex);
 }
+
+
+/* pgauth_status: each publish's decision, counted once */
+
+void
+ngx_rtmp_pgauth_stats_outcome(ngx_rtmp_pgauth_ctx_t *ctx,
+    ngx_rtmp_pgauth_outcome_e outcome)
+{
+    if (ctx->counted || ctx->pmcf == NULL) {
+        return;
+    }
+
+    ctx->counted = 1;
+
+    ngx_rtmp_pgauth_stats_decision(ctx->pmcf->stats, outcome,
+                                   ngx_current_msec - ctx->start);
+}
