@@ -729,7 +729,7 @@ ngx_rtmp_pgauth_init_pool(ngx_cycle_t *cycle,
     ngx_rtmp_pgauth_main_conf_t *pmcf)
 {
     u_char                       *timeout, *pid;
-    ngx_rtmp_pgauth_pool_conf_t   pc;
+    ngx_rtmp_pgauth_pool_conf_t   pcf;
 
     timeout = ngx_pnalloc(cycle->pool, NGX_INT_T_LEN + 1);
     pid = ngx_pnalloc(cycle->pool, NGX_INT_T_LEN + 1);
@@ -746,21 +746,21 @@ ngx_rtmp_pgauth_init_pool(ngx_cycle_t *cycle,
     ngx_sprintf(timeout, "%M%Z", pmcf->max_timeout);
     ngx_sprintf(pid, "%P%Z", ngx_pid);
 
-    ngx_memzero(&pc, sizeof(ngx_rtmp_pgauth_pool_conf_t));
+    ngx_memzero(&pcf, sizeof(ngx_rtmp_pgauth_pool_conf_t));
 
-    pc.name = "";
-    pc.size = pmcf->pool_size;
-    pc.queue_size = pmcf->queue_size;
-    pc.setup = NGX_RTMP_PGAUTH_SETUP;
-    pc.setup_nparams = 4;
-    pc.setup_values[0] = (char *) timeout;
-    pc.setup_values[1] = (char *) pmcf->node.data;
-    pc.setup_values[2] = (char *) pid;
-    pc.setup_values[3] = (char *) pmcf->host_id;
-    pc.close_idle = 1;
-    pc.report = pmcf->wstats;
+    pcf.name = "";
+    pcf.size = pmcf->pool_size;
+    pcf.queue_size = pmcf->queue_size;
+    pcf.setup = NGX_RTMP_PGAUTH_SETUP;
+    pcf.setup_nparams = 4;
+    pcf.setup_values[0] = (char *) timeout;
+    pcf.setup_values[1] = (char *) pmcf->node.data;
+    pcf.setup_values[2] = (char *) pid;
+    pcf.setup_values[3] = (char *) pmcf->host_id;
+    pcf.close_idle = 1;
+    pcf.report = pmcf->wstats;
 
-    pmcf->pool = ngx_rtmp_pgauth_pool_create(cycle, pmcf, &pc);
+    pmcf->pool = ngx_rtmp_pgauth_pool_create(cycle, pmcf, &pcf);
     if (pmcf->pool == NULL) {
         return NGX_ERROR;
     }

@@ -50,8 +50,8 @@ struct ngx_rtmp_pgauth_conn_s {
 
 
 struct ngx_rtmp_pgauth_pool_s {
-    ngx_rtmp_pgauth_main_conf_t    *conf;
-    ngx_rtmp_pgauth_pool_conf_t     pc;
+    ngx_rtmp_pgauth_main_conf_t    *pmcf;
+    ngx_rtmp_pgauth_pool_conf_t     pcf;        /* what it is for */
     const char                    **keywords;
     const char                    **values;
     ngx_log_t                      *log;
@@ -83,6 +83,10 @@ static void ngx_rtmp_pgauth_conn_open(ngx_rtmp_pgauth_pool_t *pool);
 static ngx_int_t ngx_rtmp_pgauth_conn_start(ngx_rtmp_pgauth_conn_t *pc,
     const char **values);
 static ngx_int_t ngx_rtmp_pgauth_conn_next_host(ngx_rtmp_pgauth_conn_t *pc);
+static ngx_uint_t ngx_rtmp_pgauth_conn_host(ngx_rtmp_pgauth_conn_t *pc,
+    char *host, char *port);
+static const char **ngx_rtmp_pgauth_pool_values_from(
+    ngx_rtmp_pgauth_pool_t *pool, ngx_uint_t first);
 static u_char *ngx_rtmp_pgauth_kw_item(ngx_rtmp_pgauth_main_conf_t *pmcf,
     ngx_int_t kw, ngx_uint_t i, size_t *len);
 static ngx_int_t ngx_rtmp_pgauth_conn_socket(ngx_rtmp_pgauth_conn_t *pc);
@@ -116,7 +120,7 @@ static void ngx_rtmp_pgauth_error_text(ngx_str_t *err, u_char *buf,
 
 ngx_rtmp_pgauth_pool_t *
 ngx_rtmp_pgauth_pool_create(ngx_cycle_t *cycle,
-    ngx_rtmp_pgauth_main_conf_t *pmcf, ngx_rtmp_pgauth_pool_conf_t *pc)
+    ngx_rtmp_pgauth_main_conf_t *pmcf, ngx_rtmp_pgauth_pool_conf_t *pcf)
 {
     ngx_uint_t               i, n;
     ngx_rtmp_pgauth_pool_t  *pool;
@@ -136,14 +140,14 @@ ngx_rtmp_pgauth_pool_create(ngx_cycle_t *cycle,
      *     pool->backoff = 0;
      */
 
-    pool->conf = pmcf;
-    pool->pc = *pc;
+    pool->pmcf = pmcf;
+    pool->pcf = *pcf;
     pool->log = cycle->log;
 
     pool->keywords = pmcf->keywords;
     pool->values = pmcf->values;
 
-    if (pc->app_name) {
+    if (pcf->app_name) {
         for (n = 0; pmcf->keywords[n]; n++) { /* void */ }
 
         pool->values = ngx_palloc(cycle->pool, (n + 1) * sizeof(char *));
@@ -157,7 +161,7 @@ ngx_rtmp_pgauth_pool_create(ngx_cycle_t *cycle,
             if (i < n && ngx_strcmp(pmcf->keywords[i],
                                     "fallback_application_name") == 0)
             {
-                pool->values[i] = pc->app_name;
+                pool->values[i] = pcf->app_name;
             }
         }
     }
@@ -254,7 +258,7 @@ ngx_rtmp_pgauth_req_submit(ngx_rtmp_pgauth_req_t *req, ngx_msec_t timeout)
     /* the ends of sessions do not count against the queue's bound */
 
     if (pool->exiting
-        || (!req->urgent && pool->nbounded >= pool->pc.queue_size))
+        || (!req->urgent && pool->nbounded >= pool->pcf.queue_size))
     {
         return NGX_BUSY;
     }
@@ -439,13 +443,13 @@ ngx_rtmp_pgauth_pool_run(ngx_rtmp_pgauth_pool_t *pool)
     need = pool->nwaiting > pool->nconnecting
            ? pool->nwaiting - pool->nconnecting : 0;
 
-    if (pool->pc.keep && pool->nconns == 0
-        && pool->pc.keep(pool->pc.data))
+    if (pool->pcf.keep && pool->nconns == 0
+        && pool->pcf.keep(pool->pcf.data))
     {
         need = ngx_max(need, 1);
     }
 
-    while (need-- && pool->nconns < pool->pc.size) {
+    while (need-- && pool->nconns < pool->pcf.size) {
 
         if (pool->failures
             && (pool->nconnecting || pool->retry.timer_set))
@@ -466,7 +470,7 @@ ngx_rtmp_pgauth_pool_report(ngx_rtmp_pgauth_pool_t *pool)
 {
     ngx_rtmp_pgauth_worker_stats_t  *w;
 
-    w = pool->pc.report;
+    w = pool->pcf.report;
 
     if (w == NULL) {
         return;
@@ -511,7 +515,7 @@ ngx_rtmp_pgauth_conn_open(ngx_rtmp_pgauth_pool_t *pool)
 
     ngx_log_debug2(NGX_LOG_DEBUG_RTMP, pool->log, 0,
                    "pgauth: %sconnection #%ui connecting",
-                   pc->pool->pc.name, pc->number);
+                   pc->pool->pcf.name, pc->number);
 
     switch (ngx_rtmp_pgauth_conn_start(pc, pool->values)) {
 
@@ -537,7 +541,7 @@ ngx_rtmp_pgauth_conn_start(ngx_rtmp_pgauth_conn_t *pc, const char **values)
     PGconn                       *pgconn;
     ngx_rtmp_pgauth_main_conf_t  *pmcf;
 
-    pmcf = pc->pool->conf;
+    pmcf = pc->pool->pmcf;
 
     pgconn = PQconnectStartParams(pc->pool->keywords, values, 0);
     if (pgconn == NULL) {
@@ -580,118 +584,34 @@ ngx_rtmp_pgauth_conn_start(ngx_rtmp_pgauth_conn_t *pc, const char **values)
 static ngx_int_t
 ngx_rtmp_pgauth_conn_next_host(ngx_rtmp_pgauth_conn_t *pc)
 {
-    char                         *p, *host, *port;
-    u_char                       *item;
-    size_t                        len, hlen, plen, size;
-    ngx_int_t                     rc, kw[3];
-    ngx_uint_t                    i, j, k, n, cur;
+    char                         *host, *port;
+    ngx_int_t                     rc;
+    ngx_uint_t                    cur;
     const char                  **values;
     ngx_rtmp_pgauth_main_conf_t  *pmcf;
 
-    pmcf = pc->pool->conf;
-    n = pmcf->nhosts;
+    pmcf = pc->pool->pmcf;
 
     host = PQhost(pc->pgconn);
     port = PQport(pc->pgconn);
 
-    /* which host of the list libpq is on, from where this attempt began */
+    cur = ngx_rtmp_pgauth_conn_host(pc, host, port);
 
-    cur = pc->first;
-
-    for (i = pc->first; host && i < n; i++) {
-
-        item = NULL;
-        len = 0;
-
-        if (pmcf->host_kw >= 0) {
-            item = ngx_rtmp_pgauth_kw_item(pmcf, pmcf->host_kw, i, &len);
-        }
-
-        if ((item == NULL || len == 0) && pmcf->hostaddr_kw >= 0) {
-            item = ngx_rtmp_pgauth_kw_item(pmcf, pmcf->hostaddr_kw, i, &len);
-        }
-
-        hlen = ngx_strlen(host);
-
-        if (item == NULL || len != hlen || ngx_strncmp(item, host, len) != 0) {
-            continue;
-        }
-
-        if (port && pmcf->port_kw >= 0) {
-            item = ngx_rtmp_pgauth_kw_item(pmcf, pmcf->port_kw, i, &len);
-            plen = ngx_strlen(port);
-
-            if (item && len && (len != plen
-                                || ngx_strncmp(item, port, len) != 0))
-            {
-                continue;
-            }
-        }
-
-        cur = i;
-        break;
-    }
-
-    if (cur + 1 >= n) {
+    if (cur + 1 >= pmcf->nhosts) {
         return NGX_DECLINED;
     }
 
     ngx_log_error(NGX_LOG_WARN, pc->pool->log, 0,
                   "pgauth: %sconnection #%ui: host \"%s\" port %s did not "
                   "answer in %Mms, trying the next host",
-                  pc->pool->pc.name, pc->number, host ? host : "?",
+                  pc->pool->pcf.name, pc->number, host ? host : "?",
                   port ? port : "?", pmcf->host_timeout);
 
     pc->first = cur + 1;
 
-    /* the values with host, hostaddr and port lists cut to start there */
-
-    kw[0] = pmcf->host_kw;
-    kw[1] = pmcf->hostaddr_kw;
-    kw[2] = pmcf->port_kw;
-
-    for (i = 0; pc->pool->keywords[i]; i++) { /* void */ }
-
-    size = (i + 1) * sizeof(char *);
-
-    for (k = 0; k < 3; k++) {
-        if (kw[k] >= 0) {
-            size += ngx_strlen(pmcf->values[kw[k]]) + 1;
-        }
-    }
-
-    values = ngx_alloc(size, pc->pool->log);
+    values = ngx_rtmp_pgauth_pool_values_from(pc->pool, pc->first);
     if (values == NULL) {
         return NGX_DECLINED;
-    }
-
-    /* the pool's own values: its application name, for one */
-    ngx_memcpy(values, pc->pool->values, (i + 1) * sizeof(char *));
-
-    p = (char *) (values + i + 1);
-
-    for (k = 0; k < 3; k++) {
-
-        if (kw[k] < 0
-            || ngx_rtmp_pgauth_kw_item(pmcf, kw[k], 0, &len) == NULL)
-        {
-            /* one value for every host: kept as it is */
-            continue;
-        }
-
-        values[kw[k]] = p;
-
-        for (j = pc->first; j < n; j++) {
-            item = ngx_rtmp_pgauth_kw_item(pmcf, kw[k], j, &len);
-
-            if (j > pc->first) {
-                *p++ = ',';
-            }
-
-            p = (char *) ngx_cpymem(p, item, len);
-        }
-
-        *p++ = '\0';
     }
 
     /* the old socket goes with PQfinish() */
@@ -708,6 +628,130 @@ ngx_rtmp_pgauth_conn_next_host(ngx_rtmp_pgauth_conn_t *pc)
     ngx_free(values);
 
     return rc == NGX_OK ? NGX_OK : NGX_DECLINED;
+}
+
+
+/*
+ * Which host of the list libpq is on (host and port are its own), from
+ * where this attempt began: the first one when it cannot tell.
+ */
+
+static ngx_uint_t
+ngx_rtmp_pgauth_conn_host(ngx_rtmp_pgauth_conn_t *pc, char *host, char *port)
+{
+    u_char                       *item;
+    size_t                        len;
+    ngx_uint_t                    i;
+    ngx_rtmp_pgauth_main_conf_t  *pmcf;
+
+    pmcf = pc->pool->pmcf;
+
+    for (i = pc->first; host && i < pmcf->nhosts; i++) {
+
+        item = NULL;
+        len = 0;
+
+        if (pmcf->host_kw >= 0) {
+            item = ngx_rtmp_pgauth_kw_item(pmcf, pmcf->host_kw, i, &len);
+        }
+
+        if ((item == NULL || len == 0) && pmcf->hostaddr_kw >= 0) {
+            item = ngx_rtmp_pgauth_kw_item(pmcf, pmcf->hostaddr_kw, i, &len);
+        }
+
+        if (item == NULL
+            || len != ngx_strlen(host)
+            || ngx_strncmp(item, host, len) != 0)
+        {
+            continue;
+        }
+
+        if (port && pmcf->port_kw >= 0) {
+            item = ngx_rtmp_pgauth_kw_item(pmcf, pmcf->port_kw, i, &len);
+
+            if (item && len
+                && (len != ngx_strlen(port)
+                    || ngx_strncmp(item, port, len) != 0))
+            {
+                continue;
+            }
+        }
+
+        return i;
+    }
+
+    return pc->first;
+}
+
+
+/*
+ * The pool's connection values with the host, hostaddr and port lists cut
+ * to start at host first; ngx_free() them.  NULL when out of memory.
+ */
+
+static const char **
+ngx_rtmp_pgauth_pool_values_from(ngx_rtmp_pgauth_pool_t *pool,
+    ngx_uint_t first)
+{
+    char                         *p;
+    u_char                       *item;
+    size_t                        len, size;
+    ngx_int_t                     kw[3];
+    ngx_uint_t                    i, j, k;
+    const char                  **values;
+    ngx_rtmp_pgauth_main_conf_t  *pmcf;
+
+    pmcf = pool->pmcf;
+
+    kw[0] = pmcf->host_kw;
+    kw[1] = pmcf->hostaddr_kw;
+    kw[2] = pmcf->port_kw;
+
+    for (i = 0; pool->keywords[i]; i++) { /* void */ }
+
+    size = (i + 1) * sizeof(char *);
+
+    for (k = 0; k < 3; k++) {
+        if (kw[k] >= 0) {
+            size += ngx_strlen(pmcf->values[kw[k]]) + 1;
+        }
+    }
+
+    values = ngx_alloc(size, pool->log);
+    if (values == NULL) {
+        return NULL;
+    }
+
+    /* the pool's own values: its application name, for one */
+    ngx_memcpy(values, pool->values, (i + 1) * sizeof(char *));
+
+    p = (char *) (values + i + 1);
+
+    for (k = 0; k < 3; k++) {
+
+        if (kw[k] < 0
+            || ngx_rtmp_pgauth_kw_item(pmcf, kw[k], 0, &len) == NULL)
+        {
+            /* one value for every host: kept as it is */
+            continue;
+        }
+
+        values[kw[k]] = p;
+
+        for (j = first; j < pmcf->nhosts; j++) {
+            item = ngx_rtmp_pgauth_kw_item(pmcf, kw[k], j, &len);
+
+            if (j > first) {
+                *p++ = ',';
+            }
+
+            p = (char *) ngx_cpymem(p, item, len);
+        }
+
+        *p++ = '\0';
+    }
+
+    return values;
 }
 
 
@@ -743,7 +787,7 @@ ngx_rtmp_pgauth_conn_socket(ngx_rtmp_pgauth_conn_t *pc)
 
         ngx_log_debug2(NGX_LOG_DEBUG_RTMP, pc->pool->log, 0,
                        "pgauth: %sconnection #%ui changed socket",
-                       pc->pool->pc.name, pc->number);
+                       pc->pool->pcf.name, pc->number);
 
         /* libpq has closed the old socket: it left epoll with it */
         ngx_rtmp_pgauth_conn_release(pc);
@@ -885,7 +929,7 @@ ngx_rtmp_pgauth_conn_timeout(ngx_event_t *ev)
     pc = ev->data;
 
     if (pc->state == NGX_RTMP_PGAUTH_CONNECTING
-        && pc->pool->conf->nhosts > 1
+        && pc->pool->pmcf->nhosts > 1
         && ngx_rtmp_pgauth_conn_next_host(pc) == NGX_OK)
     {
         return;
@@ -893,7 +937,7 @@ ngx_rtmp_pgauth_conn_timeout(ngx_event_t *ev)
 
     ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
                   "pgauth: %sconnection #%ui to PostgreSQL timed out %s",
-                  pc->pool->pc.name, pc->number,
+                  pc->pool->pcf.name, pc->number,
                   pc->state == NGX_RTMP_PGAUTH_CONNECTING
                   ? "while connecting" : "waiting for a reply");
 
@@ -952,7 +996,7 @@ ngx_rtmp_pgauth_conn_setup(ngx_rtmp_pgauth_conn_t *pc)
 
     ngx_log_debug3(NGX_LOG_DEBUG_RTMP, pc->pool->log, 0,
                    "pgauth: %sconnection #%ui connected, backend pid %d",
-                   pc->pool->pc.name, pc->number, PQbackendPID(pc->pgconn));
+                   pc->pool->pcf.name, pc->number, PQbackendPID(pc->pgconn));
 
     pool = pc->pool;
 
@@ -963,13 +1007,13 @@ ngx_rtmp_pgauth_conn_setup(ngx_rtmp_pgauth_conn_t *pc)
         return;
     }
 
-    if (pool->pc.setup_nparams) {
-        rc = PQsendQueryParams(pc->pgconn, pool->pc.setup,
-                               pool->pc.setup_nparams, NULL,
-                               pool->pc.setup_values, NULL, NULL, 0);
+    if (pool->pcf.setup_nparams) {
+        rc = PQsendQueryParams(pc->pgconn, pool->pcf.setup,
+                               pool->pcf.setup_nparams, NULL,
+                               pool->pcf.setup_values, NULL, NULL, 0);
 
     } else {
-        rc = PQsendQuery(pc->pgconn, pool->pc.setup);
+        rc = PQsendQuery(pc->pgconn, pool->pcf.setup);
     }
 
     if (!rc) {
@@ -1006,7 +1050,7 @@ ngx_rtmp_pgauth_conn_send(ngx_rtmp_pgauth_conn_t *pc,
 
     ngx_log_debug2(NGX_LOG_DEBUG_RTMP, pool->log, 0,
                    "pgauth: %sconnection #%ui sends a query",
-                   pc->pool->pc.name, pc->number);
+                   pc->pool->pcf.name, pc->number);
 
     if (!PQsendQueryParams(pc->pgconn, (char *) req->query->data,
                            req->nparams, req->types, req->values,
@@ -1027,7 +1071,7 @@ ngx_rtmp_pgauth_conn_send(ngx_rtmp_pgauth_conn_t *pc,
         return;
     }
 
-    ngx_add_timer(&pc->timer, pool->conf->max_timeout
+    ngx_add_timer(&pc->timer, pool->pmcf->max_timeout
                               + NGX_RTMP_PGAUTH_GRACE);
 }
 
@@ -1098,7 +1142,7 @@ ngx_rtmp_pgauth_conn_read(ngx_rtmp_pgauth_conn_t *pc)
             ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
                           "pgauth: %sconnection #%ui: unexpected result "
                           "\"%s\", closing it",
-                          pc->pool->pc.name, pc->number,
+                          pc->pool->pcf.name, pc->number,
                           PQresStatus(status));
             PQclear(res);
 
@@ -1118,7 +1162,7 @@ ngx_rtmp_pgauth_conn_read(ngx_rtmp_pgauth_conn_t *pc)
                                            PQresultErrorMessage(res));
                 ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
                               "pgauth: %sconnection #%ui setup failed: %V",
-                              pc->pool->pc.name, pc->number, &err);
+                              pc->pool->pcf.name, pc->number, &err);
                 PQclear(res);
                 ngx_rtmp_pgauth_conn_failed(pc, NULL);
                 return;
@@ -1195,11 +1239,11 @@ ngx_rtmp_pgauth_conn_idle_read(ngx_rtmp_pgauth_conn_t *pc)
 
     pool = pc->pool;
 
-    level = pool->pc.keep ? NGX_LOG_WARN : NGX_LOG_INFO;
+    level = pool->pcf.keep ? NGX_LOG_WARN : NGX_LOG_INFO;
 
     ngx_log_error(level, pool->log, 0,
                   "pgauth: idle %sconnection #%ui closed by the server",
-                  pc->pool->pc.name, pc->number);
+                  pc->pool->pcf.name, pc->number);
 
     ngx_rtmp_pgauth_conn_close(pc);
 
@@ -1230,8 +1274,8 @@ ngx_rtmp_pgauth_conn_notifies(ngx_rtmp_pgauth_conn_t *pc)
                        "pgauth: notification \"%s\" \"%s\"",
                        notify->relname, notify->extra);
 
-        if (pool->pc.notify && !pool->exiting) {
-            pool->pc.notify(pool->pc.data, notify);
+        if (pool->pcf.notify && !pool->exiting) {
+            pool->pcf.notify(pool->pcf.data, notify);
         }
 
         PQfreemem(notify);
@@ -1270,7 +1314,7 @@ ngx_rtmp_pgauth_conn_ready(ngx_rtmp_pgauth_conn_t *pc)
 
         ngx_log_debug2(NGX_LOG_DEBUG_RTMP, pool->log, 0,
                        "pgauth: %sconnection #%ui ready",
-                       pc->pool->pc.name, pc->number);
+                       pc->pool->pcf.name, pc->number);
     }
 
     pc->state = NGX_RTMP_PGAUTH_IDLE;
@@ -1280,15 +1324,15 @@ ngx_rtmp_pgauth_conn_ready(ngx_rtmp_pgauth_conn_t *pc)
     pool->nidle++;
 
     /* if so configured, close it at once when the worker shuts down */
-    pc->c->idle = pool->pc.close_idle;
+    pc->c->idle = pool->pcf.close_idle;
 
     if (ngx_rtmp_pgauth_conn_want(pc, 1, 0) != NGX_OK) {
         ngx_rtmp_pgauth_conn_failed(pc, NULL);
         return;
     }
 
-    if (setup && pool->pc.ready) {
-        pool->pc.ready(pool->pc.data);
+    if (setup && pool->pcf.ready) {
+        pool->pcf.ready(pool->pcf.data);
     }
 
     ngx_rtmp_pgauth_pool_run(pool);
@@ -1325,13 +1369,13 @@ ngx_rtmp_pgauth_conn_failed(ngx_rtmp_pgauth_conn_t *pc, const char *what)
     if (what) {
         ngx_log_error(NGX_LOG_ERR, pool->log, 0,
                       "pgauth: %sconnection #%ui: %s failed: %V",
-                      pc->pool->pc.name, pc->number, what, &err);
+                      pc->pool->pcf.name, pc->number, what, &err);
     }
 
     if (pc->state == NGX_RTMP_PGAUTH_CONNECTING
         || pc->state == NGX_RTMP_PGAUTH_SETUP)
     {
-        ngx_rtmp_pgauth_stats_count(pool->conf->stats,
+        ngx_rtmp_pgauth_stats_count(pool->pmcf->stats,
                                     NGX_RTMP_PGAUTH_CNT_CONNECT_FAILS);
 
         pool->failures++;
@@ -1342,7 +1386,7 @@ ngx_rtmp_pgauth_conn_failed(ngx_rtmp_pgauth_conn_t *pc, const char *what)
          */
 
         max = ngx_min(NGX_RTMP_PGAUTH_BACKOFF_MAX,
-                      pool->conf->max_timeout / 2);
+                      pool->pmcf->max_timeout / 2);
         max = ngx_max(max, NGX_RTMP_PGAUTH_BACKOFF_MIN);
 
         pool->backoff = pool->backoff ? ngx_min(pool->backoff * 2, max)
@@ -1383,7 +1427,7 @@ ngx_rtmp_pgauth_conn_close(ngx_rtmp_pgauth_conn_t *pc)
 
     ngx_log_debug2(NGX_LOG_DEBUG_RTMP, pool->log, 0,
                    "pgauth: %sconnection #%ui closed",
-                   pc->pool->pc.name, pc->number);
+                   pc->pool->pcf.name, pc->number);
 
     if (pc->gone) {
         /* a loop over what libpq read is on the stack: it stops */
