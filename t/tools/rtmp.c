@@ -170,14 +170,14 @@ rtmp_buf_free(rtmp_buf_t *b)
 
 /*
  * rtmp://HOST[:PORT]/APP, HOST a name, an IPv4 address or an IPv6 one in
- * brackets; the port defaults to 1935.  HOST is copied to host, which has
- * room for strlen(url) + 1 bytes.  Returns NULL, or what is wrong.
+ * brackets; the port defaults to 1935.  url stays as it is (the tcUrl);
+ * the parts are in a copy.  Returns NULL, or what is wrong.
  */
 
 const char *
-rtmp_url_parse(char *url, char *host, rtmp_url_t *u)
+rtmp_url_parse(char *url, rtmp_url_t *u)
 {
-    char    *p, *end;
+    char    *p, *host, *end;
     size_t   len;
 
     if (strncmp(url, "rtmp://", 7) != 0) {
@@ -189,6 +189,8 @@ rtmp_url_parse(char *url, char *host, rtmp_url_t *u)
 
     end = strchr(p, '/');
     len = end ? (size_t) (end - p) : strlen(p);
+
+    host = rtmp_realloc(NULL, len + 1);
 
     memcpy(host, p, len);
     host[len] = '\0';
@@ -226,6 +228,21 @@ rtmp_url_parse(char *url, char *host, rtmp_url_t *u)
     }
 
     return NULL;
+}
+
+
+/* "prog: msg" when there is a msg, then the usage text; exits */
+
+void
+rtmp_usage(const char *prog, const char *msg, const char *text, int status)
+{
+    if (msg) {
+        fprintf(stderr, "%s: %s\n", prog, msg);
+    }
+
+    fputs(text, stderr);
+
+    exit(status);
 }
 
 

@@ -161,9 +161,11 @@ void rtmp_buf_byte(rtmp_buf_t *b, unsigned char ch);
 void rtmp_buf_be(rtmp_buf_t *b, uint32_t v, int n);
 void rtmp_buf_free(rtmp_buf_t *b);
 
-/* rtmp://HOST[:PORT]/APP; host: room for strlen(url) + 1 bytes */
+/* command lines: rtmp://HOST[:PORT]/APP, a usage error */
 
-const char *rtmp_url_parse(char *url, char *host, rtmp_url_t *u);
+const char *rtmp_url_parse(char *url, rtmp_url_t *u);
+void rtmp_usage(const char *prog, const char *msg, const char *text,
+    int status);
 
 /* handshake */
 

@@ -140,6 +140,9 @@ typedef struct {
 } rtmpc_t;
 
 
+static void usage(const char *msg);
+
+
 static rtmpc_t  rc;
 
 
@@ -209,9 +212,15 @@ fatal(const char *msg)
 }
 
 
+/* out of memory: before the connect a usage error, as in set_name() */
+
 static void
 nomem(void)
 {
+    if (rc.t0 == 0) {
+        usage("out of memory");
+    }
+
     fatal("out of memory");
 }
 
@@ -952,16 +961,10 @@ run(void)
 static void
 usage(const char *msg)
 {
-    if (msg) {
-        fprintf(stderr, "rtmpc: %s\n", msg);
-    }
-
-    fprintf(stderr,
-            "usage: rtmpc [-n NAME | -x HEX | -l LEN] [-w MS] [-W MS] "
-            "[-t MS] [-q] [-b ADDR] [-F N] [-D]\n"
-            "             rtmp://HOST[:PORT]/APP\n");
-
-    exit(4);
+    rtmp_usage("rtmpc", msg,
+               "usage: rtmpc [-n NAME | -x HEX | -l LEN] [-w MS] [-W MS] "
+               "[-t MS] [-q] [-b ADDR] [-F N] [-D]\n"
+               "             rtmp://HOST[:PORT]/APP\n", 4);
 }
 
 
@@ -1056,28 +1059,11 @@ set_name(const char *s, size_t len, int fill)
 }
 
 
-static void
-parse_url(char *url)
-{
-    char        *host;
-    const char  *err;
-
-    host = malloc(strlen(url) + 1);
-    if (host == NULL) {
-        usage("out of memory");
-    }
-
-    err = rtmp_url_parse(url, host, &rc.url);
-    if (err) {
-        usage(err);
-    }
-}
-
-
 int
 main(int argc, char **argv)
 {
-    int  ch;
+    int          ch;
+    const char  *err;
 
     signal(SIGPIPE, SIG_IGN);
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1138,11 +1124,14 @@ main(int argc, char **argv)
         }
     }
 
-    if (argc - optind != 1) {
+    if (optind != argc - 1) {
         usage(NULL);
     }
 
-    parse_url(argv[optind]);
+    err = rtmp_url_parse(argv[optind], &rc.url);
+    if (err) {
+        usage(err);
+    }
 
     srandom((unsigned) time(NULL) ^ (unsigned) getpid());
 
