@@ -494,13 +494,13 @@ rtmp_put_prepublish(rtmp_buf_t *out, const unsigned char *name, size_t len)
     memset(&b, 0, sizeof(b));
 
     rtmp_amf_cstring(&b, "releaseStream");
-    rtmp_amf_number(&b, 2);
+    rtmp_amf_number(&b, RTMP_TXN_RELEASE);
     rtmp_amf_null(&b);
     rtmp_amf_string(&b, name, len);
     rtmp_cmd_put(out, RTMP_CSID_CMD, 0, &b);
 
     rtmp_amf_cstring(&b, "FCPublish");
-    rtmp_amf_number(&b, 3);
+    rtmp_amf_number(&b, RTMP_TXN_FCPUBLISH);
     rtmp_amf_null(&b);
     rtmp_amf_string(&b, name, len);
     rtmp_cmd_put(out, RTMP_CSID_CMD, 0, &b);
@@ -541,7 +541,7 @@ rtmp_put_delete_stream(rtmp_buf_t *out, double sid)
     memset(&b, 0, sizeof(b));
 
     rtmp_amf_cstring(&b, "deleteStream");
-    rtmp_amf_number(&b, 6);
+    rtmp_amf_number(&b, RTMP_TXN_DELETE);
     rtmp_amf_null(&b);
     rtmp_amf_number(&b, sid);
     rtmp_cmd_put(out, RTMP_CSID_CMD, 0, &b);

@@ -73,8 +73,11 @@
 /* the transaction ids of the publish sequence */
 
 #define RTMP_TXN_CONNECT       1
+#define RTMP_TXN_RELEASE       2
+#define RTMP_TXN_FCPUBLISH     3
 #define RTMP_TXN_CREATE        4
 #define RTMP_TXN_PUBLISH       5
+#define RTMP_TXN_DELETE        6
 
 #define RTMP_CMD_OTHER         0
 #define RTMP_CMD_RESULT        1
