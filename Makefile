@@ -26,6 +26,7 @@ MODULE     := objs/ngx_rtmp_pgauth_module.so
 ASAN_MODULE := objs/asan/ngx_rtmp_pgauth_module.so
 SOURCES    := config $(wildcard src/*.c src/*.h)
 RTMPC      := t/tools/rtmpc
+RTMP_CORE  := t/tools/rtmp.c t/tools/rtmp.h
 NODE_DEPS  := node_modules/playwright-core/package.json
 
 RTMP_PORT  ?= 1935
@@ -71,8 +72,10 @@ $(NODE_DEPS): package.json package-lock.json
 	npm ci --no-audit --no-fund --no-update-notifier --loglevel=error
 	@touch $@
 
-$(RTMPC): t/tools/rtmpc.c
-	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
+# the test client; t/tools/rtmp.c is the RTMP core it shares with
+# t/bench/loadc (built by util/bench.pl)
+$(RTMPC): t/tools/rtmpc.c $(RTMP_CORE)
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ $(filter %.c,$^)
 
 run:
 	@util/deps.sh run

@@ -65,7 +65,7 @@ sub rss_kb {
 # --- the pieces ---
 
 system("make -s -C $TOP objs/ngx_rtmp_pgauth_module.so t/tools/rtmpc") == 0 or die;
-system("mkdir -p $TOP/build/bench && cc -O2 -Wall -Wextra -Werror -o $LOADC $TOP/t/bench/loadc.c") == 0
+system("mkdir -p $TOP/build/bench && cc -O2 -Wall -Wextra -Werror -I$TOP/t/tools -o $LOADC $TOP/t/bench/loadc.c $TOP/t/tools/rtmp.c") == 0
     or die "loadc does not build\n";
 system("sh $TOP/t/bench/authsvc/build.sh $TOP/build/authsvc >/dev/null") == 0
     or die "authsvc does not build (apt-get install golang-go golang-github-lib-pq-dev)\n";

@@ -7,7 +7,9 @@
 /*
  * loadc - an RTMP publish load generator.
  *
- * Build: cc -O2 -Wall -Wextra -Werror -o loadc loadc.c
+ * Build: cc -O2 -Wall -Wextra -Werror -I../tools -o loadc loadc.c
+ *        ../tools/rtmp.c (util/bench.pl does); the RTMP pieces are in
+ *        t/tools/rtmp.c, shared with rtmpc.
  *
  * Usage: loadc [options] rtmp://HOST[:PORT]/APP
  *
@@ -85,20 +87,14 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "rtmp.h"
 
-#define LOADC_HS_SIZE          1536
-#define LOADC_HS_REPLY         (1 + 2 * LOADC_HS_SIZE)
-#define LOADC_OUT_CHUNK        4096
+
 #define LOADC_IN_SIZE          8192
 #define LOADC_MAX_STREAMS      8
-#define LOADC_MAX_DEPTH        64
 #define LOADC_MAX_EVENTS       256
 #define LOADC_CODE_LEN         64
 #define LOADC_MAX_CODES        8
-
-#define LOADC_CSID_CTL         2
-#define LOADC_CSID_CMD         3
-#define LOADC_CSID_STREAM      8
 
 #define LOADC_ST_IDLE          0
 #define LOADC_ST_HANDSHAKE     1
@@ -122,37 +118,11 @@
 
 
 typedef struct {
-    unsigned char          *data;
-    size_t                  len;
-    size_t                  cap;
-} loadc_buf_t;
-
-
-typedef struct {
     unsigned char          *name;
     size_t                  name_len;
-    loadc_buf_t             prepub;     /* releaseStream .. createStream */
-    loadc_buf_t             pub;        /* publish, msid 1 */
+    rtmp_buf_t              prepub;     /* releaseStream .. createStream */
+    rtmp_buf_t              pub;        /* publish, msid 1 */
 } loadc_key_t;
-
-
-typedef struct {
-    uint32_t                csid;
-    uint32_t                mlen;
-    uint32_t                have;
-    uint32_t                cap;
-    uint8_t                 type;
-    uint8_t                 ext;
-    unsigned char          *msg;
-} loadc_stream_t;
-
-
-typedef struct {
-    const unsigned char    *level;
-    size_t                  level_len;
-    const unsigned char    *code;
-    size_t                  code_len;
-} loadc_info_t;
 
 
 typedef struct loadc_conn_s  loadc_conn_t;
@@ -173,20 +143,9 @@ struct loadc_conn_s {
 
     loadc_key_t            *key;
 
-    unsigned char          *in;
-    size_t                  in_pos;
-    size_t                  in_len;
-    loadc_buf_t             out;
-    size_t                  out_pos;
-
-    uint64_t                bytes_in;
-    uint64_t                last_ack;
-    uint32_t                win_ack;
-    uint32_t                in_chunk;
-    loadc_stream_t         *cur;
-    uint32_t                chunk_left;
-    int                     nstreams;
-    loadc_stream_t          streams[LOADC_MAX_STREAMS];
+    rtmp_buf_t              in;         /* LOADC_IN_SIZE */
+    rtmp_buf_t              out;        /* what the socket refused */
+    rtmp_reader_t           reader;
 
     char                    code[LOADC_CODE_LEN];
 };
@@ -206,10 +165,7 @@ typedef struct {
 
 typedef struct {
     /* options */
-    char                   *url;
-    char                   *host;
-    char                   *port;
-    char                   *app;
+    rtmp_url_t              url;
     loadc_key_t            *keys;
     size_t                  nkeys;
     uint32_t                nconns;
@@ -226,8 +182,8 @@ typedef struct {
     socklen_t               addr_len;
     int                     family;
 
-    unsigned char           c0c1[1 + LOADC_HS_SIZE];
-    loadc_buf_t             connect;    /* Set Chunk Size and connect */
+    unsigned char           c0c1[RTMP_HS_C0C1];
+    rtmp_buf_t              connect;    /* Set Chunk Size and connect */
 
     int                     ep;
     loadc_conn_t           *conns;
@@ -294,212 +250,20 @@ fatal(const char *msg)
 
 
 static void
+nomem(void)
+{
+    fatal("out of memory");
+}
+
+
+static void
 usage(const char *msg)
 {
-    if (msg) {
-        fprintf(stderr, "loadc: %s\n", msg);
-    }
-
-    fprintf(stderr,
-            "usage: loadc [-k FILE | -n NAME] [-c N] [-N N | -d SECS] "
-            "[-w SECS] [-t MS]\n"
-            "             [-q] [-f] [-o FILE] [-j] rtmp://HOST[:PORT]/APP\n");
-
-    exit(2);
-}
-
-
-static uint32_t
-get_be16(const unsigned char *p)
-{
-    return ((uint32_t) p[0] << 8) | p[1];
-}
-
-
-static uint32_t
-get_be24(const unsigned char *p)
-{
-    return ((uint32_t) p[0] << 16) | ((uint32_t) p[1] << 8) | p[2];
-}
-
-
-static uint32_t
-get_be32(const unsigned char *p)
-{
-    return ((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16)
-           | ((uint32_t) p[2] << 8) | p[3];
-}
-
-
-static double
-get_double(const unsigned char *p)
-{
-    int       i;
-    double    d;
-    uint64_t  v;
-
-    v = 0;
-
-    for (i = 0; i < 8; i++) {
-        v = (v << 8) | p[i];
-    }
-
-    memcpy(&d, &v, sizeof(d));
-
-    return d;
-}
-
-
-static void
-buf_reserve(loadc_buf_t *b, size_t n)
-{
-    size_t          cap;
-    unsigned char  *p;
-
-    if (b->cap - b->len >= n) {
-        return;
-    }
-
-    cap = b->cap ? b->cap : 1024;
-
-    while (cap - b->len < n) {
-        if (cap > SIZE_MAX / 2) {
-            fatal("out of memory");
-        }
-
-        cap *= 2;
-    }
-
-    p = realloc(b->data, cap);
-    if (p == NULL) {
-        fatal("out of memory");
-    }
-
-    b->data = p;
-    b->cap = cap;
-}
-
-
-static void
-buf_put(loadc_buf_t *b, const void *data, size_t n)
-{
-    buf_reserve(b, n);
-
-    if (n) {
-        memcpy(b->data + b->len, data, n);
-    }
-
-    b->len += n;
-}
-
-
-static void
-buf_byte(loadc_buf_t *b, unsigned char ch)
-{
-    buf_put(b, &ch, 1);
-}
-
-
-static void
-buf_be(loadc_buf_t *b, uint32_t v, int n)
-{
-    while (n--) {
-        buf_byte(b, (unsigned char) (v >> (8 * n)));
-    }
-}
-
-
-static void
-amf_put_str(loadc_buf_t *b, const unsigned char *s, size_t len)
-{
-    if (len <= 0xffff) {
-        buf_byte(b, 0x02);
-        buf_be(b, (uint32_t) len, 2);
-
-    } else {
-        buf_byte(b, 0x0c);
-        buf_be(b, (uint32_t) len, 4);
-    }
-
-    buf_put(b, s, len);
-}
-
-
-static void
-amf_put_cstr(loadc_buf_t *b, const char *s)
-{
-    amf_put_str(b, (const unsigned char *) s, strlen(s));
-}
-
-
-static void
-amf_put_num(loadc_buf_t *b, double d)
-{
-    int       i;
-    uint64_t  v;
-
-    memcpy(&v, &d, sizeof(v));
-
-    buf_byte(b, 0x00);
-
-    for (i = 7; i >= 0; i--) {
-        buf_byte(b, (unsigned char) (v >> (8 * i)));
-    }
-}
-
-
-static void
-amf_put_prop(loadc_buf_t *b, const char *key, const char *val)
-{
-    size_t  len;
-
-    len = strlen(key);
-
-    buf_be(b, (uint32_t) len, 2);
-    buf_put(b, key, len);
-    amf_put_cstr(b, val);
-}
-
-
-/* appends a whole message, fmt 0 header, timestamp 0, csid 2..63 */
-
-static void
-msg_put(loadc_buf_t *out, uint32_t csid, uint8_t type, uint32_t msid,
-    const unsigned char *data, size_t len)
-{
-    size_t  n;
-
-    buf_byte(out, (unsigned char) csid);
-    buf_be(out, 0, 3);
-    buf_be(out, (uint32_t) len, 3);
-    buf_byte(out, type);
-    buf_byte(out, (unsigned char) msid);
-    buf_byte(out, (unsigned char) (msid >> 8));
-    buf_byte(out, (unsigned char) (msid >> 16));
-    buf_byte(out, (unsigned char) (msid >> 24));
-
-    for ( ;; ) {
-        n = len < LOADC_OUT_CHUNK ? len : LOADC_OUT_CHUNK;
-
-        buf_put(out, data, n);
-
-        data += n;
-        len -= n;
-
-        if (len == 0) {
-            break;
-        }
-
-        buf_byte(out, (unsigned char) (0xc0 | csid));
-    }
-}
-
-
-static void
-cmd_put(loadc_buf_t *out, uint32_t csid, uint32_t msid, loadc_buf_t *b)
-{
-    msg_put(out, csid, 20, msid, b->data, b->len);
-    b->len = 0;
+    rtmp_usage("loadc", msg,
+               "usage: loadc [-k FILE | -n NAME] [-c N] [-N N | -d SECS] "
+               "[-w SECS] [-t MS]\n"
+               "             [-q] [-f] [-o FILE] [-j] "
+               "rtmp://HOST[:PORT]/APP\n", 2);
 }
 
 
@@ -509,71 +273,19 @@ static void
 build_templates(void)
 {
     size_t        i;
-    uint32_t      t;
-    loadc_buf_t   b;
     loadc_key_t  *k;
 
-    lc.c0c1[0] = 0x03;
+    rtmp_hs_c0c1(lc.c0c1, (uint32_t) (now_ns() / 1000000));
 
-    t = (uint32_t) (now_ns() / 1000000);
-    lc.c0c1[1] = (unsigned char) (t >> 24);
-    lc.c0c1[2] = (unsigned char) (t >> 16);
-    lc.c0c1[3] = (unsigned char) (t >> 8);
-    lc.c0c1[4] = (unsigned char) t;
-
-    /* zero version: nginx-rtmp takes the old-style handshake */
-
-    memset(lc.c0c1 + 5, 0, 4);
-
-    for (i = 9; i < sizeof(lc.c0c1); i++) {
-        lc.c0c1[i] = (unsigned char) (random() >> 7);
-    }
-
-    memset(&b, 0, sizeof(b));
-
-    buf_be(&b, LOADC_OUT_CHUNK, 4);
-    msg_put(&lc.connect, LOADC_CSID_CTL, 1, 0, b.data, b.len);
-    b.len = 0;
-
-    amf_put_cstr(&b, "connect");
-    amf_put_num(&b, 1);
-    buf_byte(&b, 0x03);
-    amf_put_prop(&b, "app", lc.app);
-    amf_put_prop(&b, "type", "nonprivate");
-    amf_put_prop(&b, "flashVer", "FMLE/3.0 (compatible; loadc)");
-    amf_put_prop(&b, "tcUrl", lc.url);
-    buf_be(&b, 9, 3);
-    cmd_put(&lc.connect, LOADC_CSID_CMD, 0, &b);
+    rtmp_put_connect(&lc.connect, lc.url.app, "FMLE/3.0 (compatible; loadc)",
+                     lc.url.url);
 
     for (i = 0; i < lc.nkeys; i++) {
         k = &lc.keys[i];
 
-        amf_put_cstr(&b, "releaseStream");
-        amf_put_num(&b, 2);
-        buf_byte(&b, 0x05);
-        amf_put_str(&b, k->name, k->name_len);
-        cmd_put(&k->prepub, LOADC_CSID_CMD, 0, &b);
-
-        amf_put_cstr(&b, "FCPublish");
-        amf_put_num(&b, 3);
-        buf_byte(&b, 0x05);
-        amf_put_str(&b, k->name, k->name_len);
-        cmd_put(&k->prepub, LOADC_CSID_CMD, 0, &b);
-
-        amf_put_cstr(&b, "createStream");
-        amf_put_num(&b, 4);
-        buf_byte(&b, 0x05);
-        cmd_put(&k->prepub, LOADC_CSID_CMD, 0, &b);
-
-        amf_put_cstr(&b, "publish");
-        amf_put_num(&b, 5);
-        buf_byte(&b, 0x05);
-        amf_put_str(&b, k->name, k->name_len);
-        amf_put_cstr(&b, "live");
-        cmd_put(&k->pub, LOADC_CSID_STREAM, 1, &b);
+        rtmp_put_prepublish(&k->prepub, k->name, k->name_len);
+        rtmp_put_publish(&k->pub, 1, k->name, k->name_len, "live");
     }
-
-    free(b.data);
 }
 
 
@@ -584,12 +296,12 @@ conn_flush(loadc_conn_t *c)
 {
     ssize_t  n;
 
-    while (c->out_pos < c->out.len) {
-        n = send(c->fd, c->out.data + c->out_pos, c->out.len - c->out_pos,
+    while (c->out.pos < c->out.len) {
+        n = send(c->fd, c->out.data + c->out.pos, c->out.len - c->out.pos,
                  MSG_NOSIGNAL);
 
         if (n > 0) {
-            c->out_pos += n;
+            c->out.pos += n;
             continue;
         }
 
@@ -606,7 +318,7 @@ conn_flush(loadc_conn_t *c)
     }
 
     c->out.len = 0;
-    c->out_pos = 0;
+    c->out.pos = 0;
 
     return LOADC_OK;
 }
@@ -647,8 +359,8 @@ conn_send(loadc_conn_t *c, struct iovec *iov, int niov)
                 continue;
             }
 
-            buf_put(&c->out, (unsigned char *) iov[i].iov_base + n,
-                    iov[i].iov_len - n);
+            rtmp_buf_put(&c->out, (unsigned char *) iov[i].iov_base + n,
+                         iov[i].iov_len - n);
             n = 0;
         }
 
@@ -656,7 +368,7 @@ conn_send(loadc_conn_t *c, struct iovec *iov, int niov)
     }
 
     for (i = 0; i < niov; i++) {
-        buf_put(&c->out, iov[i].iov_base, iov[i].iov_len);
+        rtmp_buf_put(&c->out, iov[i].iov_base, iov[i].iov_len);
     }
 
     return conn_flush(c);
@@ -676,264 +388,24 @@ conn_send1(loadc_conn_t *c, const void *data, size_t len)
 
 
 static int
-send_control(loadc_conn_t *c, uint8_t type, const unsigned char *data,
-    size_t len)
-{
-    unsigned char  msg[12 + 8];
-
-    /* fmt 0, csid 2, timestamp 0, msid 0 */
-
-    memset(msg, 0, 12);
-    msg[0] = LOADC_CSID_CTL;
-    msg[6] = (unsigned char) len;
-    msg[7] = type;
-    memcpy(msg + 12, data, len);
-
-    return conn_send1(c, msg, 12 + len);
-}
-
-
-static int
 send_publish(loadc_conn_t *c, double sid)
 {
-    size_t        off;
     uint32_t      msid;
-    loadc_buf_t  *pub;
+    loadc_key_t  *k;
 
-    pub = &c->key->pub;
+    k = c->key;
 
-    msid = (sid >= 0 && sid <= 4294967295.0) ? (uint32_t) sid : 1;
+    msid = rtmp_msid(sid);
 
     if (msid == 1) {
-        return conn_send1(c, pub->data, pub->len);
+        return conn_send1(c, k->pub.data, k->pub.len);
     }
 
-    /* rare: patch the message stream id of the fmt 0 header in a copy */
+    /* rare: another message stream id than the template's */
 
-    off = c->out.len;
-    buf_put(&c->out, pub->data, pub->len);
-
-    c->out.data[off + 8] = (unsigned char) msid;
-    c->out.data[off + 9] = (unsigned char) (msid >> 8);
-    c->out.data[off + 10] = (unsigned char) (msid >> 16);
-    c->out.data[off + 11] = (unsigned char) (msid >> 24);
+    rtmp_put_publish(&c->out, msid, k->name, k->name_len, "live");
 
     return conn_flush(c);
-}
-
-
-/* AMF0 decoding; every function returns NULL on malformed input */
-
-static const unsigned char *amf_skip(const unsigned char *p,
-    const unsigned char *end, int depth, loadc_info_t *info);
-
-
-static const unsigned char *
-amf_string(const unsigned char *p, const unsigned char *end,
-    const unsigned char **s, size_t *len)
-{
-    size_t  n;
-
-    if (p >= end) {
-        return NULL;
-    }
-
-    if (*p == 0x02) {
-        if (end - p < 3) {
-            return NULL;
-        }
-
-        n = get_be16(p + 1);
-        p += 3;
-
-    } else if (*p == 0x0c) {
-        if (end - p < 5) {
-            return NULL;
-        }
-
-        n = get_be32(p + 1);
-        p += 5;
-
-    } else {
-        return NULL;
-    }
-
-    if ((size_t) (end - p) < n) {
-        return NULL;
-    }
-
-    *s = p;
-    *len = n;
-
-    return p + n;
-}
-
-
-static void
-info_set(loadc_info_t *info, const unsigned char *key, size_t klen,
-    const unsigned char *s, size_t len)
-{
-    if (klen == 5 && memcmp(key, "level", 5) == 0 && info->level == NULL) {
-        info->level = s;
-        info->level_len = len;
-
-    } else if (klen == 4 && memcmp(key, "code", 4) == 0
-               && info->code == NULL)
-    {
-        info->code = s;
-        info->code_len = len;
-    }
-}
-
-
-static const unsigned char *
-amf_props(const unsigned char *p, const unsigned char *end, int depth,
-    loadc_info_t *info)
-{
-    size_t                klen, slen;
-    const unsigned char  *key, *s, *q;
-
-    for ( ;; ) {
-        if (end - p < 2) {
-            return NULL;
-        }
-
-        klen = get_be16(p);
-        p += 2;
-
-        if (klen == 0 && p < end && *p == 0x09) {
-            return p + 1;
-        }
-
-        if ((size_t) (end - p) < klen) {
-            return NULL;
-        }
-
-        key = p;
-        p += klen;
-
-        if (p >= end) {
-            return NULL;
-        }
-
-        if (info && (*p == 0x02 || *p == 0x0c)) {
-            q = amf_string(p, end, &s, &slen);
-            if (q == NULL) {
-                return NULL;
-            }
-
-            info_set(info, key, klen, s, slen);
-            p = q;
-            continue;
-        }
-
-        p = amf_skip(p, end, depth + 1, NULL);
-        if (p == NULL) {
-            return NULL;
-        }
-    }
-}
-
-
-static const unsigned char *
-amf_skip(const unsigned char *p, const unsigned char *end, int depth,
-    loadc_info_t *info)
-{
-    size_t                n;
-    uint32_t              i, count;
-    const unsigned char  *s;
-
-    if (p >= end || depth > LOADC_MAX_DEPTH) {
-        return NULL;
-    }
-
-    switch (*p) {
-
-    case 0x00:                         /* number */
-        n = 9;
-        break;
-
-    case 0x01:                         /* boolean */
-        n = 2;
-        break;
-
-    case 0x02:                         /* string */
-    case 0x0c:                         /* long string */
-        return amf_string(p, end, &s, &n);
-
-    case 0x03:                         /* object */
-        return amf_props(p + 1, end, depth, info);
-
-    case 0x05:                         /* null */
-    case 0x06:                         /* undefined */
-    case 0x0d:                         /* unsupported */
-        n = 1;
-        break;
-
-    case 0x07:                         /* reference */
-        n = 3;
-        break;
-
-    case 0x08:                         /* ECMA array */
-        if (end - p < 5) {
-            return NULL;
-        }
-
-        return amf_props(p + 5, end, depth, info);
-
-    case 0x0a:                         /* strict array */
-        if (end - p < 5) {
-            return NULL;
-        }
-
-        count = get_be32(p + 1);
-        p += 5;
-
-        for (i = 0; i < count; i++) {
-            p = amf_skip(p, end, depth + 1, NULL);
-            if (p == NULL) {
-                return NULL;
-            }
-        }
-
-        return p;
-
-    case 0x0b:                         /* date */
-        n = 11;
-        break;
-
-    case 0x0f:                         /* XML document */
-        if (end - p < 5) {
-            return NULL;
-        }
-
-        n = get_be32(p + 1);
-        p += 5;
-        break;
-
-    case 0x10:                         /* typed object */
-        if (end - p < 3) {
-            return NULL;
-        }
-
-        n = get_be16(p + 1);
-        p += 3;
-
-        if ((size_t) (end - p) < n) {
-            return NULL;
-        }
-
-        return amf_props(p + n, end, depth, info);
-
-    default:                           /* movieclip, object end, AMF3 */
-        return NULL;
-    }
-
-    if ((size_t) (end - p) < n) {
-        return NULL;
-    }
-
-    return p + n;
 }
 
 
@@ -960,7 +432,7 @@ set_code(loadc_conn_t *c, const char *prefix, const unsigned char *s,
 
 
 static void
-on_status(loadc_conn_t *c, loadc_info_t *info)
+on_status(loadc_conn_t *c, rtmp_cmd_t *info)
 {
     if (info->level && info->level_len == 5
         && memcmp(info->level, "error", 5) == 0)
@@ -998,9 +470,13 @@ on_status(loadc_conn_t *c, loadc_info_t *info)
 
 
 static void
-on_result(loadc_conn_t *c, int error, double txn, int have_num, double num)
+on_result(loadc_conn_t *c, rtmp_cmd_t *cmd)
 {
-    if (txn == 1 && c->state == LOADC_ST_CONNECT) {
+    int  error;
+
+    error = (cmd->kind == RTMP_CMD_ERROR);
+
+    if (cmd->txn == RTMP_TXN_CONNECT && c->state == LOADC_ST_CONNECT) {
         if (error) {
             c->outcome = LOADC_OTHER;
             set_code(c, "connect _error", NULL, 0);
@@ -1015,8 +491,8 @@ on_result(loadc_conn_t *c, int error, double txn, int have_num, double num)
             c->outcome = LOADC_CLOSED;
         }
 
-    } else if (txn == 4 && c->state == LOADC_ST_CREATE) {
-        if (error || !have_num) {
+    } else if (cmd->txn == RTMP_TXN_CREATE && c->state == LOADC_ST_CREATE) {
+        if (error || !cmd->have_num) {
             c->outcome = LOADC_OTHER;
             set_code(c, "createStream _error", NULL, 0);
             return;
@@ -1024,316 +500,65 @@ on_result(loadc_conn_t *c, int error, double txn, int have_num, double num)
 
         c->state = LOADC_ST_PUBLISH;
 
-        if (send_publish(c, num) != LOADC_OK) {
+        if (send_publish(c, cmd->num) != LOADC_OK) {
             c->outcome = LOADC_CLOSED;
         }
     }
 }
 
 
+/* Set Chunk Size, Abort and Window Ack Size are the reader's own */
+
 static void
-on_command(loadc_conn_t *c, const unsigned char *p, size_t len)
+on_message(loadc_conn_t *c, rtmp_msg_t *m)
 {
-    int                   have_num, status, result, error;
-    size_t                nlen;
-    double                txn, num;
-    loadc_info_t          info;
-    const unsigned char  *end, *name, *q;
+    size_t         n;
+    rtmp_cmd_t     cmd;
+    unsigned char  pong[RTMP_CONTROL_SIZE];
 
-    end = p + len;
+    n = rtmp_pong(m, pong);
 
-    p = amf_string(p, end, &name, &nlen);
-    if (p == NULL) {
+    if (n) {
+        if (conn_send1(c, pong, n) != LOADC_OK) {
+            c->outcome = LOADC_CLOSED;
+        }
+
         return;
     }
 
-    status = (nlen == 8 && memcmp(name, "onStatus", 8) == 0);
-    error = (nlen == 6 && memcmp(name, "_error", 6) == 0);
-    result = error || (nlen == 7 && memcmp(name, "_result", 7) == 0);
-
-    if (!status && !result) {
-        return;                        /* onBWDone, onFCPublish, ... */
+    if (rtmp_command(m, &cmd) != RTMP_OK) {
+        return;
     }
 
-    txn = 0;
-    memset(&info, 0, sizeof(info));
+    if (cmd.kind == RTMP_CMD_STATUS) {
+        on_status(c, &cmd);
 
-    if (p < end && *p == 0x00 && end - p >= 9) {
-        txn = get_double(p + 1);
-        p += 9;
-
-    } else if (p < end) {
-        p = amf_skip(p, end, 0, &info);
+    } else if (cmd.kind != RTMP_CMD_OTHER) {
+        on_result(c, &cmd);
     }
-
-    have_num = 0;
-    num = 0;
-
-    while (p && p < end) {
-        if (*p == 0x00 && !have_num && end - p >= 9) {
-            num = get_double(p + 1);
-            have_num = 1;
-            p += 9;
-            continue;
-        }
-
-        q = p;
-        p = amf_skip(p, end, 0, status ? &info : NULL);
-
-        if (p == q) {
-            break;
-        }
-    }
-
-    if (result) {
-        on_result(c, error, txn, have_num, num);
-
-    } else {
-        on_status(c, &info);
-    }
-}
-
-
-static void
-on_message(loadc_conn_t *c, uint8_t type, const unsigned char *p,
-    size_t len)
-{
-    int             i;
-    uint32_t        v;
-    unsigned char   pong[6];
-    loadc_stream_t  *st;
-
-    switch (type) {
-
-    case 1:                            /* set chunk size */
-        if (len >= 4) {
-            v = get_be32(p) & 0x7fffffff;
-            if (v) {
-                c->in_chunk = v;
-            }
-        }
-        break;
-
-    case 2:                            /* abort */
-        if (len >= 4) {
-            v = get_be32(p);
-
-            for (i = 0; i < c->nstreams; i++) {
-                st = &c->streams[i];
-
-                if (st->csid == v && st != c->cur) {
-                    st->have = 0;
-                }
-            }
-        }
-        break;
-
-    case 4:                            /* user control */
-        if (len >= 6 && get_be16(p) == 6) {
-            pong[0] = 0;
-            pong[1] = 7;
-            memcpy(pong + 2, p + 2, 4);
-
-            if (send_control(c, 4, pong, 6) != LOADC_OK) {
-                c->outcome = LOADC_CLOSED;
-            }
-        }
-        break;
-
-    case 5:                            /* window acknowledgement size */
-        if (len >= 4) {
-            c->win_ack = get_be32(p);
-        }
-        break;
-
-    case 17:                           /* AMF3 command: format byte first */
-        if (len >= 1) {
-            on_command(c, p + 1, len - 1);
-        }
-        break;
-
-    case 20:                           /* AMF0 command */
-        on_command(c, p, len);
-        break;
-
-    default:                           /* ack, bandwidth, media, data */
-        break;
-    }
-}
-
-
-static loadc_stream_t *
-conn_stream(loadc_conn_t *c, uint32_t csid)
-{
-    int              i;
-    loadc_stream_t  *st;
-
-    for (i = 0; i < c->nstreams; i++) {
-        if (c->streams[i].csid == csid) {
-            return &c->streams[i];
-        }
-    }
-
-    if (c->nstreams == LOADC_MAX_STREAMS) {
-        return NULL;
-    }
-
-    st = &c->streams[c->nstreams++];
-
-    st->csid = csid;
-    st->mlen = 0;
-    st->have = 0;
-    st->type = 0;
-    st->ext = 0;
-
-    return st;
-}
-
-
-/* returns 1 when a chunk header was consumed, 0 if more data is needed */
-
-static int
-parse_header(loadc_conn_t *c)
-{
-    int                   fmt;
-    size_t                avail, hl, need;
-    uint32_t              csid, cap;
-    uint8_t               ext;
-    unsigned char        *m;
-    loadc_stream_t       *st;
-    const unsigned char  *p, *q;
-
-    p = c->in + c->in_pos;
-    avail = c->in_len - c->in_pos;
-
-    if (avail < 1) {
-        return 0;
-    }
-
-    fmt = p[0] >> 6;
-    csid = p[0] & 0x3f;
-    hl = 1;
-
-    if (csid == 0) {
-        if (avail < 2) {
-            return 0;
-        }
-
-        csid = 64 + p[1];
-        hl = 2;
-
-    } else if (csid == 1) {
-        if (avail < 3) {
-            return 0;
-        }
-
-        csid = 64 + p[1] + 256 * (uint32_t) p[2];
-        hl = 3;
-    }
-
-    need = hl + (fmt == 0 ? 11 : fmt == 1 ? 7 : fmt == 2 ? 3 : 0);
-
-    if (avail < need) {
-        return 0;
-    }
-
-    st = conn_stream(c, csid);
-
-    if (st == NULL) {
-        c->outcome = LOADC_OTHER;
-        set_code(c, "protocol: too many chunk streams", NULL, 0);
-        return 0;
-    }
-
-    q = p + hl;
-
-    if (fmt <= 2) {
-        ext = (get_be24(q) == 0xffffff);
-
-    } else {
-        /* like nginx-rtmp: type 3 repeats the extended timestamp */
-        ext = st->ext;
-    }
-
-    if (ext) {
-        need += 4;
-
-        if (avail < need) {
-            return 0;
-        }
-    }
-
-    if (fmt <= 2) {
-        st->ext = ext;
-
-        /* a new message interrupts an unfinished one: drop it */
-        st->have = 0;
-    }
-
-    if (fmt <= 1) {
-        st->mlen = get_be24(q + 3);
-        st->type = q[6];
-    }
-
-    if (st->have == 0 && st->cap < st->mlen) {
-        cap = st->mlen < 256 ? 256 : st->mlen;
-
-        m = realloc(st->msg, cap);
-        if (m == NULL) {
-            fatal("out of memory");
-        }
-
-        st->msg = m;
-        st->cap = cap;
-    }
-
-    c->in_pos += need;
-    c->cur = st;
-    c->chunk_left = st->mlen - st->have;
-
-    if (c->chunk_left > c->in_chunk) {
-        c->chunk_left = c->in_chunk;
-    }
-
-    return 1;
 }
 
 
 static void
 parse_input(loadc_conn_t *c)
 {
-    size_t           n;
-    loadc_stream_t  *st;
+    int         rc;
+    rtmp_msg_t  m;
 
     while (c->outcome == LOADC_NONE) {
-        if (c->cur == NULL && !parse_header(c)) {
+        rc = rtmp_read(&c->reader, &c->in, &m);
+
+        if (rc == RTMP_ERROR) {
+            c->outcome = LOADC_OTHER;
+            set_code(c, "protocol: too many chunk streams", NULL, 0);
             return;
         }
 
-        st = c->cur;
-        n = c->in_len - c->in_pos;
-
-        if (n > c->chunk_left) {
-            n = c->chunk_left;
-        }
-
-        if (n) {
-            memcpy(st->msg + st->have, c->in + c->in_pos, n);
-            st->have += n;
-            c->in_pos += n;
-            c->chunk_left -= n;
-        }
-
-        if (c->chunk_left) {
+        if (rc != RTMP_OK) {
             return;
         }
 
-        c->cur = NULL;
-
-        if (st->have == st->mlen) {
-            st->have = 0;
-            on_message(c, st->type, st->msg, st->mlen);
-        }
+        on_message(c, &m);
     }
 }
 
@@ -1341,20 +566,16 @@ parse_input(loadc_conn_t *c)
 static int
 check_ack(loadc_conn_t *c)
 {
-    unsigned char  ack[4];
+    size_t         n;
+    unsigned char  ack[RTMP_CONTROL_SIZE];
 
-    if (c->win_ack == 0 || c->bytes_in - c->last_ack < c->win_ack) {
+    n = rtmp_ack(&c->reader, ack);
+
+    if (n == 0) {
         return LOADC_OK;
     }
 
-    c->last_ack = c->bytes_in;
-
-    ack[0] = (unsigned char) (c->bytes_in >> 24);
-    ack[1] = (unsigned char) (c->bytes_in >> 16);
-    ack[2] = (unsigned char) (c->bytes_in >> 8);
-    ack[3] = (unsigned char) c->bytes_in;
-
-    return send_control(c, 3, ack, 4);
+    return conn_send1(c, ack, n);
 }
 
 
@@ -1363,17 +584,18 @@ check_ack(loadc_conn_t *c)
 static int
 conn_process(loadc_conn_t *c)
 {
-    struct iovec  iov[2];
+    struct iovec          iov[2];
+    const unsigned char  *c2;
 
     if (c->state == LOADC_ST_HANDSHAKE) {
-        if (c->in_len < LOADC_HS_REPLY) {
+        if (rtmp_hs_reply(c->in.data, c->in.len, &c2) == RTMP_AGAIN) {
             return LOADC_OK;
         }
 
         /* C2 echoes S1; Set Chunk Size and connect go in the same write */
 
-        iov[0].iov_base = c->in + 1;
-        iov[0].iov_len = LOADC_HS_SIZE;
+        iov[0].iov_base = (void *) c2;
+        iov[0].iov_len = RTMP_HS_SIZE;
         iov[1].iov_base = lc.connect.data;
         iov[1].iov_len = lc.connect.len;
 
@@ -1382,8 +604,8 @@ conn_process(loadc_conn_t *c)
             return LOADC_DONE;
         }
 
-        c->in_pos = LOADC_HS_REPLY;
-        c->bytes_in = c->in_len - c->in_pos;
+        c->in.pos = RTMP_HS_S0S1S2;
+        c->reader.bytes_in = c->in.len - c->in.pos;
         c->state = LOADC_ST_CONNECT;
     }
 
@@ -1398,14 +620,14 @@ conn_process(loadc_conn_t *c)
         return LOADC_DONE;
     }
 
-    if (c->in_pos == c->in_len) {
-        c->in_pos = 0;
-        c->in_len = 0;
+    if (c->in.pos == c->in.len) {
+        c->in.pos = 0;
+        c->in.len = 0;
 
-    } else if (c->in_pos) {
-        memmove(c->in, c->in + c->in_pos, c->in_len - c->in_pos);
-        c->in_len -= c->in_pos;
-        c->in_pos = 0;
+    } else if (c->in.pos) {
+        memmove(c->in.data, c->in.data + c->in.pos, c->in.len - c->in.pos);
+        c->in.len -= c->in.pos;
+        c->in.pos = 0;
     }
 
     return LOADC_OK;
@@ -1417,7 +639,7 @@ conn_process(loadc_conn_t *c)
 static void
 conn_error(loadc_conn_t *c, int err)
 {
-    if (c->state == LOADC_ST_HANDSHAKE && c->in_len == 0 && !c->failed) {
+    if (c->state == LOADC_ST_HANDSHAKE && c->in.len == 0 && !c->failed) {
         c->failed = 1;
         lc.connect_errors++;
         lc.last_errno = err;
@@ -1433,15 +655,15 @@ conn_read(loadc_conn_t *c, uint32_t events)
     ssize_t  n;
 
     for ( ;; ) {
-        size = LOADC_IN_SIZE - c->in_len;
+        size = LOADC_IN_SIZE - c->in.len;
 
-        n = recv(c->fd, c->in + c->in_len, size, 0);
+        n = recv(c->fd, c->in.data + c->in.len, size, 0);
 
         if (n > 0) {
-            c->in_len += n;
+            c->in.len += n;
 
             if (c->state != LOADC_ST_HANDSHAKE) {
-                c->bytes_in += n;
+                c->reader.bytes_in += n;
             }
 
             if (lc.quickack) {
@@ -1672,17 +894,11 @@ attempt_start(loadc_conn_t *c)
     c->state = LOADC_ST_HANDSHAKE;
     c->outcome = LOADC_NONE;
     c->failed = 0;
-    c->in_pos = 0;
-    c->in_len = 0;
+    c->in.pos = 0;
+    c->in.len = 0;
     c->out.len = 0;
-    c->out_pos = 0;
-    c->bytes_in = 0;
-    c->last_ack = 0;
-    c->win_ack = 0;
-    c->in_chunk = 128;
-    c->cur = NULL;
-    c->chunk_left = 0;
-    c->nstreams = 0;
+    c->out.pos = 0;
+    rtmp_reader_reset(&c->reader);
     c->code[0] = '\0';
 
     c->start = now_ns();
@@ -1992,7 +1208,7 @@ report(void)
 
     if (lc.json) {
         printf("{\"url\":");
-        print_json_str(lc.url);
+        print_json_str(lc.url.url);
         printf(",\"connections\":%u,\"keys\":%zu,\"timeout_ms\":%.0f,"
                "\"quickack\":%s,\"close\":\"%s\",",
                lc.nconns, lc.nkeys, (double) lc.timeout / 1e6,
@@ -2032,7 +1248,7 @@ report(void)
     }
 
     printf("url %s connections %u keys %zu timeout %.0f ms quickack %s "
-           "close %s\n", lc.url, lc.nconns, lc.nkeys,
+           "close %s\n", lc.url.url, lc.nconns, lc.nkeys,
            (double) lc.timeout / 1e6, lc.quickack ? "on" : "off",
            lc.fin ? "fin" : "rst");
     printf("attempts %llu counted %llu\n", (unsigned long long) lc.attempts,
@@ -2196,58 +1412,12 @@ static void
 parse_url(char *url)
 {
     int               rv;
-    char             *p, *host, *end;
-    size_t            len;
+    const char       *err;
     struct addrinfo   hints, *res;
 
-    if (strncmp(url, "rtmp://", 7) != 0) {
-        usage("URL must start with rtmp://");
-    }
-
-    lc.url = url;
-    p = url + 7;
-
-    end = strchr(p, '/');
-    len = end ? (size_t) (end - p) : strlen(p);
-
-    host = malloc(len + 1);
-    if (host == NULL) {
-        fatal("out of memory");
-    }
-
-    memcpy(host, p, len);
-    host[len] = '\0';
-
-    lc.app = end ? end + 1 : (char *) "";
-    lc.port = (char *) "1935";
-
-    if (host[0] == '[') {
-        p = strchr(host, ']');
-        if (p == NULL) {
-            usage("bad IPv6 address");
-        }
-
-        *p++ = '\0';
-        lc.host = host + 1;
-
-    } else {
-        lc.host = host;
-        p = strchr(host, ':');
-    }
-
-    if (p && *p == ':') {
-        *p++ = '\0';
-
-        if (*p) {
-            lc.port = p;
-        }
-
-    } else if (p && *p) {
-        usage("bad URL");
-    }
-
-    if (lc.host[0] == '\0') {
-        usage("no host in URL");
+    err = rtmp_url_parse(url, &lc.url);
+    if (err) {
+        usage(err);
     }
 
     /* resolved once: every attempt connects to the same address */
@@ -2256,9 +1426,9 @@ parse_url(char *url)
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
 
-    rv = getaddrinfo(lc.host, lc.port, &hints, &res);
+    rv = getaddrinfo(lc.url.host, lc.url.port, &hints, &res);
     if (rv != 0) {
-        fprintf(stderr, "loadc: %s: %s\n", lc.host, gai_strerror(rv));
+        fprintf(stderr, "loadc: %s: %s\n", lc.url.host, gai_strerror(rv));
         usage(NULL);
     }
 
@@ -2278,6 +1448,8 @@ main(int argc, char **argv)
     uint32_t           i;
     struct rlimit      rl;
     struct sigaction   sa;
+
+    rtmp_nomem = nomem;
 
     keyfile = NULL;
     name = (char *) "test";
@@ -2371,10 +1543,14 @@ main(int argc, char **argv)
         lc.conns[i].fd = -1;
         lc.conns[i].key = &lc.keys[i % lc.nkeys];
 
-        lc.conns[i].in = malloc(LOADC_IN_SIZE);
-        if (lc.conns[i].in == NULL) {
+        rtmp_reader_init(&lc.conns[i].reader, LOADC_MAX_STREAMS);
+
+        lc.conns[i].in.data = malloc(LOADC_IN_SIZE);
+        if (lc.conns[i].in.data == NULL) {
             fatal("out of memory");
         }
+
+        lc.conns[i].in.cap = LOADC_IN_SIZE;
     }
 
     /* a descriptor per connection, and a few more */

@@ -7,7 +7,8 @@
 /*
  * rtmpc - a minimal RTMP publishing client for the test suite.
  *
- * Build: cc -O2 -Wall -Wextra -Werror -o rtmpc rtmpc.c
+ * Build: cc -O2 -Wall -Wextra -Werror -o rtmpc rtmpc.c rtmp.c (make
+ * t/tools/rtmpc); the RTMP pieces are in rtmp.c, shared with loadc.
  *
  * Usage: rtmpc [options] rtmp://HOST[:PORT]/APP
  *
@@ -82,18 +83,12 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "rtmp.h"
 
-#define RTMPC_HS_SIZE          1536
-#define RTMPC_OUT_CHUNK        4096
-#define RTMPC_MAX_CSID         65599
-#define RTMPC_MAX_DEPTH        64
+
 #define RTMPC_MAX_NAME         100000
 #define RTMPC_READ_SIZE        65536
 #define RTMPC_DRAIN_MS         300
-
-#define RTMPC_CSID_CTL         2
-#define RTMPC_CSID_CMD         3
-#define RTMPC_CSID_STREAM      8
 
 #define RTMPC_PH_CONNECT       0
 #define RTMPC_PH_CREATE        1
@@ -109,33 +104,6 @@
 
 
 typedef struct {
-    unsigned char          *data;
-    size_t                  pos;
-    size_t                  len;
-    size_t                  cap;
-} rtmpc_buf_t;
-
-
-typedef struct {
-    uint32_t                mlen;
-    uint32_t                have;
-    uint8_t                 type;
-    uint8_t                 ext;
-    unsigned char          *msg;
-} rtmpc_stream_t;
-
-
-typedef struct {
-    const unsigned char    *level;
-    size_t                  level_len;
-    const unsigned char    *code;
-    size_t                  code_len;
-    const unsigned char    *desc;
-    size_t                  desc_len;
-} rtmpc_info_t;
-
-
-typedef struct {
     int                     fd;
     double                  t0;
     int                     quiet;
@@ -148,19 +116,11 @@ typedef struct {
 
     unsigned char          *name;
     size_t                  name_len;
-    char                   *url;
-    char                   *host;
-    char                   *port;
-    char                   *app;
+    rtmp_url_t              url;
 
-    rtmpc_buf_t             in;
-    rtmpc_buf_t             out;
-    uint64_t                bytes_in;
-    uint64_t                last_ack;
-    uint32_t                win_ack;
-    uint32_t                in_chunk;
-    rtmpc_stream_t         *cur;
-    uint32_t                chunk_left;
+    rtmp_buf_t              in;
+    rtmp_buf_t              out;
+    rtmp_reader_t           reader;
 
     int                     phase;
     double                  sid;
@@ -180,8 +140,10 @@ typedef struct {
 } rtmpc_t;
 
 
-static rtmpc_t          rc;
-static rtmpc_stream_t  *streams[RTMPC_MAX_CSID + 1];
+static void usage(const char *msg);
+
+
+static rtmpc_t  rc;
 
 
 static double
@@ -250,6 +212,19 @@ fatal(const char *msg)
 }
 
 
+/* out of memory: before the connect a usage error, as in set_name() */
+
+static void
+nomem(void)
+{
+    if (rc.t0 == 0) {
+        usage("out of memory");
+    }
+
+    fatal("out of memory");
+}
+
+
 static void
 emit(const char *event)
 {
@@ -286,158 +261,6 @@ put_word(const unsigned char *s, size_t len)
     }
 
     put_clean(s, len, 0);
-}
-
-
-static uint32_t
-get_be16(const unsigned char *p)
-{
-    return ((uint32_t) p[0] << 8) | p[1];
-}
-
-
-static uint32_t
-get_be24(const unsigned char *p)
-{
-    return ((uint32_t) p[0] << 16) | ((uint32_t) p[1] << 8) | p[2];
-}
-
-
-static uint32_t
-get_be32(const unsigned char *p)
-{
-    return ((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16)
-           | ((uint32_t) p[2] << 8) | p[3];
-}
-
-
-static double
-get_double(const unsigned char *p)
-{
-    int       i;
-    double    d;
-    uint64_t  v;
-
-    v = 0;
-
-    for (i = 0; i < 8; i++) {
-        v = (v << 8) | p[i];
-    }
-
-    memcpy(&d, &v, sizeof(d));
-
-    return d;
-}
-
-
-static void
-buf_reserve(rtmpc_buf_t *b, size_t n)
-{
-    size_t          cap;
-    unsigned char  *p;
-
-    if (b->cap - b->len >= n) {
-        return;
-    }
-
-    cap = b->cap ? b->cap : 1024;
-
-    while (cap - b->len < n) {
-        if (cap > SIZE_MAX / 2) {
-            fatal("out of memory");
-        }
-
-        cap *= 2;
-    }
-
-    p = realloc(b->data, cap);
-    if (p == NULL) {
-        fatal("out of memory");
-    }
-
-    b->data = p;
-    b->cap = cap;
-}
-
-
-static void
-buf_put(rtmpc_buf_t *b, const void *data, size_t n)
-{
-    buf_reserve(b, n);
-
-    if (n) {
-        memcpy(b->data + b->len, data, n);
-    }
-
-    b->len += n;
-}
-
-
-static void
-buf_byte(rtmpc_buf_t *b, unsigned char ch)
-{
-    buf_put(b, &ch, 1);
-}
-
-
-static void
-buf_be(rtmpc_buf_t *b, uint32_t v, int n)
-{
-    while (n--) {
-        buf_byte(b, (unsigned char) (v >> (8 * n)));
-    }
-}
-
-
-static void
-amf_put_str(rtmpc_buf_t *b, const unsigned char *s, size_t len)
-{
-    if (len <= 0xffff) {
-        buf_byte(b, 0x02);
-        buf_be(b, (uint32_t) len, 2);
-
-    } else {
-        buf_byte(b, 0x0c);
-        buf_be(b, (uint32_t) len, 4);
-    }
-
-    buf_put(b, s, len);
-}
-
-
-static void
-amf_put_cstr(rtmpc_buf_t *b, const char *s)
-{
-    amf_put_str(b, (const unsigned char *) s, strlen(s));
-}
-
-
-static void
-amf_put_num(rtmpc_buf_t *b, double d)
-{
-    int       i;
-    uint64_t  v;
-
-    memcpy(&v, &d, sizeof(v));
-
-    buf_byte(b, 0x00);
-
-    for (i = 7; i >= 0; i--) {
-        buf_byte(b, (unsigned char) (v >> (8 * i)));
-    }
-}
-
-
-static void
-amf_put_prop(rtmpc_buf_t *b, const char *key, const char *val)
-{
-    size_t  len;
-
-    len = strlen(key);
-
-    buf_be(b, (uint32_t) len, 2);
-    buf_put(b, key, len);
-    amf_put_cstr(b, val);
 }
 
 
@@ -478,13 +301,13 @@ io_read(void)
         rc.in.pos = 0;
     }
 
-    buf_reserve(&rc.in, RTMPC_READ_SIZE);
+    rtmp_buf_reserve(&rc.in, RTMPC_READ_SIZE);
 
     n = recv(rc.fd, rc.in.data + rc.in.len, rc.in.cap - rc.in.len, 0);
 
     if (n > 0) {
         rc.in.len += n;
-        rc.bytes_in += n;
+        rc.reader.bytes_in += n;
         quick_ack();
         return 1;
     }
@@ -572,72 +395,10 @@ flush_out(void)
 
 
 static void
-send_msg(uint32_t csid, uint8_t type, uint32_t msid,
-    const unsigned char *data, size_t len)
-{
-    size_t  n;
-
-    /* fmt 0 header, timestamp 0; csid is always 2..63 here */
-
-    buf_byte(&rc.out, (unsigned char) csid);
-    buf_be(&rc.out, 0, 3);
-    buf_be(&rc.out, (uint32_t) len, 3);
-    buf_byte(&rc.out, type);
-    buf_byte(&rc.out, (unsigned char) msid);
-    buf_byte(&rc.out, (unsigned char) (msid >> 8));
-    buf_byte(&rc.out, (unsigned char) (msid >> 16));
-    buf_byte(&rc.out, (unsigned char) (msid >> 24));
-
-    for ( ;; ) {
-        n = len < RTMPC_OUT_CHUNK ? len : RTMPC_OUT_CHUNK;
-
-        buf_put(&rc.out, data, n);
-
-        data += n;
-        len -= n;
-
-        if (len == 0) {
-            break;
-        }
-
-        buf_byte(&rc.out, (unsigned char) (0xc0 | csid));
-    }
-}
-
-
-static void
-send_cmd(uint32_t csid, uint32_t msid, rtmpc_buf_t *b)
-{
-    send_msg(csid, 20, msid, b->data, b->len);
-    b->len = 0;
-}
-
-
-static void
 send_connect(void)
 {
-    rtmpc_buf_t  b;
-
-    memset(&b, 0, sizeof(b));
-
-    /* set chunk size */
-
-    buf_be(&b, RTMPC_OUT_CHUNK, 4);
-    send_msg(RTMPC_CSID_CTL, 1, 0, b.data, b.len);
-    b.len = 0;
-
-    amf_put_cstr(&b, "connect");
-    amf_put_num(&b, 1);
-    buf_byte(&b, 0x03);
-    amf_put_prop(&b, "app", rc.app);
-    amf_put_prop(&b, "type", "nonprivate");
-    amf_put_prop(&b, "flashVer", "FMLE/3.0 (compatible; rtmpc)");
-    amf_put_prop(&b, "tcUrl", rc.url);
-    buf_be(&b, 9, 3);
-    send_cmd(RTMPC_CSID_CMD, 0, &b);
-
-    free(b.data);
-
+    rtmp_put_connect(&rc.out, rc.url.app, "FMLE/3.0 (compatible; rtmpc)",
+                     rc.url.url);
     flush_out();
 }
 
@@ -645,29 +406,7 @@ send_connect(void)
 static void
 send_prepublish(void)
 {
-    rtmpc_buf_t  b;
-
-    memset(&b, 0, sizeof(b));
-
-    amf_put_cstr(&b, "releaseStream");
-    amf_put_num(&b, 2);
-    buf_byte(&b, 0x05);
-    amf_put_str(&b, rc.name, rc.name_len);
-    send_cmd(RTMPC_CSID_CMD, 0, &b);
-
-    amf_put_cstr(&b, "FCPublish");
-    amf_put_num(&b, 3);
-    buf_byte(&b, 0x05);
-    amf_put_str(&b, rc.name, rc.name_len);
-    send_cmd(RTMPC_CSID_CMD, 0, &b);
-
-    amf_put_cstr(&b, "createStream");
-    amf_put_num(&b, 4);
-    buf_byte(&b, 0x05);
-    send_cmd(RTMPC_CSID_CMD, 0, &b);
-
-    free(b.data);
-
+    rtmp_put_prepublish(&rc.out, rc.name, rc.name_len);
     flush_out();
 }
 
@@ -675,26 +414,21 @@ send_prepublish(void)
 static void
 send_publish(void)
 {
-    uint32_t     msid;
-    rtmpc_buf_t  b;
+    uint32_t  msid;
 
-    memset(&b, 0, sizeof(b));
+    msid = rtmp_msid(rc.sid);
 
-    msid = (rc.sid >= 0 && rc.sid <= 4294967295.0) ? (uint32_t) rc.sid : 1;
+    rtmp_put_publish(&rc.out, msid, rc.name, rc.name_len, "live");
 
-    amf_put_cstr(&b, "publish");
-    amf_put_num(&b, 5);
-    buf_byte(&b, 0x05);
-    amf_put_str(&b, rc.name, rc.name_len);
-    amf_put_cstr(&b, "live");
-    send_cmd(RTMPC_CSID_STREAM, msid, &b);
+    /*
+     * -F: more commands right after it, without waiting; these have always
+     * been empty command messages (the body was used up by the first)
+     */
 
-    /* -F: the same publish again and again, without waiting */
     while (rc.flood-- > 1) {
-        send_cmd(RTMPC_CSID_STREAM, msid, &b);
+        rtmp_msg_put(&rc.out, RTMP_CSID_STREAM, RTMP_MSG_AMF0_CMD, msid,
+                     NULL, 0);
     }
-
-    free(b.data);
 
     flush_out();
 
@@ -706,253 +440,21 @@ send_publish(void)
 static void
 send_delete(void)
 {
-    rtmpc_buf_t  b;
-
-    memset(&b, 0, sizeof(b));
-
-    amf_put_cstr(&b, "deleteStream");
-    amf_put_num(&b, 6);
-    buf_byte(&b, 0x05);
-    amf_put_num(&b, rc.sid);
-    send_cmd(RTMPC_CSID_CMD, 0, &b);
-
-    free(b.data);
-
+    rtmp_put_delete_stream(&rc.out, rc.sid);
     flush_out();
 }
 
 
 static void
-send_control(uint8_t type, const unsigned char *data, size_t len)
+send_control(const unsigned char *msg, size_t len)
 {
-    send_msg(RTMPC_CSID_CTL, type, 0, data, len);
+    rtmp_buf_put(&rc.out, msg, len);
     flush_out();
 }
 
 
-/* AMF0 decoding; every function returns NULL on malformed input */
-
-static const unsigned char *amf_skip(const unsigned char *p,
-    const unsigned char *end, int depth, rtmpc_info_t *info);
-
-
-static const unsigned char *
-amf_string(const unsigned char *p, const unsigned char *end,
-    const unsigned char **s, size_t *len)
-{
-    size_t  n;
-
-    if (p >= end) {
-        return NULL;
-    }
-
-    if (*p == 0x02) {
-        if (end - p < 3) {
-            return NULL;
-        }
-
-        n = get_be16(p + 1);
-        p += 3;
-
-    } else if (*p == 0x0c) {
-        if (end - p < 5) {
-            return NULL;
-        }
-
-        n = get_be32(p + 1);
-        p += 5;
-
-    } else {
-        return NULL;
-    }
-
-    if ((size_t) (end - p) < n) {
-        return NULL;
-    }
-
-    *s = p;
-    *len = n;
-
-    return p + n;
-}
-
-
 static void
-info_set(rtmpc_info_t *info, const unsigned char *key, size_t klen,
-    const unsigned char *s, size_t len)
-{
-    if (klen == 5 && memcmp(key, "level", 5) == 0 && info->level == NULL) {
-        info->level = s;
-        info->level_len = len;
-
-    } else if (klen == 4 && memcmp(key, "code", 4) == 0
-               && info->code == NULL)
-    {
-        info->code = s;
-        info->code_len = len;
-
-    } else if (klen == 11 && memcmp(key, "description", 11) == 0
-               && info->desc == NULL)
-    {
-        info->desc = s;
-        info->desc_len = len;
-    }
-}
-
-
-static const unsigned char *
-amf_props(const unsigned char *p, const unsigned char *end, int depth,
-    rtmpc_info_t *info)
-{
-    size_t                klen, slen;
-    const unsigned char  *key, *s, *q;
-
-    for ( ;; ) {
-        if (end - p < 2) {
-            return NULL;
-        }
-
-        klen = get_be16(p);
-        p += 2;
-
-        if (klen == 0 && p < end && *p == 0x09) {
-            return p + 1;
-        }
-
-        if ((size_t) (end - p) < klen) {
-            return NULL;
-        }
-
-        key = p;
-        p += klen;
-
-        if (p >= end) {
-            return NULL;
-        }
-
-        if (info && (*p == 0x02 || *p == 0x0c)) {
-            q = amf_string(p, end, &s, &slen);
-            if (q == NULL) {
-                return NULL;
-            }
-
-            info_set(info, key, klen, s, slen);
-            p = q;
-            continue;
-        }
-
-        p = amf_skip(p, end, depth + 1, NULL);
-        if (p == NULL) {
-            return NULL;
-        }
-    }
-}
-
-
-static const unsigned char *
-amf_skip(const unsigned char *p, const unsigned char *end, int depth,
-    rtmpc_info_t *info)
-{
-    size_t                n;
-    uint32_t              i, count;
-    const unsigned char  *s;
-
-    if (p >= end || depth > RTMPC_MAX_DEPTH) {
-        return NULL;
-    }
-
-    switch (*p) {
-
-    case 0x00:                         /* number */
-        n = 9;
-        break;
-
-    case 0x01:                         /* boolean */
-        n = 2;
-        break;
-
-    case 0x02:                         /* string */
-    case 0x0c:                         /* long string */
-        return amf_string(p, end, &s, &n);
-
-    case 0x03:                         /* object */
-        return amf_props(p + 1, end, depth, info);
-
-    case 0x05:                         /* null */
-    case 0x06:                         /* undefined */
-    case 0x0d:                         /* unsupported */
-        n = 1;
-        break;
-
-    case 0x07:                         /* reference */
-        n = 3;
-        break;
-
-    case 0x08:                         /* ECMA array */
-        if (end - p < 5) {
-            return NULL;
-        }
-
-        return amf_props(p + 5, end, depth, info);
-
-    case 0x0a:                         /* strict array */
-        if (end - p < 5) {
-            return NULL;
-        }
-
-        count = get_be32(p + 1);
-        p += 5;
-
-        for (i = 0; i < count; i++) {
-            p = amf_skip(p, end, depth + 1, NULL);
-            if (p == NULL) {
-                return NULL;
-            }
-        }
-
-        return p;
-
-    case 0x0b:                         /* date */
-        n = 11;
-        break;
-
-    case 0x0f:                         /* XML document */
-        if (end - p < 5) {
-            return NULL;
-        }
-
-        n = get_be32(p + 1);
-        p += 5;
-        break;
-
-    case 0x10:                         /* typed object */
-        if (end - p < 3) {
-            return NULL;
-        }
-
-        n = get_be16(p + 1);
-        p += 3;
-
-        if ((size_t) (end - p) < n) {
-            return NULL;
-        }
-
-        return amf_props(p + n, end, depth, info);
-
-    default:                           /* movieclip, object end, AMF3 */
-        return NULL;
-    }
-
-    if ((size_t) (end - p) < n) {
-        return NULL;
-    }
-
-    return p + n;
-}
-
-
-static void
-on_status(rtmpc_info_t *info)
+on_status(rtmp_cmd_t *info)
 {
     size_t  i, n;
     double  ms;
@@ -1014,12 +516,13 @@ on_status(rtmpc_info_t *info)
 
 
 static void
-on_result(const unsigned char *name, size_t nlen, double txn,
-    int have_num, double num)
+on_result(rtmp_cmd_t *cmd)
 {
-    int  error;
+    int     error;
+    double  txn;
 
-    error = (nlen == 6 && memcmp(name, "_error", 6) == 0);
+    txn = cmd->txn;
+    error = (cmd->kind == RTMP_CMD_ERROR);
 
     if (!rc.quiet) {
         if (txn < 1e15 && txn > -1e15 && txn == (double) (long long) txn) {
@@ -1036,7 +539,7 @@ on_result(const unsigned char *name, size_t nlen, double txn,
         return;
     }
 
-    if (txn == 1 && rc.phase == RTMPC_PH_CONNECT) {
+    if (txn == RTMP_TXN_CONNECT && rc.phase == RTMPC_PH_CONNECT) {
         if (error) {
             fprintf(stderr, "rtmpc: connect rejected\n");
             rc.stop = 1;
@@ -1046,14 +549,14 @@ on_result(const unsigned char *name, size_t nlen, double txn,
         rc.phase = RTMPC_PH_CREATE;
         send_prepublish();
 
-    } else if (txn == 4 && rc.phase == RTMPC_PH_CREATE) {
-        if (error || !have_num) {
+    } else if (txn == RTMP_TXN_CREATE && rc.phase == RTMPC_PH_CREATE) {
+        if (error || !cmd->have_num) {
             fprintf(stderr, "rtmpc: createStream failed\n");
             rc.stop = 1;
             return;
         }
 
-        rc.sid = num;
+        rc.sid = cmd->num;
         rc.phase = RTMPC_PH_PUBLISH;
         send_publish();
     }
@@ -1061,287 +564,60 @@ on_result(const unsigned char *name, size_t nlen, double txn,
 
 
 static void
-on_command(const unsigned char *p, size_t len)
+on_command(rtmp_cmd_t *cmd)
 {
-    int                   have_num;
-    size_t                nlen;
-    double                txn, num;
-    rtmpc_info_t          info;
-    const unsigned char  *end, *name, *q;
+    switch (cmd->kind) {
 
-    end = p + len;
+    case RTMP_CMD_RESULT:
+    case RTMP_CMD_ERROR:
+        on_result(cmd);
+        break;
 
-    p = amf_string(p, end, &name, &nlen);
-    if (p == NULL) {
-        return;
-    }
+    case RTMP_CMD_STATUS:
+        on_status(cmd);
+        break;
 
-    txn = 0;
-    memset(&info, 0, sizeof(info));
-
-    if (p < end && *p == 0x00 && end - p >= 9) {
-        txn = get_double(p + 1);
-        p += 9;
-
-    } else if (p < end) {
-        p = amf_skip(p, end, 0, &info);
-    }
-
-    have_num = 0;
-    num = 0;
-
-    while (p && p < end) {
-        if (*p == 0x00 && !have_num && end - p >= 9) {
-            num = get_double(p + 1);
-            have_num = 1;
-            p += 9;
-            continue;
+    default:
+        if (!rc.quiet) {
+            printf("cmd %.1f ", now_ms());
+            put_word(cmd->name, cmd->name_len);
+            putchar('\n');
         }
-
-        q = p;
-        p = amf_skip(p, end, 0, &info);
-
-        if (p == q) {
-            break;
-        }
-    }
-
-    if ((nlen == 7 && memcmp(name, "_result", 7) == 0)
-        || (nlen == 6 && memcmp(name, "_error", 6) == 0))
-    {
-        on_result(name, nlen, txn, have_num, num);
-        return;
-    }
-
-    if (nlen == 8 && memcmp(name, "onStatus", 8) == 0) {
-        on_status(&info);
-        return;
-    }
-
-    if (!rc.quiet) {
-        printf("cmd %.1f ", now_ms());
-        put_word(name, nlen);
-        putchar('\n');
     }
 }
 
+
+/* Set Chunk Size, Abort and Window Ack Size are the reader's own */
 
 static void
-on_message(uint8_t type, const unsigned char *p, size_t len)
+on_message(rtmp_msg_t *m)
 {
-    uint32_t         v;
-    unsigned char    pong[6];
-    rtmpc_stream_t  *st;
+    size_t         n;
+    rtmp_cmd_t     cmd;
+    unsigned char  pong[RTMP_CONTROL_SIZE];
 
-    switch (type) {
+    n = rtmp_pong(m, pong);
 
-    case 1:                            /* set chunk size */
-        if (len >= 4) {
-            v = get_be32(p) & 0x7fffffff;
-            if (v) {
-                rc.in_chunk = v;
-            }
-        }
-        break;
-
-    case 2:                            /* abort */
-        if (len >= 4) {
-            v = get_be32(p);
-            if (v <= RTMPC_MAX_CSID && streams[v] && streams[v] != rc.cur) {
-                st = streams[v];
-                free(st->msg);
-                st->msg = NULL;
-                st->have = 0;
-            }
-        }
-        break;
-
-    case 4:                            /* user control */
-        if (len >= 6 && get_be16(p) == 6) {
-            pong[0] = 0;
-            pong[1] = 7;
-            memcpy(pong + 2, p + 2, 4);
-            send_control(4, pong, 6);
-        }
-        break;
-
-    case 5:                            /* window acknowledgement size */
-        if (len >= 4) {
-            rc.win_ack = get_be32(p);
-        }
-        break;
-
-    case 17:                           /* AMF3 command: format byte first */
-        if (len >= 1) {
-            on_command(p + 1, len - 1);
-        }
-        break;
-
-    case 20:                           /* AMF0 command */
-        on_command(p, len);
-        break;
-
-    default:                           /* ack, bandwidth, media, data */
-        break;
-    }
-}
-
-
-/* returns 1 when a chunk header was consumed, 0 if more data is needed */
-
-static int
-parse_header(void)
-{
-    int                   fmt;
-    size_t                avail, hl, need;
-    uint32_t              csid, mlen;
-    uint8_t               ext;
-    rtmpc_stream_t       *st;
-    const unsigned char  *p, *q;
-
-    p = rc.in.data + rc.in.pos;
-    avail = rc.in.len - rc.in.pos;
-
-    if (avail < 1) {
-        return 0;
+    if (n) {
+        send_control(pong, n);
+        return;
     }
 
-    fmt = p[0] >> 6;
-    csid = p[0] & 0x3f;
-    hl = 1;
-
-    if (csid == 0) {
-        if (avail < 2) {
-            return 0;
-        }
-
-        csid = 64 + p[1];
-        hl = 2;
-
-    } else if (csid == 1) {
-        if (avail < 3) {
-            return 0;
-        }
-
-        csid = 64 + p[1] + 256 * (uint32_t) p[2];
-        hl = 3;
+    if (rtmp_command(m, &cmd) == RTMP_OK) {
+        on_command(&cmd);
     }
-
-    need = hl + (fmt == 0 ? 11 : fmt == 1 ? 7 : fmt == 2 ? 3 : 0);
-
-    if (avail < need) {
-        return 0;
-    }
-
-    st = streams[csid];
-
-    if (st == NULL) {
-        st = calloc(1, sizeof(rtmpc_stream_t));
-        if (st == NULL) {
-            fatal("out of memory");
-        }
-
-        streams[csid] = st;
-    }
-
-    q = p + hl;
-
-    if (fmt <= 2) {
-        ext = (get_be24(q) == 0xffffff);
-
-    } else {
-        /* like nginx-rtmp: type 3 repeats the extended timestamp */
-        ext = st->ext;
-    }
-
-    if (ext) {
-        need += 4;
-
-        if (avail < need) {
-            return 0;
-        }
-    }
-
-    if (fmt <= 2) {
-        st->ext = ext;
-
-        if (st->have) {
-            /* a new message interrupts an unfinished one: drop it */
-            free(st->msg);
-            st->msg = NULL;
-            st->have = 0;
-        }
-    }
-
-    if (fmt <= 1) {
-        mlen = get_be24(q + 3);
-        st->mlen = mlen;
-        st->type = q[6];
-    }
-
-    if (st->msg == NULL) {
-        st->msg = malloc(st->mlen ? st->mlen : 1);
-        if (st->msg == NULL) {
-            fatal("out of memory");
-        }
-
-        st->have = 0;
-    }
-
-    rc.in.pos += need;
-    rc.cur = st;
-    rc.chunk_left = st->mlen - st->have;
-
-    if (rc.chunk_left > rc.in_chunk) {
-        rc.chunk_left = rc.in_chunk;
-    }
-
-    return 1;
 }
 
 
 static void
 parse_input(void)
 {
-    size_t           n, len;
-    unsigned char   *msg;
-    rtmpc_stream_t  *st;
+    rtmp_msg_t  m;
 
-    while (!rc.stop) {
-        if (rc.cur == NULL && !parse_header()) {
-            return;
-        }
+    /* never RTMP_ERROR: the reader takes every chunk stream id */
 
-        st = rc.cur;
-        n = rc.in.len - rc.in.pos;
-
-        if (n > rc.chunk_left) {
-            n = rc.chunk_left;
-        }
-
-        if (n) {
-            memcpy(st->msg + st->have, rc.in.data + rc.in.pos, n);
-            st->have += n;
-            rc.in.pos += n;
-            rc.chunk_left -= n;
-        }
-
-        if (rc.chunk_left) {
-            return;
-        }
-
-        rc.cur = NULL;
-
-        if (st->have == st->mlen) {
-            msg = st->msg;
-            len = st->have;
-            st->msg = NULL;
-            st->have = 0;
-
-            on_message(st->type, msg, len);
-
-            free(msg);
-        }
+    while (!rc.stop && rtmp_read(&rc.reader, &rc.in, &m) == RTMP_OK) {
+        on_message(&m);
     }
 }
 
@@ -1349,27 +625,18 @@ parse_input(void)
 static void
 check_ack(void)
 {
-    uint64_t       n;
-    unsigned char  ack[4];
+    size_t         n;
+    unsigned char  ack[RTMP_CONTROL_SIZE];
 
-    if (rc.win_ack == 0 || rc.wr_dead) {
+    if (rc.wr_dead) {
         return;
     }
 
-    n = rc.bytes_in - rc.last_ack;
+    n = rtmp_ack(&rc.reader, ack);
 
-    if (n < rc.win_ack) {
-        return;
+    if (n) {
+        send_control(ack, n);
     }
-
-    rc.last_ack = rc.bytes_in;
-
-    ack[0] = (unsigned char) (rc.bytes_in >> 24);
-    ack[1] = (unsigned char) (rc.bytes_in >> 16);
-    ack[2] = (unsigned char) (rc.bytes_in >> 8);
-    ack[3] = (unsigned char) rc.bytes_in;
-
-    send_control(3, ack, 4);
 }
 
 
@@ -1440,29 +707,14 @@ close_conn(int graceful)
 static void
 handshake(void)
 {
-    size_t         i;
-    uint32_t       t;
-    unsigned char  c0c1[1 + RTMPC_HS_SIZE];
+    unsigned char         c0c1[RTMP_HS_C0C1];
+    const unsigned char  *c2;
 
-    c0c1[0] = 0x03;
-
-    t = (uint32_t) now_abs();
-    c0c1[1] = (unsigned char) (t >> 24);
-    c0c1[2] = (unsigned char) (t >> 16);
-    c0c1[3] = (unsigned char) (t >> 8);
-    c0c1[4] = (unsigned char) t;
-
-    /* zero version: nginx-rtmp takes the old-style handshake */
-
-    memset(c0c1 + 5, 0, 4);
-
-    for (i = 9; i < sizeof(c0c1); i++) {
-        c0c1[i] = (unsigned char) (random() >> 7);
-    }
+    rtmp_hs_c0c1(c0c1, (uint32_t) now_abs());
 
     (void) send_all(c0c1, sizeof(c0c1));
 
-    while (rc.in.len - rc.in.pos < 1 + 2 * RTMPC_HS_SIZE) {
+    while (rc.in.len - rc.in.pos < RTMP_HS_S0S1S2) {
         if (rc.eof) {
             server_closed();
             finish(-1);
@@ -1476,17 +728,17 @@ handshake(void)
         }
     }
 
-    if (rc.in.data[rc.in.pos] != 0x03) {
+    if (rtmp_hs_reply(rc.in.data + rc.in.pos, rc.in.len - rc.in.pos, &c2)
+        != RTMP_OK)
+    {
         fprintf(stderr, "rtmpc: unexpected S0 version %d\n",
                 rc.in.data[rc.in.pos]);
     }
 
-    /* C2 echoes S1 */
+    (void) send_all(c2, RTMP_HS_SIZE);
 
-    (void) send_all(rc.in.data + rc.in.pos + 1, RTMPC_HS_SIZE);
-
-    rc.in.pos += 1 + 2 * RTMPC_HS_SIZE;
-    rc.bytes_in -= 1 + 2 * RTMPC_HS_SIZE;
+    rc.in.pos += RTMP_HS_S0S1S2;
+    rc.reader.bytes_in -= RTMP_HS_S0S1S2;
 
     emit("handshake");
 }
@@ -1537,9 +789,10 @@ tcp_connect(void)
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
 
-    rv = getaddrinfo(rc.host, rc.port, &hints, &res);
+    rv = getaddrinfo(rc.url.host, rc.url.port, &hints, &res);
     if (rv != 0) {
-        fprintf(stderr, "rtmpc: %s: %s\n", rc.host, gai_strerror(rv));
+        fprintf(stderr, "rtmpc: %s: %s\n", rc.url.host,
+                gai_strerror(rv));
         finish(2);
     }
 
@@ -1708,16 +961,10 @@ run(void)
 static void
 usage(const char *msg)
 {
-    if (msg) {
-        fprintf(stderr, "rtmpc: %s\n", msg);
-    }
-
-    fprintf(stderr,
-            "usage: rtmpc [-n NAME | -x HEX | -l LEN] [-w MS] [-W MS] "
-            "[-t MS] [-q] [-b ADDR] [-F N] [-D]\n"
-            "             rtmp://HOST[:PORT]/APP\n");
-
-    exit(4);
+    rtmp_usage("rtmpc", msg,
+               "usage: rtmpc [-n NAME | -x HEX | -l LEN] [-w MS] [-W MS] "
+               "[-t MS] [-q] [-b ADDR] [-F N] [-D]\n"
+               "             rtmp://HOST[:PORT]/APP\n", 4);
 }
 
 
@@ -1812,68 +1059,11 @@ set_name(const char *s, size_t len, int fill)
 }
 
 
-static void
-parse_url(char *url)
-{
-    char    *p, *host, *end;
-    size_t   len;
-
-    if (strncmp(url, "rtmp://", 7) != 0) {
-        usage("URL must start with rtmp://");
-    }
-
-    rc.url = url;
-    p = url + 7;
-
-    end = strchr(p, '/');
-    len = end ? (size_t) (end - p) : strlen(p);
-
-    host = malloc(len + 1);
-    if (host == NULL) {
-        usage("out of memory");
-    }
-
-    memcpy(host, p, len);
-    host[len] = '\0';
-
-    rc.app = end ? end + 1 : (char *) "";
-    rc.port = (char *) "1935";
-
-    if (host[0] == '[') {
-        p = strchr(host, ']');
-        if (p == NULL) {
-            usage("bad IPv6 address");
-        }
-
-        *p++ = '\0';
-        rc.host = host + 1;
-
-    } else {
-        rc.host = host;
-        p = strchr(host, ':');
-    }
-
-    if (p && *p == ':') {
-        *p++ = '\0';
-
-        if (*p) {
-            rc.port = p;
-        }
-
-    } else if (p && *p) {
-        usage("bad URL");
-    }
-
-    if (rc.host[0] == '\0') {
-        usage("no host in URL");
-    }
-}
-
-
 int
 main(int argc, char **argv)
 {
-    int  ch;
+    int          ch;
+    const char  *err;
 
     signal(SIGPIPE, SIG_IGN);
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1881,7 +1071,8 @@ main(int argc, char **argv)
     rc.fd = -1;
     rc.timeout = 10000;
     rc.drop = -1;
-    rc.in_chunk = 128;
+    rtmp_nomem = nomem;
+    rtmp_reader_init(&rc.reader, RTMP_MAX_CSID + 1);
 
     set_name("test", 4, 0);
 
@@ -1933,11 +1124,14 @@ main(int argc, char **argv)
         }
     }
 
-    if (argc - optind != 1) {
+    if (optind != argc - 1) {
         usage(NULL);
     }
 
-    parse_url(argv[optind]);
+    err = rtmp_url_parse(argv[optind], &rc.url);
+    if (err) {
+        usage(err);
+    }
 
     srandom((unsigned) time(NULL) ^ (unsigned) getpid());
 
