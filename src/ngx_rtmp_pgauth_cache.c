@@ -20,7 +20,9 @@
 
 
 /* the key of an entry: the digest, then the application */
-#define NGX_RTMP_PGAUTH_CACHE_KEY_LEN  (NGX_RTMP_PGAUTH_DIGEST_LEN + 255)
+#define NGX_RTMP_PGAUTH_CACHE_APP_LEN  255
+#define NGX_RTMP_PGAUTH_CACHE_KEY_LEN                                        \
+    (NGX_RTMP_PGAUTH_DIGEST_LEN + NGX_RTMP_PGAUTH_CACHE_APP_LEN)
 
 
 typedef struct {
@@ -46,21 +48,17 @@ static uint32_t ngx_rtmp_pgauth_cache_hash(u_char *digest);
 
 
 static ngx_rtmp_pgauth_shm_param_t  ngx_rtmp_pgauth_cache_params[] = {
-
     { ngx_string("ttl="), NGX_RTMP_PGAUTH_SHM_TIME, 1, 0, 30000,
       offsetof(ngx_rtmp_pgauth_cache_t, ttl) },
-
     { ngx_null_string, 0, 0, 0, 0, 0 }
 };
 
 
+/* stale decisions go first; none is pinned: any may make room */
+
 ngx_rtmp_pgauth_shm_type_t  ngx_rtmp_pgauth_cache_type = {
-    "pgauth_cache_zone",
-    "pgauth_cache",
-    sizeof(ngx_rtmp_pgauth_cache_t),
-    ngx_rtmp_pgauth_cache_params,
-    ngx_rtmp_pgauth_cache_expired,
-    NULL                                /* any decision may make room */
+    "pgauth_cache_zone", "pgauth_cache", sizeof(ngx_rtmp_pgauth_cache_t),
+    ngx_rtmp_pgauth_cache_params, ngx_rtmp_pgauth_cache_expired, NULL
 };
 
 
@@ -112,15 +110,11 @@ ngx_rtmp_pgauth_cache_expired(ngx_rtmp_pgauth_shm_t *shm, void *value)
 }
 
 
-/* the digest, then the application: 0 for an application too long */
+/* the digest, then the application (at most 255 bytes) */
 
 static size_t
 ngx_rtmp_pgauth_cache_key(u_char *key, u_char *digest, ngx_str_t *app)
 {
-    if (app->len > 255) {
-        return 0;
-    }
-
     ngx_memcpy(key, digest, NGX_RTMP_PGAUTH_DIGEST_LEN);
     ngx_memcpy(key + NGX_RTMP_PGAUTH_DIGEST_LEN, app->data, app->len);
 
@@ -159,16 +153,18 @@ ngx_rtmp_pgauth_cache_get(ngx_shm_zone_t *zone, u_char *digest,
     ngx_rtmp_pgauth_cache_t       *cache;
     ngx_rtmp_pgauth_cache_node_t  *cn;
 
-    cache = zone->data;
-
-    len = ngx_rtmp_pgauth_cache_key(key, digest, app);
-    if (len == 0) {
+    if (app->len > NGX_RTMP_PGAUTH_CACHE_APP_LEN) {
+        /* never put */
         return NGX_DECLINED;
     }
+
+    cache = zone->data;
 
     if (maxage == 0) {
         maxage = cache->ttl;
     }
+
+    len = ngx_rtmp_pgauth_cache_key(key, digest, app);
 
     rc = NGX_DECLINED;
 
@@ -213,12 +209,11 @@ ngx_rtmp_pgauth_cache_put(ngx_shm_zone_t *zone, u_char *digest,
     ngx_rtmp_pgauth_cache_t       *cache;
     ngx_rtmp_pgauth_cache_node_t  *cn;
 
-    len = ngx_rtmp_pgauth_cache_key(key, digest, app);
-
-    if (len == 0 || name_len > 255) {
+    if (app->len > NGX_RTMP_PGAUTH_CACHE_APP_LEN || name_len > 255) {
         return;
     }
 
+    len = ngx_rtmp_pgauth_cache_key(key, digest, app);
     cache = zone->data;
     hash = ngx_rtmp_pgauth_cache_hash(digest);
 

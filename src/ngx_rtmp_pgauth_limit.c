@@ -69,12 +69,11 @@ static ngx_rtmp_pgauth_shm_param_t  ngx_rtmp_pgauth_limit_params[] = {
 };
 
 
+/* what no longer matters goes first; blocks and decisions in flight stay */
+
 ngx_rtmp_pgauth_shm_type_t  ngx_rtmp_pgauth_limit_type = {
-    "pgauth_limit_zone",
-    "pgauth_limit",
-    sizeof(ngx_rtmp_pgauth_limit_t),
-    ngx_rtmp_pgauth_limit_params,
-    ngx_rtmp_pgauth_limit_expired,
+    "pgauth_limit_zone", "pgauth_limit", sizeof(ngx_rtmp_pgauth_limit_t),
+    ngx_rtmp_pgauth_limit_params, ngx_rtmp_pgauth_limit_expired,
     ngx_rtmp_pgauth_limit_pinned
 };
 

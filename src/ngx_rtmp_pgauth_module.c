@@ -79,6 +79,8 @@ static ngx_int_t ngx_rtmp_pgauth_service_file(u_char *path,
     const char *service, u_char *host, size_t size);
 static char *ngx_rtmp_pgauth_dsn_keywords(ngx_conf_t *cf,
     ngx_rtmp_pgauth_main_conf_t *pmcf, PQconninfoOption *opts);
+static char *ngx_rtmp_pgauth_dsn_keyword(ngx_conf_t *cf,
+    ngx_rtmp_pgauth_main_conf_t *pmcf, PQconninfoOption *o, ngx_uint_t i);
 static const char *ngx_rtmp_pgauth_strdup(ngx_pool_t *pool, const char *s);
 static char *ngx_rtmp_pgauth_check_query(ngx_conf_t *cf, void *post,
     void *data);
@@ -1107,7 +1109,6 @@ static char *
 ngx_rtmp_pgauth_dsn_keywords(ngx_conf_t *cf,
     ngx_rtmp_pgauth_main_conf_t *pmcf, PQconninfoOption *opts)
 {
-    ngx_int_t          secs;
     ngx_uint_t         n, i, gss;
     PQconninfoOption  *o;
 
@@ -1150,42 +1151,8 @@ ngx_rtmp_pgauth_dsn_keywords(ngx_conf_t *cf,
             return NGX_CONF_ERROR;
         }
 
-        /*
-         * libpq gives up on a host that does not answer only in its
-         * blocking calls: with a list, the pool moves on after
-         * connect_timeout (seconds, default 1) per host
-         */
-
-        if (ngx_strcmp(o->keyword, "host") == 0
-            || ngx_strcmp(o->keyword, "hostaddr") == 0)
-        {
-            if (o->keyword[4] == '\0') {
-                pmcf->host_kw = i;
-
-            } else {
-                pmcf->hostaddr_kw = i;
-            }
-
-            n = ngx_rtmp_pgauth_list_len((u_char *) o->val,
-                                         ngx_strlen(o->val));
-            pmcf->nhosts = ngx_max(pmcf->nhosts, n);
-
-        } else if (ngx_strcmp(o->keyword, "port") == 0) {
-            pmcf->port_kw = i;
-
-        } else if (ngx_strcmp(o->keyword, "connect_timeout") == 0) {
-            secs = ngx_atoi((u_char *) o->val, ngx_strlen(o->val));
-
-            if (secs > NGX_RTMP_PGAUTH_MAX_MSEC / 1000) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "\"pgauth_dsn\" connect_timeout \"%s\" "
-                                   "is too large", o->val);
-                return NGX_CONF_ERROR;
-            }
-
-            if (secs > 0) {
-                pmcf->host_timeout = secs * 1000;
-            }
+        if (ngx_rtmp_pgauth_dsn_keyword(cf, pmcf, o, i) != NGX_CONF_OK) {
+            return NGX_CONF_ERROR;
         }
 
         i++;
@@ -1203,6 +1170,55 @@ ngx_rtmp_pgauth_dsn_keywords(ngx_conf_t *cf,
     /* what we bind is validated as UTF-8 */
     pmcf->keywords[i] = "client_encoding";
     pmcf->values[i] = "UTF8";
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * What the pool must know of keyword i: where the host list and ports
+ * are, and how long a host may take.  libpq gives up on a host that does
+ * not answer only in its blocking calls: with a list, the pool moves on
+ * after connect_timeout (seconds, default 1) per host.
+ */
+
+static char *
+ngx_rtmp_pgauth_dsn_keyword(ngx_conf_t *cf,
+    ngx_rtmp_pgauth_main_conf_t *pmcf, PQconninfoOption *o, ngx_uint_t i)
+{
+    ngx_int_t   secs;
+    ngx_uint_t  n;
+
+    if (ngx_strcmp(o->keyword, "host") == 0
+        || ngx_strcmp(o->keyword, "hostaddr") == 0)
+    {
+        if (o->keyword[4] == '\0') {
+            pmcf->host_kw = i;
+
+        } else {
+            pmcf->hostaddr_kw = i;
+        }
+
+        n = ngx_rtmp_pgauth_list_len((u_char *) o->val, ngx_strlen(o->val));
+        pmcf->nhosts = ngx_max(pmcf->nhosts, n);
+
+    } else if (ngx_strcmp(o->keyword, "port") == 0) {
+        pmcf->port_kw = i;
+
+    } else if (ngx_strcmp(o->keyword, "connect_timeout") == 0) {
+        secs = ngx_atoi((u_char *) o->val, ngx_strlen(o->val));
+
+        if (secs > NGX_RTMP_PGAUTH_MAX_MSEC / 1000) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"pgauth_dsn\" connect_timeout \"%s\" "
+                               "is too large", o->val);
+            return NGX_CONF_ERROR;
+        }
+
+        if (secs > 0) {
+            pmcf->host_timeout = secs * 1000;
+        }
+    }
 
     return NGX_CONF_OK;
 }
