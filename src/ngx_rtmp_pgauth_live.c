@@ -43,6 +43,12 @@
 #define NGX_RTMP_PGAUTH_CHECK                                               \
     "SELECT session_id, end_reason, valid_for"                              \
     " FROM pgauth.check_sessions($1::text[])"
+#define NGX_RTMP_PGAUTH_CHECK_VIEWERS                                       \
+    "SELECT session_id, end_reason"                                         \
+    " FROM pgauth.check_viewer_sessions($1::text[])"
+
+/* viewer sessions of this node named by notifications, checked at once */
+#define NGX_RTMP_PGAUTH_VIEWERS        256
 
 
 /* ends of sessions this worker did not know when they came */
@@ -89,6 +95,11 @@ struct ngx_rtmp_pgauth_live_s {
     ngx_rtmp_pgauth_ended_t         ended[NGX_RTMP_PGAUTH_ENDED];
     ngx_uint_t                      nended;     /* ever kept */
 
+    /* pgauth_viewer's sessions, in the http block's zone, or NULL */
+    ngx_shm_zone_t                 *viewer_zone;
+    ngx_rtmp_pgauth_ended_t         viewers[NGX_RTMP_PGAUTH_VIEWERS];
+    ngx_uint_t                      nviewers;   /* to check */
+
     unsigned                        registered:1;
     unsigned                        beating:1;  /* heartbeat in flight */
     unsigned                        checking:1; /* check in flight */
@@ -127,6 +138,12 @@ static void ngx_rtmp_pgauth_live_hint(ngx_rtmp_pgauth_live_t *live,
 static void ngx_rtmp_pgauth_live_unhint(ngx_rtmp_pgauth_ctx_t *ctx);
 static void ngx_rtmp_pgauth_live_schedule(ngx_rtmp_pgauth_live_t *live);
 static ngx_msec_t ngx_rtmp_pgauth_live_wait(ngx_rtmp_pgauth_live_t *live);
+static void ngx_rtmp_pgauth_live_viewer_hint(ngx_rtmp_pgauth_live_t *live,
+    ngx_str_t *sid);
+static ngx_int_t ngx_rtmp_pgauth_live_check_viewers(
+    ngx_rtmp_pgauth_live_t *live);
+static void ngx_rtmp_pgauth_live_viewers_checked(ngx_rtmp_pgauth_req_t *req,
+    ngx_uint_t rc, PGresult *res, ngx_str_t *err);
 static ngx_int_t ngx_rtmp_pgauth_live_submit(ngx_rtmp_pgauth_live_t *live,
     char *query, ngx_rtmp_pgauth_handler_pt handler, ngx_uint_t n, ...);
 static void ngx_rtmp_pgauth_live_registered(ngx_rtmp_pgauth_req_t *req,
@@ -172,6 +189,7 @@ ngx_rtmp_pgauth_live_create(ngx_cycle_t *cycle,
 
     live->pmcf = pmcf;
     live->log = cycle->log;
+    live->viewer_zone = ngx_http_pgauth_viewer_zone_of_cycle(cycle);
 
     ngx_queue_init(&live->sessions);
     ngx_queue_init(&live->suspects);
@@ -520,7 +538,8 @@ static void
 ngx_rtmp_pgauth_live_schedule(ngx_rtmp_pgauth_live_t *live)
 {
     if (live->checking || live->check.timer_set
-        || (!live->all && ngx_queue_empty(&live->suspects)))
+        || (!live->all && ngx_queue_empty(&live->suspects)
+            && live->nviewers == 0))
     {
         return;
     }
@@ -650,6 +669,10 @@ ngx_rtmp_pgauth_live_notify(void *data, PGnotify *notify)
 
     case NGX_RTMP_PGAUTH_NOTIFY_END:
         break;
+
+    case NGX_RTMP_PGAUTH_NOTIFY_VIEWER_END:
+        ngx_rtmp_pgauth_live_viewer_hint(live, &sid);
+        return;
 
     default:
         return;
@@ -990,6 +1013,7 @@ ngx_rtmp_pgauth_live_check(ngx_rtmp_pgauth_live_t *live)
     }
 
     if (ngx_queue_empty(&live->suspects)) {
+        (void) ngx_rtmp_pgauth_live_check_viewers(live);
         return;
     }
 
@@ -1041,6 +1065,139 @@ ngx_rtmp_pgauth_live_check(ngx_rtmp_pgauth_live_t *live)
 
     ngx_str_set(&err, "the worker is exiting");
     ngx_rtmp_pgauth_live_unchecked(live, &err);
+}
+
+
+/*
+ * A viewer session of this node may have ended: its id is kept for the
+ * next check.  One this node does not hold costs a lookup, nothing more.
+ */
+
+static void
+ngx_rtmp_pgauth_live_viewer_hint(ngx_rtmp_pgauth_live_t *live,
+    ngx_str_t *sid)
+{
+    ngx_uint_t  i;
+
+    if (live->viewer_zone == NULL
+        || !ngx_http_pgauth_viewer_known(live->viewer_zone, sid->data,
+                                         sid->len))
+    {
+        return;
+    }
+
+    for (i = 0; i < live->nviewers; i++) {
+        if (ngx_strlen(live->viewers[i].sid) == sid->len
+            && ngx_strncmp(live->viewers[i].sid, sid->data, sid->len) == 0)
+        {
+            return;
+        }
+    }
+
+    if (live->nviewers == NGX_RTMP_PGAUTH_VIEWERS) {
+        /* the next check makes room; the session lapses meanwhile */
+        return;
+    }
+
+    *ngx_cpymem(live->viewers[live->nviewers++].sid, sid->data, sid->len)
+        = '\0';
+
+    ngx_rtmp_pgauth_live_schedule(live);
+}
+
+
+/* asks the database about the viewer sessions hinted, at once */
+
+static ngx_int_t
+ngx_rtmp_pgauth_live_check_viewers(ngx_rtmp_pgauth_live_t *live)
+{
+    u_char      *p, *s;
+    size_t       len;
+    ngx_uint_t   i;
+
+    if (live->nviewers == 0) {
+        return NGX_DECLINED;
+    }
+
+    len = 3;
+
+    for (i = 0; i < live->nviewers; i++) {
+        len += 2 * ngx_strlen(live->viewers[i].sid) + 4;
+    }
+
+    p = ngx_alloc(len, live->log);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    s = p;
+
+    for (i = 0; i < live->nviewers; i++) {
+        s = ngx_rtmp_pgauth_array_add(s, live->viewers[i].sid,
+                                      ngx_strlen(live->viewers[i].sid),
+                                      i == 0);
+    }
+
+    ngx_rtmp_pgauth_array_end(s, 0);
+
+    live->nviewers = 0;
+    live->tokens--;
+
+    if (ngx_rtmp_pgauth_live_submit(live, NGX_RTMP_PGAUTH_CHECK_VIEWERS,
+                                    ngx_rtmp_pgauth_live_viewers_checked, 1,
+                                    p)
+        == NGX_OK)
+    {
+        live->checking = 1;
+    }
+
+    ngx_free(p);
+
+    return NGX_OK;
+}
+
+
+/* the viewer sessions the database says have ended go from the zone */
+
+static void
+ngx_rtmp_pgauth_live_viewers_checked(ngx_rtmp_pgauth_req_t *req,
+    ngx_uint_t rc, PGresult *res, ngx_str_t *err)
+{
+    ngx_rtmp_pgauth_live_t  *live = req->data;
+
+    int  i, n;
+
+    live->checking = 0;
+
+    if (rc != NGX_RTMP_PGAUTH_RESULT) {
+        /* they lapse by themselves: at most pgauth.settings' session */
+        ngx_log_error(NGX_LOG_WARN, live->log, 0,
+                      "pgauth: check of viewer sessions failed: %V", err);
+        ngx_rtmp_pgauth_live_schedule(live);
+        return;
+    }
+
+    n = (PQnfields(res) >= 2) ? PQntuples(res) : 0;
+
+    for (i = 0; i < n; i++) {
+        if (PQgetisnull(res, i, 1)) {
+            continue;
+        }
+
+        ngx_log_error(NGX_LOG_NOTICE, live->log, 0,
+                      "pgauth: viewer session \"%*s\" ended, "
+                      "reason=\"%*s\"",
+                      ngx_min(PQgetlength(res, i, 0), 64),
+                      PQgetvalue(res, i, 0),
+                      ngx_min(PQgetlength(res, i, 1), 64),
+                      PQgetvalue(res, i, 1));
+
+        ngx_http_pgauth_viewer_end(live->viewer_zone,
+                                   (u_char *) PQgetvalue(res, i, 0),
+                                   PQgetlength(res, i, 0));
+    }
+
+    ngx_rtmp_pgauth_live_schedule(live);
 }
 
 

@@ -606,10 +606,26 @@ ngx_rtmp_pgauth_merge_app_conf(ngx_conf_t *cf, void *parent, void *child)
 }
 
 
+/* the module's main configuration of the cycle, NULL without rtmp{} */
+
+ngx_rtmp_pgauth_main_conf_t *
+ngx_rtmp_pgauth_cycle_main_conf(ngx_cycle_t *cycle)
+{
+    ngx_rtmp_conf_ctx_t  *ctx;
+
+    ctx = (ngx_rtmp_conf_ctx_t *) ngx_get_conf(cycle->conf_ctx,
+                                               ngx_rtmp_module);
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    return ctx->main_conf[ngx_rtmp_pgauth_module.ctx_index];
+}
+
+
 static ngx_int_t
 ngx_rtmp_pgauth_init_process(ngx_cycle_t *cycle)
 {
-    ngx_rtmp_conf_ctx_t          *ctx;
     ngx_rtmp_pgauth_main_conf_t  *pmcf;
 
     /* not in the cache manager and loader (HLS cleanup runs there) */
@@ -620,15 +636,9 @@ ngx_rtmp_pgauth_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    ctx = (ngx_rtmp_conf_ctx_t *) ngx_get_conf(cycle->conf_ctx,
-                                               ngx_rtmp_module);
-    if (ctx == NULL) {
-        return NGX_OK;
-    }
+    pmcf = ngx_rtmp_pgauth_cycle_main_conf(cycle);
 
-    pmcf = ctx->main_conf[ngx_rtmp_pgauth_module.ctx_index];
-
-    if (!pmcf->used) {
+    if (pmcf == NULL || !pmcf->used) {
         return NGX_OK;
     }
 
@@ -774,16 +784,12 @@ ngx_rtmp_pgauth_init_pool(ngx_cycle_t *cycle,
 static void
 ngx_rtmp_pgauth_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_rtmp_conf_ctx_t          *ctx;
     ngx_rtmp_pgauth_main_conf_t  *pmcf;
 
-    ctx = (ngx_rtmp_conf_ctx_t *) ngx_get_conf(cycle->conf_ctx,
-                                               ngx_rtmp_module);
-    if (ctx == NULL) {
+    pmcf = ngx_rtmp_pgauth_cycle_main_conf(cycle);
+    if (pmcf == NULL) {
         return;
     }
-
-    pmcf = ctx->main_conf[ngx_rtmp_pgauth_module.ctx_index];
 
     if (pmcf->live) {
         ngx_rtmp_pgauth_live_destroy(pmcf->live);

@@ -55,6 +55,7 @@ typedef struct ngx_rtmp_pgauth_live_s  ngx_rtmp_pgauth_live_t;
 typedef struct ngx_rtmp_pgauth_limit_s ngx_rtmp_pgauth_limit_t;
 typedef struct ngx_rtmp_pgauth_cache_s ngx_rtmp_pgauth_cache_t;
 typedef struct ngx_rtmp_pgauth_ctx_s   ngx_rtmp_pgauth_ctx_t;
+typedef struct ngx_rtmp_pgauth_viewers_s  ngx_rtmp_pgauth_viewers_t;
 
 
 /* how a decision came out: what pgauth_status counts, what the client
@@ -369,6 +370,23 @@ struct ngx_rtmp_pgauth_ctx_s {
     unsigned                        limited:1;  /* counted by the limiter */
     unsigned                        counted:1;  /* the decision, in stats */
 };
+
+
+/* ngx_rtmp_pgauth_module.c */
+
+ngx_rtmp_pgauth_main_conf_t *ngx_rtmp_pgauth_cycle_main_conf(
+    ngx_cycle_t *cycle);
+
+
+/* ngx_http_pgauth_viewer_module.c */
+
+ngx_shm_zone_t *ngx_http_pgauth_viewer_zone_of_cycle(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_pgauth_viewer_known(ngx_shm_zone_t *zone, u_char *sid,
+    size_t len);
+void ngx_http_pgauth_viewer_end(ngx_shm_zone_t *zone, u_char *sid,
+    size_t len);
+
+extern ngx_rtmp_pgauth_shm_type_t  ngx_rtmp_pgauth_viewer_type;
 
 
 /* ngx_rtmp_pgauth_pool.c */

@@ -297,6 +297,8 @@ ngx_rtmp_pgauth_parse_notify(u_char *p, size_t len, ngx_str_t *sid,
     ngx_str_t *reason, u_char *digest)
 {
     u_char      *last, *s, c, h;
+    size_t       skip;
+    ngx_int_t    rc;
     ngx_uint_t   i;
 
     if (len == 7 && ngx_strncmp(p, "recheck", 7) == 0) {
@@ -330,12 +332,20 @@ ngx_rtmp_pgauth_parse_notify(u_char *p, size_t len, ngx_str_t *sid,
         return NGX_RTMP_PGAUTH_NOTIFY_KEY;
     }
 
-    if (len < 5 || ngx_strncmp(p, "end ", 4) != 0) {
+    if (len > 5 && ngx_strncmp(p, "vend ", 5) == 0) {
+        rc = NGX_RTMP_PGAUTH_NOTIFY_VIEWER_END;
+        skip = 5;
+
+    } else if (len > 4 && ngx_strncmp(p, "end ", 4) == 0) {
+        rc = NGX_RTMP_PGAUTH_NOTIFY_END;
+        skip = 4;
+
+    } else {
         return NGX_DECLINED;
     }
 
     last = p + len;
-    p += 4;
+    p += skip;
 
     for (s = p; s < last && *s > 0x20 && *s < 0x7f; s++) { /* void */ }
 
@@ -348,7 +358,7 @@ ngx_rtmp_pgauth_parse_notify(u_char *p, size_t len, ngx_str_t *sid,
 
     if (s == last) {
         ngx_str_set(reason, "ended");
-        return NGX_RTMP_PGAUTH_NOTIFY_END;
+        return rc;
     }
 
     if (*s++ != ' ') {
@@ -368,7 +378,7 @@ ngx_rtmp_pgauth_parse_notify(u_char *p, size_t len, ngx_str_t *sid,
         }
     }
 
-    return NGX_RTMP_PGAUTH_NOTIFY_END;
+    return rc;
 }
 
 
@@ -667,4 +677,142 @@ ngx_rtmp_pgauth_array_end(u_char *dst, ngx_uint_t empty)
     *dst = '\0';
 
     return dst;
+}
+
+
+/*
+ * The stream an HLS request is for, from its URI as nginx-rtmp names its
+ * files: "/any/path/NAME.m3u8", "NAME-N.ts" (or any extension after
+ * "-N"), and with hls_nested "NAME/index.m3u8" and "NAME/N.ts".  *dir is
+ * the URI's directory, with its slashes.  NGX_DECLINED for what no stream
+ * of a valid public name serves.
+ */
+
+ngx_int_t
+ngx_rtmp_pgauth_hls_stream(u_char *uri, size_t len, ngx_str_t *name,
+    ngx_str_t *dir, ngx_uint_t *playlist)
+{
+    u_char  *p, *base, *ext, *last;
+
+    last = uri + len;
+
+    for (base = last; base > uri && base[-1] != '/'; base--) { /* void */ }
+
+    if (base == uri || base == last) {
+        return NGX_DECLINED;
+    }
+
+    dir->data = uri;
+    dir->len = base - uri;
+
+    for (ext = last; ext > base && ext[-1] != '.'; ext--) { /* void */ }
+
+    if (ext == base) {
+        return NGX_DECLINED;
+    }
+
+    *playlist = (last - ext == 4 && ngx_strncmp(ext, "m3u8", 4) == 0);
+
+    /* NAME.m3u8, NAME-N.ts: the name before the extension, and "-N" */
+
+    name->data = base;
+    name->len = ext - 1 - base;
+
+    if (!*playlist) {
+        for (p = ext - 1; p > base && p[-1] >= '0' && p[-1] <= '9'; p--) {
+            /* void */
+        }
+
+        if (p == ext - 1) {
+            return NGX_DECLINED;
+        }
+
+        if (p > base + 1 && p[-1] == '-') {
+            name->len = p - 1 - base;
+
+        } else if (p == base) {
+            name->len = 0;      /* N.ts: nested */
+
+        } else {
+            return NGX_DECLINED;
+        }
+
+    } else if (name->len == 5 && ngx_strncmp(base, "index", 5) == 0) {
+        name->len = 0;          /* index.m3u8: nested */
+    }
+
+    if (name->len == 0) {
+        /* hls_nested: the directory is the name */
+
+        if (dir->len < 2) {
+            return NGX_DECLINED;
+        }
+
+        for (p = base - 1; p > uri && p[-1] != '/'; p--) { /* void */ }
+
+        name->data = p;
+        name->len = base - 1 - p;
+    }
+
+    if (ngx_rtmp_pgauth_public_name(name->data, name->len) != NGX_OK
+        || name->data[0] == '-')
+    {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A viewer session as the client hands it back: "<id>-<secret>", the id
+ * decimal, the secret NGX_RTMP_PGAUTH_SECRET_LEN hex digits.
+ */
+
+ngx_int_t
+ngx_rtmp_pgauth_parse_viewer(u_char *p, size_t len, ngx_str_t *id,
+    u_char *secret)
+{
+    u_char      *dash, c, h;
+    ngx_uint_t   i;
+
+    dash = ngx_strlchr(p, p + len, '-');
+
+    if (dash == NULL || dash == p || dash - p >= NGX_RTMP_PGAUTH_SID_LEN
+        || p + len - (dash + 1) != 2 * NGX_RTMP_PGAUTH_SECRET_LEN)
+    {
+        return NGX_DECLINED;
+    }
+
+    for (i = 0; p + i < dash; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            return NGX_DECLINED;
+        }
+    }
+
+    id->data = p;
+    id->len = dash - p;
+
+    for (i = 0; i < 2 * NGX_RTMP_PGAUTH_SECRET_LEN; i++) {
+        c = dash[1 + i];
+
+        if (c >= '0' && c <= '9') {
+            h = c - '0';
+
+        } else if (c >= 'a' && c <= 'f') {
+            h = c - 'a' + 10;
+
+        } else {
+            return NGX_DECLINED;
+        }
+
+        if (i % 2 == 0) {
+            secret[i / 2] = (u_char) (h << 4);
+
+        } else {
+            secret[i / 2] |= h;
+        }
+    }
+
+    return NGX_OK;
 }

@@ -24,8 +24,12 @@
 #define NGX_RTMP_PGAUTH_NOTIFY_END     1
 #define NGX_RTMP_PGAUTH_NOTIFY_RECHECK 2
 #define NGX_RTMP_PGAUTH_NOTIFY_KEY     3
+#define NGX_RTMP_PGAUTH_NOTIFY_VIEWER_END  4
 
 #define NGX_RTMP_PGAUTH_DIGEST_LEN     32
+
+/* the random part of a viewer session handed to its client, in bytes */
+#define NGX_RTMP_PGAUTH_SECRET_LEN     16
 
 
 typedef struct {
@@ -56,6 +60,10 @@ u_char *ngx_rtmp_pgauth_list_item(u_char *list, size_t len, ngx_uint_t n,
 u_char *ngx_rtmp_pgauth_array_add(u_char *dst, u_char *item, size_t len,
     ngx_uint_t first);
 u_char *ngx_rtmp_pgauth_array_end(u_char *dst, ngx_uint_t empty);
+ngx_int_t ngx_rtmp_pgauth_hls_stream(u_char *uri, size_t len,
+    ngx_str_t *name, ngx_str_t *dir, ngx_uint_t *playlist);
+ngx_int_t ngx_rtmp_pgauth_parse_viewer(u_char *p, size_t len, ngx_str_t *id,
+    u_char *secret);
 
 
 #endif /* _NGX_RTMP_PGAUTH_PARSE_H_INCLUDED_ */

@@ -58,21 +58,13 @@ ngx_rtmp_pgauth_shm_zone(ngx_conf_t *cf, ngx_rtmp_pgauth_shm_type_t *type,
     ssize_t                       size;
     ngx_str_t                    *value, name, s;
     ngx_uint_t                    i;
-    ngx_shm_zone_t               *shm_zone;
     ngx_rtmp_pgauth_shm_t        *shm;
-    ngx_rtmp_pgauth_shm_param_t  *param;
 
     value = cf->args->elts;
 
-    shm = ngx_pcalloc(cf->pool, type->size);
+    shm = ngx_rtmp_pgauth_shm_create(cf, type);
     if (shm == NULL) {
         return NGX_CONF_ERROR;
-    }
-
-    shm->type = type;
-
-    for (param = type->params; param->name.len; param++) {
-        *(ngx_uint_t *) ((u_char *) shm + param->offset) = param->value;
     }
 
     size = 0;
@@ -123,15 +115,58 @@ ngx_rtmp_pgauth_shm_zone(ngx_conf_t *cf, ngx_rtmp_pgauth_shm_type_t *type,
         return NGX_CONF_ERROR;
     }
 
-    shm_zone = ngx_shared_memory_add(cf, &name, size, &ngx_rtmp_pgauth_module);
+    return ngx_rtmp_pgauth_shm_define(cf, shm, &name, size, zone);
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\" in \"%V\" directive",
+                       &value[i], &value[0]);
+
+    return NGX_CONF_ERROR;
+}
+
+
+/* a user's struct of the type, with its parameters' defaults */
+
+ngx_rtmp_pgauth_shm_t *
+ngx_rtmp_pgauth_shm_create(ngx_conf_t *cf, ngx_rtmp_pgauth_shm_type_t *type)
+{
+    ngx_rtmp_pgauth_shm_t        *shm;
+    ngx_rtmp_pgauth_shm_param_t  *param;
+
+    shm = ngx_pcalloc(cf->pool, type->size);
+    if (shm == NULL) {
+        return NULL;
+    }
+
+    shm->type = type;
+
+    for (param = type->params; param->name.len; param++) {
+        *(ngx_uint_t *) ((u_char *) shm + param->offset) = param->value;
+    }
+
+    return shm;
+}
+
+
+/* the zone of the table: each name once */
+
+char *
+ngx_rtmp_pgauth_shm_define(ngx_conf_t *cf, ngx_rtmp_pgauth_shm_t *shm,
+    ngx_str_t *name, size_t size, ngx_shm_zone_t **zone)
+{
+    ngx_shm_zone_t  *shm_zone;
+
+    shm_zone = ngx_shared_memory_add(cf, name, size, &ngx_rtmp_pgauth_module);
     if (shm_zone == NULL) {
         return NGX_CONF_ERROR;
     }
 
     if (shm_zone->data) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "duplicate zone \"%V\" in \"%V\" directive",
-                           &name, &value[0]);
+                           "duplicate zone \"%V\" in \"%s\" directive",
+                           name, shm->type->zone_directive);
         return NGX_CONF_ERROR;
     }
 
@@ -143,14 +178,6 @@ ngx_rtmp_pgauth_shm_zone(ngx_conf_t *cf, ngx_rtmp_pgauth_shm_type_t *type,
     }
 
     return NGX_CONF_OK;
-
-invalid:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid parameter \"%V\" in \"%V\" directive",
-                       &value[i], &value[0]);
-
-    return NGX_CONF_ERROR;
 }
 
 

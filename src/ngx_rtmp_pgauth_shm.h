@@ -91,6 +91,10 @@ struct ngx_rtmp_pgauth_shm_s {
 
 char *ngx_rtmp_pgauth_shm_zone(ngx_conf_t *cf,
     ngx_rtmp_pgauth_shm_type_t *type, ngx_shm_zone_t **zone);
+ngx_rtmp_pgauth_shm_t *ngx_rtmp_pgauth_shm_create(ngx_conf_t *cf,
+    ngx_rtmp_pgauth_shm_type_t *type);
+char *ngx_rtmp_pgauth_shm_define(ngx_conf_t *cf, ngx_rtmp_pgauth_shm_t *shm,
+    ngx_str_t *name, size_t size, ngx_shm_zone_t **zone);
 char *ngx_rtmp_pgauth_shm_set_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_rtmp_pgauth_shm_check(ngx_conf_t *cf, ngx_shm_zone_t *zone,

@@ -739,8 +739,303 @@ AS $$
 $$;
 
 
--- Deletes the sessions that ended more than older_than ago; returns how
--- many.  Live sessions are never touched.  Schedule it (cron, pg_cron):
+-- Viewers.  A viewer token lets its holder watch one stream of one
+-- application (HLS through pgauth_viewer, RTMP play through pgauth_play)
+-- until it expires or is revoked.  Tokens are stored as SHA-256 digests
+-- only.  nginx asks authorize_viewer() once per viewer and keeps the
+-- viewer session it opens in shared memory for the valid_for seconds the
+-- row says (at most viewer_session, pgauth.settings), then asks again.
+-- Revoking, deleting or expiring a token ends its viewer sessions and
+-- notifies 'vend <viewer session id> <reason>'; nginx asks
+-- check_viewer_sessions() before it acts on one.
+
+ALTER TABLE pgauth.settings
+    ADD COLUMN IF NOT EXISTS viewer_session interval NOT NULL
+    DEFAULT '5 minutes' CHECK (viewer_session > interval '0');
+
+
+CREATE TABLE IF NOT EXISTS pgauth.viewer_tokens (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    token_digest bytea NOT NULL UNIQUE
+                 CHECK (octet_length(token_digest) = 32),
+    stream_name  text NOT NULL
+                 CHECK (stream_name ~ '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$'),
+    app          text NOT NULL DEFAULT 'live'
+                 CHECK (app <> ''),
+    enabled      boolean NOT NULL DEFAULT true,
+    expires_at   timestamptz,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    comment      text,
+    -- how many client addresses may watch with it at once; NULL: any
+    max_viewers  integer CHECK (max_viewers > 0)
+);
+
+CREATE INDEX IF NOT EXISTS viewer_tokens_stream_name
+    ON pgauth.viewer_tokens (stream_name);
+
+
+-- Who watched what, from where, when.  A session holds until "until"
+-- unless it ended first (ended_at); nginx opens a new one when it lapses.
+CREATE TABLE IF NOT EXISTS pgauth.viewer_sessions (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    -- no foreign key, as for sessions: deleting a token keeps the history
+    token_id     bigint,
+    stream_name  text NOT NULL,
+    app          text NOT NULL,
+    client_addr  text,
+    protocol     text NOT NULL,
+    node         text,
+    worker_pid   integer,
+    started_at   timestamptz NOT NULL DEFAULT now(),
+    until        timestamptz NOT NULL,
+    ended_at     timestamptz,
+    end_reason   text
+);
+
+CREATE INDEX IF NOT EXISTS viewer_sessions_live_token
+    ON pgauth.viewer_sessions (token_id) WHERE ended_at IS NULL;
+
+
+-- A new viewer token, returned once: only its digest is kept.  40 hex
+-- digits, as a stream key.
+CREATE OR REPLACE FUNCTION pgauth.create_viewer_token(
+    stream_name text,
+    app text DEFAULT 'live',
+    valid_for interval DEFAULT '1 day',
+    comment text DEFAULT NULL,
+    max_viewers integer DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    secret text;
+BEGIN
+    secret := substr(replace(gen_random_uuid()::text, '-', '')
+                     || replace(gen_random_uuid()::text, '-', ''), 1, 40);
+
+    INSERT INTO pgauth.viewer_tokens
+        (token_digest, stream_name, app, expires_at, comment, max_viewers)
+    VALUES
+        (sha256(convert_to(secret, 'UTF8')),
+         create_viewer_token.stream_name, create_viewer_token.app,
+         now() + create_viewer_token.valid_for, create_viewer_token.comment,
+         create_viewer_token.max_viewers);
+
+    RETURN secret;
+END
+$$;
+
+
+-- Every viewer token without its secret, with how many addresses watch.
+CREATE OR REPLACE FUNCTION pgauth.list_viewer_tokens()
+RETURNS TABLE (
+    id bigint,
+    stream_name text,
+    app text,
+    enabled boolean,
+    expires_at timestamptz,
+    created_at timestamptz,
+    comment text,
+    max_viewers integer,
+    watching bigint,
+    fingerprint text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT t.id, t.stream_name, t.app, t.enabled, t.expires_at,
+           t.created_at, t.comment, t.max_viewers,
+           (SELECT count(DISTINCT v.client_addr)
+            FROM pgauth.viewer_sessions v
+            WHERE v.token_id = t.id AND v.ended_at IS NULL
+              AND v.until > now()),
+           pgauth.fingerprint(t.token_digest)
+    FROM pgauth.viewer_tokens t
+    ORDER BY t.stream_name, t.id
+$$;
+
+
+CREATE OR REPLACE FUNCTION pgauth.revoke_viewer_token(token_id bigint)
+RETURNS boolean
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE pgauth.viewer_tokens SET enabled = false WHERE id = token_id
+    RETURNING true
+$$;
+
+
+CREATE OR REPLACE FUNCTION pgauth.delete_viewer_token(token_id bigint)
+RETURNS boolean
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    DELETE FROM pgauth.viewer_tokens WHERE id = token_id
+    RETURNING true
+$$;
+
+
+-- Whatever takes a token's right away (revoke, delete, an expiry moved to
+-- the past, a plain UPDATE or DELETE) ends its viewer sessions and tells
+-- nginx, each session in its own notification.
+CREATE OR REPLACE FUNCTION pgauth.viewer_token_changed()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    reason text;
+    sid    bigint;
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        reason := 'deleted';
+    ELSIF NOT NEW.enabled AND OLD.enabled THEN
+        reason := 'revoked';
+    ELSIF NEW.expires_at IS DISTINCT FROM OLD.expires_at
+          AND NEW.expires_at <= now()
+    THEN
+        reason := 'expired';
+    ELSIF NEW.stream_name IS DISTINCT FROM OLD.stream_name
+          OR NEW.app IS DISTINCT FROM OLD.app
+    THEN
+        reason := 'revoked';
+    END IF;
+
+    -- authorize_viewer() holds the token's row (FOR SHARE) until it
+    -- commits: the sessions it opened are seen here
+    IF reason IS NOT NULL THEN
+        FOR sid IN
+            UPDATE pgauth.viewer_sessions vs
+            SET ended_at = now(), end_reason = reason
+            WHERE vs.token_id = OLD.id AND vs.ended_at IS NULL
+              AND vs.until > now()
+            RETURNING vs.id
+        LOOP
+            PERFORM pg_notify((SELECT channel FROM pgauth.settings),
+                              'vend ' || sid || ' ' || reason);
+        END LOOP;
+    END IF;
+
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+
+    RETURN NEW;
+END
+$$;
+
+DROP TRIGGER IF EXISTS viewer_token_changed ON pgauth.viewer_tokens;
+CREATE TRIGGER viewer_token_changed
+    BEFORE UPDATE OR DELETE ON pgauth.viewer_tokens
+    FOR EACH ROW EXECUTE FUNCTION pgauth.viewer_token_changed();
+
+
+-- Used by pgauth_viewer and pgauth_play: a row when the token lets its
+-- holder watch stream_name in app, with the new viewer session's id and
+-- how many seconds nginx may keep it; no row otherwise (a wrong, foreign,
+-- disabled or expired token, or one watched from max_viewers other
+-- addresses already).  protocol: 'hls' or 'rtmp'.
+CREATE OR REPLACE FUNCTION pgauth.authorize_viewer(
+    token_digest bytea,
+    app text,
+    stream_name text,
+    client_addr text,
+    protocol text)
+RETURNS TABLE (session_id bigint, valid_for double precision)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t      pgauth.viewer_tokens%ROWTYPE;
+    node   text := nullif(current_setting('pgauth.node', true), '');
+    pid    integer := nullif(current_setting('pgauth.worker', true), '')::int;
+    holds  timestamptz;
+BEGIN
+    SELECT * INTO t
+    FROM pgauth.viewer_tokens vt
+    WHERE vt.token_digest = authorize_viewer.token_digest
+      AND vt.app = authorize_viewer.app
+      AND vt.stream_name = authorize_viewer.stream_name
+      AND vt.enabled
+      AND (vt.expires_at IS NULL OR vt.expires_at > clock_timestamp())
+    FOR SHARE;
+
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+
+    IF t.max_viewers IS NOT NULL
+       AND (SELECT count(DISTINCT v.client_addr)
+            FROM pgauth.viewer_sessions v
+            WHERE v.token_id = t.id AND v.ended_at IS NULL
+              AND v.until > now()
+              AND v.client_addr IS DISTINCT FROM authorize_viewer.client_addr)
+           >= t.max_viewers
+    THEN
+        RETURN;
+    END IF;
+
+    holds := now() + (SELECT s.viewer_session FROM pgauth.settings s);
+
+    IF t.expires_at < holds THEN
+        holds := t.expires_at;
+    END IF;
+
+    INSERT INTO pgauth.viewer_sessions
+        (token_id, stream_name, app, client_addr, protocol, node,
+         worker_pid, until)
+    VALUES
+        (t.id, t.stream_name, t.app, authorize_viewer.client_addr,
+         authorize_viewer.protocol, node, pid, holds)
+    RETURNING id INTO session_id;
+
+    valid_for := greatest(0, extract(epoch FROM holds - now()));
+
+    RETURN NEXT;
+END
+$$;
+
+
+-- nginx asks about viewer sessions a notification named: a row for each
+-- that must end, with the reason.
+CREATE OR REPLACE FUNCTION pgauth.check_viewer_sessions(ids text[])
+RETURNS TABLE (session_id text, end_reason text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT i.id,
+           CASE
+               WHEN v.id IS NULL THEN 'unknown'
+               WHEN v.ended_at IS NOT NULL THEN coalesce(v.end_reason, 'ended')
+               WHEN t.id IS NULL THEN 'deleted'
+               WHEN NOT t.enabled THEN 'revoked'
+               WHEN t.expires_at <= now() THEN 'expired'
+               WHEN v.until <= now() THEN 'lapsed'
+           END
+    FROM unnest(ids) AS i(id)
+    LEFT JOIN pgauth.viewer_sessions v
+           ON v.id = CASE WHEN i.id ~ '^[0-9]{1,18}$' THEN i.id::bigint END
+    LEFT JOIN pgauth.viewer_tokens t ON t.id = v.token_id
+$$;
+
+
+-- An RTMP play is over.
+CREATE OR REPLACE FUNCTION pgauth.viewer_done(session_id bigint,
+    reason text DEFAULT NULL)
+RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE pgauth.viewer_sessions v
+    SET ended_at = now(), end_reason = coalesce(reason, 'ended')
+    WHERE v.id = viewer_done.session_id AND v.ended_at IS NULL
+      AND v.node IS NOT DISTINCT FROM
+          nullif(current_setting('pgauth.node', true), '')
+$$;
+
+
+-- Deletes the sessions, and the viewer sessions, that ended more than
+-- older_than ago; returns how many.  Live sessions are never touched.  Schedule it (cron, pg_cron):
 --
 --     SELECT pgauth.purge_sessions('90 days');
 CREATE OR REPLACE FUNCTION pgauth.purge_sessions(
@@ -753,8 +1048,13 @@ AS $$
         DELETE FROM pgauth.sessions s
         WHERE s.ended_at < now() - purge_sessions.older_than
         RETURNING 1
+    ), viewers AS (
+        DELETE FROM pgauth.viewer_sessions v
+        WHERE coalesce(v.ended_at, v.until)
+              < now() - purge_sessions.older_than
+        RETURNING 1
     )
-    SELECT count(*) FROM gone
+    SELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM viewers)
 $$;
 
 
@@ -798,7 +1098,10 @@ GRANT EXECUTE ON FUNCTION
     pgauth.worker_register(text, integer, integer, text),
     pgauth.worker_start(text, integer, integer),
     pgauth.worker_gone(text, integer),
-    pgauth.heartbeat(text, integer, integer, text)
+    pgauth.heartbeat(text, integer, integer, text),
+    pgauth.authorize_viewer(bytea, text, text, text, text),
+    pgauth.check_viewer_sessions(text[]),
+    pgauth.viewer_done(bigint, text)
     TO pgauth_nginx;
 
 COMMIT;

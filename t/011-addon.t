@@ -47,10 +47,10 @@ for my $link ('dynamic', 'static') {
 
     if ($link eq 'dynamic') {
         my $m = Pgauth::slurp("$dir/objs/ngx_rtmp_pgauth_module_modules.c");
-        like($m, qr/ngx_module_t \*ngx_modules\[\] = \{\s*&ngx_rtmp_pgauth_module,\s*&ngx_http_pgauth_status_module,\s*NULL/,
-             'dynamic: one .so with both modules');
-        like($m, qr/char \*ngx_module_order\[\] = \{\s*NULL\s*\}/,
-             '... and no load order from the other addon');
+        like($m, qr/ngx_module_t \*ngx_modules\[\] = \{\s*&ngx_rtmp_pgauth_module,\s*&ngx_http_pgauth_status_module,\s*&ngx_http_pgauth_viewer_module,\s*NULL/,
+             'dynamic: one .so with the three modules');
+        like($m, qr/char \*ngx_module_order\[\] = \{\s*"ngx_http_pgauth_viewer_module",\s*"ngx_http_copy_filter_module",\s*NULL\s*\}/,
+             '... its own load order (the viewer filter before the copy filter), not the other addon\'s');
     } else {
         my $m = Pgauth::slurp("$dir/objs/ngx_modules.c");
         my @names = $m =~ /^\s+"(\w+)",$/mg;
@@ -60,6 +60,12 @@ for my $link ('dynamic', 'static') {
         ok(defined $at{ngx_http_pgauth_status_module} && $at{ngx_http_pgauth_status_module} > $at{ngx_http_core_module}
            && $at{ngx_http_pgauth_status_module} < $at{ngx_http_write_filter_module},
            '... its status handler an HTTP module, not a filter');
+        # filters later in the list run first: the copy filter reads files
+        # into memory before the viewer filter sees a playlist
+        ok(defined $at{ngx_http_pgauth_viewer_module}
+           && $at{ngx_http_pgauth_viewer_module} > $at{ngx_http_write_filter_module}
+           && $at{ngx_http_pgauth_viewer_module} < $at{ngx_http_copy_filter_module},
+           '... the viewer module a filter the copy filter runs before');
     }
 }
 

@@ -79,6 +79,19 @@ $out = $pg->load_schema("$TOP/src/pgauth.sql");
 unlike($out, qr/ERROR/, '... and again');
 is($snapshot->(), $before, 'every key, session and setting is kept');
 
+# what this release adds is kept by the next application too
+one("SELECT pgauth.create_viewer_token('alice', 'live', '1 day', 'kept')");
+one("UPDATE pgauth.settings SET viewer_session = '7 minutes'");
+my $viewers = sub {
+    return one("SELECT (SELECT string_agg(id || token_digest::text || stream_name"
+               . " || coalesce(comment, ''), ',' ORDER BY id) FROM pgauth.viewer_tokens)"
+               . " || (SELECT viewer_session FROM pgauth.settings)");
+};
+my $vbefore = $viewers->();
+$out = $pg->load_schema("$TOP/src/pgauth.sql");
+unlike($out, qr/ERROR/, '... and once more, with viewer tokens');
+is($viewers->(), $vbefore, 'viewer tokens and the viewer session setting are kept');
+
 sleep 4;
 ok(running($ff), 'the live publisher is untouched');
 cmp_ok($ng->last_segment('alice') - $seg, '>=', 2, '... and keeps producing HLS');

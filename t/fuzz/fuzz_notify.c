@@ -47,7 +47,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
 
-    } else if (rc == NGX_RTMP_PGAUTH_NOTIFY_END) {
+    } else if (rc == NGX_RTMP_PGAUTH_NOTIFY_END
+               || rc == NGX_RTMP_PGAUTH_NOTIFY_VIEWER_END)
+    {
+        if (memcmp(p, rc == NGX_RTMP_PGAUTH_NOTIFY_END ? "end " : "vend ",
+                   rc == NGX_RTMP_PGAUTH_NOTIFY_END ? 4 : 5)
+            != 0)
+        {
+            abort();
+        }
 
         if (sid.len == 0 || sid.len >= NGX_RTMP_PGAUTH_SID_LEN
             || sid.data < p + 4 || sid.data + sid.len > p + size)

@@ -151,6 +151,45 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
 
+    /* an HLS URI's stream: a public name inside the URI, after a slash */
+
+    {
+        ngx_str_t   name, dir, id;
+        ngx_uint_t  playlist;
+        u_char      secret[NGX_RTMP_PGAUTH_SECRET_LEN];
+
+        if (ngx_rtmp_pgauth_hls_stream(p, size, &name, &dir, &playlist)
+            == NGX_OK)
+        {
+            if (name.data < p || name.data + name.len > p + size
+                || ngx_rtmp_pgauth_public_name(name.data, name.len) != NGX_OK
+                || dir.data != p || dir.len == 0 || dir.len > size
+                || p[dir.len - 1] != '/'
+                || (name.data > p && name.data[-1] != '/'))
+            {
+                abort();
+            }
+        }
+
+        /* a viewer session: digits, a dash, the secret's hex digits */
+
+        if (ngx_rtmp_pgauth_parse_viewer(p, size, &id, secret) == NGX_OK) {
+            if (id.data != p || id.len == 0
+                || id.len >= NGX_RTMP_PGAUTH_SID_LEN
+                || size != id.len + 1 + 2 * NGX_RTMP_PGAUTH_SECRET_LEN
+                || p[id.len] != '-')
+            {
+                abort();
+            }
+
+            for (i = 0; i < id.len; i++) {
+                if (p[i] < '0' || p[i] > '9') {
+                    abort();
+                }
+            }
+        }
+    }
+
     /* a public name accepted is safe as a file name */
 
     if (ngx_rtmp_pgauth_public_name(p, size) == NGX_OK) {

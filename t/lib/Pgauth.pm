@@ -20,6 +20,7 @@ use Scalar::Util ();
 use Time::HiRes qw(time sleep);
 
 our @EXPORT = qw(free_port tmpdir rtmpc rtmpc_start ffmpeg_publish http_get
+                 http_request
                  wait_for slurp spew need_tools median running $TOP $RTMPC);
 
 our $TOP = abs_path(dirname(__FILE__) . '/../..');
@@ -195,6 +196,34 @@ sub http_get {
     my ($status) = $resp =~ m{^HTTP/\S+ (\d+)};
     my ($body) = $resp =~ m{\r\n\r\n(.*)}s;
     return ($status || 0, defined $body ? $body : '', time - $t0);
+}
+
+
+# An HTTP/1.0 GET with headers of one's own ([name, value] pairs).
+# Returns { status, headers => { lowercase name => [values] }, body,
+# seconds }.
+sub http_request {
+    my ($port, $path, @headers) = @_;
+    my $t0 = time;
+    my %r = (status => 0, headers => {}, body => '');
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                  Proto => 'tcp', Timeout => 5)
+        or return { %r, seconds => time - $t0 };
+    print $s "GET $path HTTP/1.0\r\nHost: localhost\r\n"
+           . join('', map { "$_->[0]: $_->[1]\r\n" } @headers) . "\r\n";
+    local $/;
+    my $resp = <$s>;
+    close $s;
+    $resp = '' unless defined $resp;
+    my ($head, $body) = split /\r\n\r\n/, $resp, 2;
+    ($r{status}) = ($head // '') =~ m{^HTTP/\S+ (\d+)};
+    $r{status} ||= 0;
+    for my $l (split /\r\n/, $head // '') {
+        push @{$r{headers}{lc $1}}, $2 if $l =~ /^([^:\s]+):\s*(.*)$/;
+    }
+    $r{body} = $body // '';
+    $r{seconds} = time - $t0;
+    return \%r;
 }
 
 

@@ -1,0 +1,190 @@
+#!/usr/bin/perl
+# Private HLS (pgauth_viewer): a viewer token from PostgreSQL lets its
+# holder watch one stream; the first request asks the database, every
+# later playlist and segment request is checked in shared memory; the
+# session reaches the segments as a cookie and as a parameter of the
+# playlist's URIs; every refusal is the same 403; a revoke stops the
+# viewer within a second; with the database down a viewer with a session
+# keeps watching and a new one gets 503.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Time::HiRes qw(time sleep);
+use Pgauth;
+
+need_tools('psql', 'ffmpeg', $RTMPC);
+
+my $pg = Pgauth::Pg->new;
+my $ng = Pgauth::Nginx->new(pg => $pg, conf => Pgauth::Nginx::default_conf(
+    http => <<'EOF'));
+        location /private/ {
+            pgauth_viewer on;
+            access_log %%DIR%%/logs/access.log;
+            alias %%HLS%%/;
+            types {
+                application/vnd.apple.mpegurl m3u8;
+                video/mp2t ts;
+            }
+        }
+EOF
+my $port = $ng->{http_port};
+
+my $key = $pg->create_key('alice');
+my $other_key = $pg->create_key('bob');
+my $ff = ffmpeg_publish("rtmp://127.0.0.1:$ng->{rtmp_port}/live/$key", 120,
+                        "$ng->{dir}/logs/ffmpeg-alice.log");
+my $ff2 = ffmpeg_publish("rtmp://127.0.0.1:$ng->{rtmp_port}/live/$other_key",
+                         120, "$ng->{dir}/logs/ffmpeg-bob.log");
+ok(wait_for(20, sub { $ng->last_segment('alice') >= 1
+                      && $ng->last_segment('bob') >= 0 }),
+   'two streams publish HLS');
+
+sub token {
+    my ($name, @more) = @_;
+    my $args = join '', map { ", $_" } @more;
+    return $pg->psql("SELECT pgauth.create_viewer_token('$name'$args)");
+}
+sub token_id {
+    my ($t) = @_;
+    return $pg->psql("SELECT id FROM pgauth.viewer_tokens"
+                     . " WHERE token_digest = sha256(convert_to('$t', 'UTF8'))");
+}
+sub viewer_sessions {
+    return $pg->psql("SELECT count(*) FROM pgauth.viewer_sessions");
+}
+
+my $seg = 'alice-' . $ng->last_segment('alice') . '.ts';
+
+# every refusal looks the same
+my $good = token('alice');
+my $bobs = token('bob');
+my $expired = token('alice', "'live'", "'1 second'");
+my $revoked = token('alice');
+$pg->psql('SELECT pgauth.revoke_viewer_token(' . token_id($revoked) . ')');
+my $foreign = token('alice', "'studio'");
+sleep 1.2;
+
+my %refused = (
+    'no token' => '/private/alice.m3u8',
+    'a wrong token' => '/private/alice.m3u8?token=0123456789abcdef0123456789abcdef01234567',
+    "another stream's token" => "/private/alice.m3u8?token=$bobs",
+    'an expired token' => "/private/alice.m3u8?token=$expired",
+    'a revoked token' => "/private/alice.m3u8?token=$revoked",
+    "another application's token" => "/private/alice.m3u8?token=$foreign",
+    'a segment without a token' => "/private/$seg",
+    'a stream that does not exist' => "/private/nobody.m3u8?token=$good",
+    'a forged session' => "/private/$seg?pgauth=1-00000000000000000000000000000000",
+);
+my %bodies;
+for my $why (sort keys %refused) {
+    my $r = http_request($port, $refused{$why});
+    is($r->{status}, 403, "$why: 403");
+    $bodies{$r->{body}}++;
+}
+is(scalar(keys %bodies), 1, 'every refusal reads the same: no hint whether the stream exists');
+unlike($ng->error_log, qr/\Q$good\E|\Q$bobs\E|\Q$expired\E/, 'no token is in the error log');
+like($ng->error_log, qr/request: "GET \/private\/alice\.m3u8\?token=\*{40} HTTP/,
+     "... nginx's part of a line shows it masked");
+
+# the token: the playlist, rewritten; the cookie
+my $before = viewer_sessions();
+my $r = http_request($port, "/private/alice.m3u8?token=$good");
+is($r->{status}, 200, 'a valid token: the playlist');
+my ($cookie) = @{$r->{headers}{'set-cookie'} || []};
+like($cookie // '', qr{^pgauth_alice=\d+-[0-9a-f]{32}; Path=/private/; Max-Age=\d+; HttpOnly; SameSite=Lax$},
+     '... with the session in a cookie for the directory');
+my ($session) = ($cookie // '') =~ /^pgauth_alice=([^;]+)/;
+unlike($cookie // '', qr/\Q$good\E/, '... which is not the token');
+is(($r->{headers}{'cache-control'} || [])->[0], 'private, no-store', '... not for shared caches');
+my @uris = grep { !/^#/ && /\S/ } split /\r?\n/, $r->{body};
+ok(@uris && !grep({ !/^alice-\d+\.ts\?pgauth=\Q$session\E$/ } @uris),
+   'every segment URI of the playlist carries the session (' . scalar(@uris) . ')')
+    or diag $r->{body};
+is(viewer_sessions(), $before + 1, 'the database opened one viewer session');
+like($ng->error_log, qr/pgauth: viewer allowed app="live" name="alice" fp=[0-9a-f]{8} session="\d+"/,
+     'the allowance is logged with the fingerprint');
+
+# the session, either way, for every segment and playlist
+$r = http_request($port, "/private/$uris[0]");
+is($r->{status}, 200, 'a segment with the session parameter');
+is(($r->{headers}{'cache-control'} || [])->[0], 'private', '... private');
+ok(length($r->{body}) > 1000, '... the segment itself');
+$r = http_request($port, "/private/$seg", [ Cookie => "pgauth_alice=$session" ]);
+is($r->{status}, 200, 'a segment with the cookie only');
+$r = http_request($port, "/private/alice.m3u8", [ Cookie => "other=1; pgauth_alice=$session" ]);
+is($r->{status}, 200, 'the playlist with the cookie only');
+$r = http_request($port, "/private/bob.m3u8", [ Cookie => "pgauth_bob=$session" ]);
+is($r->{status}, 403, "alice's session does not open bob's stream");
+(my $forged = $session) =~ s/.$/ $& eq '0' ? '1' : '0' /e;
+$r = http_request($port, "/private/$seg?pgauth=$forged");
+is($r->{status}, 403, 'a session with a wrong secret: 403');
+
+# zero queries after the first
+for (1 .. 50) {
+    http_request($port, "/private/alice.m3u8?token=$good");
+    http_request($port, "/private/$seg?pgauth=$session");
+}
+is(viewer_sessions(), $before + 1, '100 more playlist and segment requests: no new viewer session');
+
+# a token for one address at a time: another address is refused
+my $one = token('alice', "'live'", "'1 day'", 'NULL', 1);
+is(http_request($port, "/private/alice.m3u8?token=$one")->{status}, 200,
+   'max_viewers 1: the first address watches');
+my $code = `curl -s -o /dev/null -w '%{http_code}' --interface 127.0.0.2 'http://127.0.0.1:$port/private/alice.m3u8?token=$one'`;
+is($code, '403', '... another address is refused');
+is(http_request($port, "/private/alice.m3u8?token=$one")->{status}, 200,
+   '... the first goes on');
+
+# a real player
+my $out = `ffmpeg -hide_banner -nostats -loglevel info -t 4 -i 'http://127.0.0.1:$port/private/alice.m3u8?token=$good' -f null - 2>&1`;
+is($?, 0, 'ffmpeg reads the private stream with a token') or diag $out;
+like($out, qr/Opening 'http:\/\/127\.0\.0\.1:\d+\/private\/alice-\d+\.ts\?pgauth=/,
+     '... and its segments with the session');
+like($out, qr/frame=\s*\d{2,}/, '... decoding frames');
+
+# revoked while watching: refused within a second
+my $t0 = time;
+$pg->psql('SELECT pgauth.revoke_viewer_token(' . token_id($good) . ')');
+my $gone = wait_for(2, sub {
+    http_request($port, "/private/$seg?pgauth=$session")->{status} == 403 });
+my $ms = (time - $t0) * 1000;
+ok($gone && $ms < 1000, sprintf('revoked while watching: refused %.0f ms after the revoke', $ms));
+diag sprintf('revoke to refusal: %.0f ms', $ms);
+is(http_request($port, "/private/alice.m3u8?token=$good")->{status}, 403,
+   '... and the token opens nothing again');
+like($ng->error_log, qr/pgauth: viewer session "\d+" ended, reason="revoked"/, '... logged');
+
+# a notification alone ends nothing
+my $t2 = token('alice');
+$r = http_request($port, "/private/alice.m3u8?token=$t2");
+my ($c2) = ((($r->{headers}{'set-cookie'} || [])->[0]) // '') =~ /^(pgauth_alice=[^;]+)/;
+my ($s2) = ($c2 // '') =~ /=(\d+)-/;
+ok($s2, 'another viewer has a session');
+$pg->psql("NOTIFY pgauth, 'vend $s2 revoked'");
+sleep 0.5;
+is(http_request($port, "/private/$seg", [ Cookie => $c2 ])->{status}, 200,
+   'a forged "vend" notification: the database says live, the viewer goes on');
+
+# the database down: a viewer with a session keeps watching, a new one 503
+my $t3 = token('alice');
+$pg->stop('fast');
+is(http_request($port, "/private/$seg", [ Cookie => $c2 ])->{status}, 200,
+   'database down: a viewer with a session keeps watching');
+$r = http_request($port, "/private/alice.m3u8?token=$t3");
+is($r->{status}, 503, '... a new viewer gets 503');
+cmp_ok($r->{seconds}, '<', 4, sprintf('... within the timeout (%.1f s)', $r->{seconds}));
+is(http_request($port, '/ping')->{status}, 200, '... and the rest of HTTP carries on');
+$pg->start;
+
+unlike(Pgauth::slurp("$ng->{dir}/logs/access.log"), qr/token=[0-9a-f]/,
+       'no token is in the access log');
+
+kill 'INT', $ff, $ff2;
+waitpid $_, 0 for $ff, $ff2;
+$ng->stop;
+is(join("\n", $ng->bad_lines), '', 'no alert, crash or sanitizer report');
+
+done_testing();
