@@ -60,14 +60,16 @@ static char *ngx_http_pgauth_status_merge_loc_conf(ngx_conf_t *cf,
     void *parent, void *child);
 static ngx_int_t ngx_http_pgauth_status_format(ngx_http_request_t *r);
 static u_char *ngx_http_pgauth_prometheus(u_char *p, u_char *last,
-    ngx_rtmp_pgauth_stats_t *stats);
+    ngx_rtmp_pgauth_stats_t *stats, ngx_array_t *viewers);
+static ngx_uint_t ngx_http_pgauth_viewers_of(ngx_array_t *viewers,
+    ngx_http_pgauth_stream_t *hs);
 static ngx_int_t ngx_http_pgauth_streams(ngx_http_request_t *r,
     ngx_rtmp_pgauth_stats_t *stats, ngx_shm_zone_t *zone, ngx_array_t *a,
     ngx_uint_t *total);
 static size_t ngx_http_pgauth_json_size(ngx_array_t *streams);
 static u_char *ngx_http_pgauth_json(u_char *p, u_char *last,
     ngx_rtmp_pgauth_stats_t *stats, ngx_array_t *streams, ngx_uint_t total,
-    ngx_flag_t public);
+    ngx_array_t *viewers, ngx_flag_t public);
 static size_t ngx_http_pgauth_json_len(ngx_str_t *s);
 static u_char *ngx_http_pgauth_json_str(u_char *p, u_char *last,
     u_char *s, size_t len);
@@ -120,7 +122,8 @@ ngx_module_t  ngx_http_pgauth_status_module = {
 static ngx_http_pgauth_metric_t  ngx_http_pgauth_metrics[] = {
 
     { ngx_string("pgauth_decisions_total"),
-      ngx_string("Publish decisions, by outcome and by what decided."),
+      ngx_string("Publish decisions, and the viewer decisions the database "
+                 "was asked for, by outcome and by what decided."),
       ngx_string("outcome=\"allowed\",via=\"database\""),
       0, NGX_RTMP_PGAUTH_OUT_ALLOWED, "allowed" },
     { ngx_null_string, ngx_null_string,
@@ -144,6 +147,15 @@ static ngx_http_pgauth_metric_t  ngx_http_pgauth_metrics[] = {
     { ngx_null_string, ngx_null_string,
       ngx_string("outcome=\"already_live\",via=\"database\""),
       0, NGX_RTMP_PGAUTH_OUT_ALREADY_LIVE, "already_live" },
+    { ngx_null_string, ngx_null_string,
+      ngx_string("outcome=\"viewer_allowed\",via=\"database\""),
+      0, NGX_RTMP_PGAUTH_OUT_VIEWER_ALLOWED, "viewer_allowed" },
+    { ngx_null_string, ngx_null_string,
+      ngx_string("outcome=\"viewer_denied\",via=\"database\""),
+      0, NGX_RTMP_PGAUTH_OUT_VIEWER_DENIED, "viewer_denied" },
+    { ngx_null_string, ngx_null_string,
+      ngx_string("outcome=\"viewer_unavailable\",via=\"database\""),
+      0, NGX_RTMP_PGAUTH_OUT_VIEWER_UNAVAILABLE, "viewer_unavailable" },
 
     { ngx_string("pgauth_database_errors_total"),
       ngx_string("Decisions refused because PostgreSQL answered an error "
@@ -247,9 +259,11 @@ ngx_http_pgauth_status_handler(ngx_http_request_t *r)
     u_char                   *last;
     ngx_int_t                 rc, json;
     ngx_buf_t                *b;
-    ngx_uint_t                total;
-    ngx_array_t               streams;
+    ngx_uint_t                i, total;
+    ngx_array_t               streams, viewers;
     ngx_chain_t               out;
+
+    ngx_rtmp_pgauth_viewer_count_t     *vc;
     ngx_shm_zone_t           *zone;
     ngx_rtmp_pgauth_stats_t  *stats;
 
@@ -282,6 +296,23 @@ ngx_http_pgauth_status_handler(ngx_http_request_t *r)
     size = 8192;
     total = 0;
 
+    /* pgauth_viewer's viewers, by stream */
+
+    if (ngx_http_pgauth_viewer_counts((ngx_cycle_t *) ngx_cycle, r->pool,
+                                      &viewers)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    vc = viewers.elts;
+
+    for (i = 0; i < viewers.nelts; i++) {
+        size += sizeof("pgauth_viewers{app=,name=} \n") + NGX_INT_T_LEN
+                + ngx_http_pgauth_json_len(&vc[i].app)
+                + ngx_http_pgauth_json_len(&vc[i].name);
+    }
+
     if (json) {
         if (ngx_http_pgauth_streams(r, stats, zone, &streams, &total)
             != NGX_OK)
@@ -289,7 +320,8 @@ ngx_http_pgauth_status_handler(ngx_http_request_t *r)
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        size += ngx_http_pgauth_json_size(&streams);
+        size += ngx_http_pgauth_json_size(&streams)
+                + streams.nelts * (sizeof(",\"viewers\":") + NGX_INT_T_LEN);
     }
 
     b = ngx_create_temp_buf(r->pool, size);
@@ -299,11 +331,11 @@ ngx_http_pgauth_status_handler(ngx_http_request_t *r)
 
     if (json) {
         last = ngx_http_pgauth_json(b->last, b->end, stats, &streams, total,
-                                    slcf->public);
+                                    &viewers, slcf->public);
         ngx_str_set(&r->headers_out.content_type, "application/json");
 
     } else {
-        last = ngx_http_pgauth_prometheus(b->last, b->end, stats);
+        last = ngx_http_pgauth_prometheus(b->last, b->end, stats, &viewers);
         ngx_str_set(&r->headers_out.content_type,
                     "text/plain; version=0.0.4; charset=utf-8");
     }
@@ -377,9 +409,10 @@ ngx_http_pgauth_status_format(ngx_http_request_t *r)
 
 static u_char *
 ngx_http_pgauth_prometheus(u_char *p, u_char *last,
-    ngx_rtmp_pgauth_stats_t *stats)
+    ngx_rtmp_pgauth_stats_t *stats, ngx_array_t *viewers)
 {
     ngx_uint_t                       i;
+    ngx_rtmp_pgauth_viewer_count_t  *vc;
     ngx_atomic_uint_t                v, total, busy, idle, connecting;
     ngx_atomic_uint_t                waiting;
     ngx_http_pgauth_metric_t        *m;
@@ -459,6 +492,22 @@ ngx_http_pgauth_prometheus(u_char *p, u_char *last,
                      "pgauth_decision_seconds_sum %.3f\n"
                      "pgauth_decision_seconds_count %uA\n",
                      total, (double) stats->time_ms / 1000, total);
+
+    p = ngx_slprintf(p, last,
+                     "# HELP pgauth_viewers Viewers of a private stream on "
+                     "this node (pgauth_viewer) that asked for it within "
+                     "30 s.\n# TYPE pgauth_viewers gauge\n");
+
+    vc = viewers->elts;
+
+    for (i = 0; i < viewers->nelts; i++) {
+        p = ngx_slprintf(p, last, "pgauth_viewers{app=");
+        p = ngx_http_pgauth_json_str(p, last, vc[i].app.data, vc[i].app.len);
+        p = ngx_slprintf(p, last, ",name=");
+        p = ngx_http_pgauth_json_str(p, last, vc[i].name.data,
+                                     vc[i].name.len);
+        p = ngx_slprintf(p, last, "} %ui\n", vc[i].viewers);
+    }
 
     return p;
 }
@@ -569,7 +618,8 @@ ngx_http_pgauth_json_size(ngx_array_t *streams)
 
 static u_char *
 ngx_http_pgauth_json(u_char *p, u_char *last, ngx_rtmp_pgauth_stats_t *stats,
-    ngx_array_t *streams, ngx_uint_t total, ngx_flag_t public)
+    ngx_array_t *streams, ngx_uint_t total, ngx_array_t *viewers,
+    ngx_flag_t public)
 {
     ngx_uint_t                 i;
     ngx_http_pgauth_metric_t  *m;
@@ -601,7 +651,9 @@ ngx_http_pgauth_json(u_char *p, u_char *last, ngx_rtmp_pgauth_stats_t *stats,
                                          hs[i].addr.len);
         }
 
-        p = ngx_slprintf(p, last, ",\"since\":%T}", hs[i].since);
+        p = ngx_slprintf(p, last, ",\"since\":%T,\"viewers\":%ui}",
+                         hs[i].since,
+                         ngx_http_pgauth_viewers_of(viewers, &hs[i]));
     }
 
     if (public) {
@@ -618,6 +670,30 @@ ngx_http_pgauth_json(u_char *p, u_char *last, ngx_rtmp_pgauth_stats_t *stats,
     }
 
     return ngx_slprintf(p, last, "}}\n");
+}
+
+
+/* pgauth_viewer's viewers of a stream on this node */
+
+static ngx_uint_t
+ngx_http_pgauth_viewers_of(ngx_array_t *viewers, ngx_http_pgauth_stream_t *hs)
+{
+    ngx_uint_t                       i;
+    ngx_rtmp_pgauth_viewer_count_t  *vc;
+
+    vc = viewers->elts;
+
+    for (i = 0; i < viewers->nelts; i++) {
+        if (vc[i].name.len == hs->name.len
+            && vc[i].app.len == hs->app.len
+            && ngx_strncmp(vc[i].name.data, hs->name.data, hs->name.len) == 0
+            && ngx_strncmp(vc[i].app.data, hs->app.data, hs->app.len) == 0)
+        {
+            return vc[i].viewers;
+        }
+    }
+
+    return 0;
 }
 
 

@@ -53,6 +53,12 @@
     (1 + NGX_RTMP_PGAUTH_DIGEST_LEN + NGX_RTMP_MAX_NAME                      \
      + NGX_RTMP_PGAUTH_NAME_LEN + 1 + NGX_SOCKADDR_STRLEN)
 
+/* a viewer is counted while it asks for something this often */
+#define NGX_HTTP_PGAUTH_VIEWER_SEEN    30000
+
+/* streams counted at most */
+#define NGX_HTTP_PGAUTH_MAX_COUNTS     1000
+
 /* a playlist larger than this is refused */
 #define NGX_HTTP_PGAUTH_MAX_PLAYLIST   (1024 * 1024)
 
@@ -79,6 +85,7 @@ struct ngx_rtmp_pgauth_viewers_s {
 
 typedef struct {
     ngx_msec_t                      until;
+    ngx_msec_t                      seen;       /* its last request */
     u_char                          secret[NGX_RTMP_PGAUTH_SECRET_LEN];
     u_char                          app_len;
     u_char                          name_len;
@@ -119,6 +126,15 @@ typedef struct {
 } ngx_http_pgauth_viewer_ctx_t;
 
 
+/* the counting of viewers, walking the zone */
+
+typedef struct {
+    ngx_array_t                    *counts;
+    ngx_pool_t                     *pool;
+    ngx_int_t                       rc;
+} ngx_http_pgauth_viewer_walk_t;
+
+
 /* what a viewer request carries: it may outlive the request */
 
 typedef struct {
@@ -154,6 +170,8 @@ static ngx_buf_t *ngx_http_pgauth_viewer_rewrite(ngx_http_request_t *r,
     ngx_http_pgauth_viewer_ctx_t *ctx);
 static ngx_int_t ngx_http_pgauth_viewer_expired(ngx_rtmp_pgauth_shm_t *shm,
     void *value);
+static void ngx_http_pgauth_viewer_count(void *value, u_char *key,
+    size_t len, void *data);
 static char *ngx_http_pgauth_viewer(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_pgauth_viewer_zone(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -418,6 +436,7 @@ ngx_http_pgauth_viewer_session(ngx_http_request_t *r,
            == 0)
     {
         ctx->left = sn->until - ngx_current_msec;
+        sn->seen = ngx_current_msec;
         rc = NGX_OK;
     }
 
@@ -481,6 +500,7 @@ ngx_http_pgauth_viewer_token(ngx_http_request_t *r,
                                       NGX_RTMP_PGAUTH_SHM_EXACT);
 
         if (sn && (ngx_msec_int_t) (sn->until - ngx_current_msec) > 0) {
+            sn->seen = ngx_current_msec;
             ngx_memcpy(secret, sn->secret, sizeof(secret));
             ctx->left = sn->until - ngx_current_msec;
 
@@ -589,12 +609,15 @@ ngx_http_pgauth_viewer_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
     u_char                              fp[NGX_RTMP_PGAUTH_FP_LEN + 1];
     ngx_msec_t                          left;
     ngx_http_request_t                 *r;
+    ngx_rtmp_pgauth_outcome_e           outcome;
+    ngx_rtmp_pgauth_main_conf_t        *pmcf;
     ngx_http_pgauth_viewer_loc_conf_t  *vlcf;
 
     r = ctx->request;
     ctx->req = NULL;
 
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_pgauth_viewer_module);
+    pmcf = ngx_rtmp_pgauth_cycle_main_conf((ngx_cycle_t *) ngx_cycle);
 
     *ngx_hex_dump(fp, ctx->digest, NGX_RTMP_PGAUTH_FP_LEN / 2) = '\0';
 
@@ -607,8 +630,11 @@ ngx_http_pgauth_viewer_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
                       ? "timed out" : "database error",
                       err->len ? ": " : "", err);
         ctx->rc = NGX_HTTP_SERVICE_UNAVAILABLE;
+        outcome = NGX_RTMP_PGAUTH_OUT_VIEWER_UNAVAILABLE;
         goto resume;
     }
+
+    outcome = NGX_RTMP_PGAUTH_OUT_VIEWER_DENIED;
 
     if (PQntuples(res) != 1 || PQnfields(res) < 2 || PQgetisnull(res, 0, 0)
         || PQgetlength(res, 0, 0) >= NGX_RTMP_PGAUTH_SID_LEN)
@@ -651,10 +677,15 @@ ngx_http_pgauth_viewer_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
     ctx->rc = NGX_OK;
     ctx->allowed = 1;
     ctx->cookie = 1;
+    outcome = NGX_RTMP_PGAUTH_OUT_VIEWER_ALLOWED;
 
 resume:
 
     ctx->decided = 1;
+
+    if (pmcf) {
+        ngx_rtmp_pgauth_stats_viewer(pmcf->stats, outcome);
+    }
 
     /* the phases go on from an event of their own, not libpq's loop */
 
@@ -708,6 +739,7 @@ ngx_http_pgauth_viewer_open(ngx_http_pgauth_viewer_ctx_t *ctx,
     }
 
     sn->until = ngx_current_msec + left;
+    sn->seen = ngx_current_msec;
     ngx_memcpy(sn->secret, secret, sizeof(secret));
     sn->app_len = (u_char) app->len;
     sn->name_len = (u_char) ctx->name.len;
@@ -852,8 +884,11 @@ ngx_http_pgauth_viewer_token_key(u_char *key, u_char *digest, ngx_str_t *app,
 
 
 /*
- * What a viewer was allowed: private responses; the cookie for a session
- * just handed out; a playlist to be rewritten, read into memory.
+ * Every answer of the location is private, refusals and playlists not
+ * even kept by the client (a cache in front must not give one viewer's
+ * answer, or refusal, to another); a viewer allowed gets the cookie of a
+ * session just handed out, and a playlist to be rewritten is read into
+ * memory.
  */
 
 static ngx_int_t
@@ -865,7 +900,7 @@ ngx_http_pgauth_viewer_header_filter(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_pgauth_viewer_module);
 
-    if (ctx == NULL || !ctx->allowed || r != r->main) {
+    if (ctx == NULL || r != r->main) {
         return ngx_http_next_header_filter(r);
     }
 
@@ -877,16 +912,22 @@ ngx_http_pgauth_viewer_header_filter(ngx_http_request_t *r)
     h->hash = 1;
     ngx_str_set(&h->key, "Cache-Control");
 
-    if (ctx->playlist) {
-        ngx_str_set(&h->value, "private, no-store");
+    if (ctx->allowed && !ctx->playlist
+        && r->headers_out.status == NGX_HTTP_OK)
+    {
+        ngx_str_set(&h->value, "private");
 
     } else {
-        ngx_str_set(&h->value, "private");
+        ngx_str_set(&h->value, "private, no-store");
     }
 
 #if (nginx_version >= 1023000)
     h->next = NULL;
 #endif
+
+    if (!ctx->allowed) {
+        return ngx_http_next_header_filter(r);
+    }
 
     if (ctx->cookie && ctx->session.len) {
         h = ngx_list_push(&r->headers_out.headers);
@@ -1119,10 +1160,14 @@ ngx_http_pgauth_viewer_zone_of_cycle(ngx_cycle_t *cycle)
 }
 
 
-/* whether the zone holds viewer session sid */
+/*
+ * Whether the zone holds viewer session sid; with end, it is dropped: the
+ * database ended it, and its requests are refused from now on.
+ */
 
 ngx_int_t
-ngx_http_pgauth_viewer_known(ngx_shm_zone_t *zone, u_char *sid, size_t len)
+ngx_http_pgauth_viewer_known(ngx_shm_zone_t *zone, u_char *sid, size_t len,
+    ngx_uint_t end)
 {
     u_char                      key[1 + NGX_RTMP_PGAUTH_SID_LEN];
     void                       *sn;
@@ -1141,6 +1186,9 @@ ngx_http_pgauth_viewer_known(ngx_shm_zone_t *zone, u_char *sid, size_t len)
 
     sn = ngx_rtmp_pgauth_shm_find(&vs->shm, ngx_crc32_short(key, len + 1),
                                   key, len + 1, NGX_RTMP_PGAUTH_SHM_EXACT);
+    if (sn && end) {
+        ngx_rtmp_pgauth_shm_delete(&vs->shm, sn);
+    }
 
     ngx_rtmp_pgauth_shm_unlock(&vs->shm);
 
@@ -1148,33 +1196,100 @@ ngx_http_pgauth_viewer_known(ngx_shm_zone_t *zone, u_char *sid, size_t len)
 }
 
 
-/* the database ended viewer session sid: its requests are refused */
+/*
+ * The viewers of each stream on this node: sessions that asked for
+ * something within NGX_HTTP_PGAUTH_VIEWER_SEEN, in counts of
+ * ngx_rtmp_pgauth_viewer_count_t, copied out of the zone.
+ */
 
-void
-ngx_http_pgauth_viewer_end(ngx_shm_zone_t *zone, u_char *sid, size_t len)
+static void
+ngx_http_pgauth_viewer_count(void *value, u_char *key, size_t len,
+    void *data)
 {
-    u_char                      key[1 + NGX_RTMP_PGAUTH_SID_LEN];
-    void                       *sn;
-    ngx_rtmp_pgauth_viewers_t  *vs;
+    ngx_http_pgauth_viewer_walk_t  *w = data;
 
-    if (len >= NGX_RTMP_PGAUTH_SID_LEN) {
+    u_char                          *p;
+    ngx_uint_t                       i;
+    ngx_http_pgauth_session_node_t  *sn;
+    ngx_rtmp_pgauth_viewer_count_t  *c;
+
+    sn = value;
+
+    if (key[0] != 's' || w->rc != NGX_OK
+        || (ngx_msec_int_t) (sn->until - ngx_current_msec) <= 0
+        || ngx_current_msec - sn->seen > NGX_HTTP_PGAUTH_VIEWER_SEEN)
+    {
         return;
+    }
+
+    c = w->counts->elts;
+
+    for (i = 0; i < w->counts->nelts; i++) {
+        if (c[i].app.len == sn->app_len
+            && c[i].name.len == sn->name_len
+            && ngx_strncmp(c[i].app.data, sn->data, sn->app_len) == 0
+            && ngx_strncmp(c[i].name.data, sn->data + sn->app_len,
+                           sn->name_len)
+               == 0)
+        {
+            c[i].viewers++;
+            return;
+        }
+    }
+
+    if (w->counts->nelts == NGX_HTTP_PGAUTH_MAX_COUNTS) {
+        return;
+    }
+
+    c = ngx_array_push(w->counts);
+    p = ngx_pnalloc(w->pool, sn->app_len + sn->name_len);
+
+    if (c == NULL || p == NULL) {
+        w->rc = NGX_ERROR;
+        return;
+    }
+
+    ngx_memcpy(p, sn->data, sn->app_len + sn->name_len);
+
+    c->app.data = p;
+    c->app.len = sn->app_len;
+    c->name.data = p + sn->app_len;
+    c->name.len = sn->name_len;
+    c->viewers = 1;
+}
+
+
+ngx_int_t
+ngx_http_pgauth_viewer_counts(ngx_cycle_t *cycle, ngx_pool_t *pool,
+    ngx_array_t *counts)
+{
+    ngx_shm_zone_t                 *zone;
+    ngx_rtmp_pgauth_viewers_t      *vs;
+    ngx_http_pgauth_viewer_walk_t   w;
+
+    if (ngx_array_init(counts, pool, 8,
+                       sizeof(ngx_rtmp_pgauth_viewer_count_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    zone = ngx_http_pgauth_viewer_zone_of_cycle(cycle);
+    if (zone == NULL) {
+        return NGX_OK;
     }
 
     vs = zone->data;
 
-    key[0] = 's';
-    ngx_memcpy(key + 1, sid, len);
+    w.counts = counts;
+    w.pool = pool;
+    w.rc = NGX_OK;
 
     ngx_rtmp_pgauth_shm_lock(&vs->shm);
-
-    sn = ngx_rtmp_pgauth_shm_find(&vs->shm, ngx_crc32_short(key, len + 1),
-                                  key, len + 1, NGX_RTMP_PGAUTH_SHM_EXACT);
-    if (sn) {
-        ngx_rtmp_pgauth_shm_delete(&vs->shm, sn);
-    }
-
+    ngx_rtmp_pgauth_shm_walk(&vs->shm, ngx_http_pgauth_viewer_count, &w);
     ngx_rtmp_pgauth_shm_unlock(&vs->shm);
+
+    return w.rc;
 }
 
 

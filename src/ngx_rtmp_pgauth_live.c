@@ -1081,7 +1081,7 @@ ngx_rtmp_pgauth_live_viewer_hint(ngx_rtmp_pgauth_live_t *live,
 
     if (live->viewer_zone == NULL
         || !ngx_http_pgauth_viewer_known(live->viewer_zone, sid->data,
-                                         sid->len))
+                                         sid->len, 0))
     {
         return;
     }
@@ -1192,9 +1192,9 @@ ngx_rtmp_pgauth_live_viewers_checked(ngx_rtmp_pgauth_req_t *req,
                       ngx_min(PQgetlength(res, i, 1), 64),
                       PQgetvalue(res, i, 1));
 
-        ngx_http_pgauth_viewer_end(live->viewer_zone,
-                                   (u_char *) PQgetvalue(res, i, 0),
-                                   PQgetlength(res, i, 0));
+        (void) ngx_http_pgauth_viewer_known(live->viewer_zone,
+                                            (u_char *) PQgetvalue(res, i, 0),
+                                            PQgetlength(res, i, 0), 1);
     }
 
     ngx_rtmp_pgauth_live_schedule(live);

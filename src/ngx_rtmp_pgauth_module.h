@@ -70,8 +70,14 @@ typedef enum {
     NGX_RTMP_PGAUTH_OUT_UNAVAILABLE,
     NGX_RTMP_PGAUTH_OUT_BLOCKED,
     NGX_RTMP_PGAUTH_OUT_ALREADY_LIVE,
+    NGX_RTMP_PGAUTH_OUT_VIEWER_ALLOWED,     /* pgauth_viewer's, asked */
+    NGX_RTMP_PGAUTH_OUT_VIEWER_DENIED,
+    NGX_RTMP_PGAUTH_OUT_VIEWER_UNAVAILABLE,
     NGX_RTMP_PGAUTH_OUT_N
 } ngx_rtmp_pgauth_outcome_e;
+
+/* the outcomes of publishes, of ngx_rtmp_pgauth_outcomes[] */
+#define NGX_RTMP_PGAUTH_OUT_PUBLISH_N  NGX_RTMP_PGAUTH_OUT_VIEWER_ALLOWED
 
 
 /* what a refused or ended client is told */
@@ -168,6 +174,15 @@ typedef struct {
 
 
 extern ngx_msec_t  ngx_rtmp_pgauth_buckets[NGX_RTMP_PGAUTH_NBUCKETS];
+
+
+/* the viewers of a stream on this node (pgauth_viewers) */
+
+typedef struct {
+    ngx_str_t                       app;
+    ngx_str_t                       name;
+    ngx_uint_t                      viewers;
+} ngx_rtmp_pgauth_viewer_count_t;
 
 
 /* what the decision cache knows of a key */
@@ -382,9 +397,9 @@ ngx_rtmp_pgauth_main_conf_t *ngx_rtmp_pgauth_cycle_main_conf(
 
 ngx_shm_zone_t *ngx_http_pgauth_viewer_zone_of_cycle(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_pgauth_viewer_known(ngx_shm_zone_t *zone, u_char *sid,
-    size_t len);
-void ngx_http_pgauth_viewer_end(ngx_shm_zone_t *zone, u_char *sid,
-    size_t len);
+    size_t len, ngx_uint_t end);
+ngx_int_t ngx_http_pgauth_viewer_counts(ngx_cycle_t *cycle, ngx_pool_t *pool,
+    ngx_array_t *counts);
 
 extern ngx_rtmp_pgauth_shm_type_t  ngx_rtmp_pgauth_viewer_type;
 
@@ -449,6 +464,8 @@ void ngx_rtmp_pgauth_stats_decision(ngx_rtmp_pgauth_stats_t *stats,
     ngx_uint_t outcome, ngx_msec_t ms);
 void ngx_rtmp_pgauth_stats_count(ngx_rtmp_pgauth_stats_t *stats,
     ngx_uint_t n);
+void ngx_rtmp_pgauth_stats_viewer(ngx_rtmp_pgauth_stats_t *stats,
+    ngx_rtmp_pgauth_outcome_e outcome);
 void *ngx_rtmp_pgauth_stats_stream_add(ngx_rtmp_pgauth_stats_t *stats,
     ngx_shm_zone_t *zone, ngx_str_t *name, ngx_str_t *app, ngx_str_t *addr);
 void ngx_rtmp_pgauth_stats_stream_remove(ngx_rtmp_pgauth_stats_t *stats,

@@ -17,6 +17,9 @@
 #include "ngx_rtmp_pgauth_parse.h"
 
 
+static ngx_int_t ngx_rtmp_pgauth_hex(u_char *dst, u_char *src, size_t n);
+
+
 /*
  * What a configured query is made of, as PostgreSQL's lexer would see it:
  * the parameters it refers to ($N outside quotes and comments), how many
@@ -296,10 +299,9 @@ ngx_int_t
 ngx_rtmp_pgauth_parse_notify(u_char *p, size_t len, ngx_str_t *sid,
     ngx_str_t *reason, u_char *digest)
 {
-    u_char      *last, *s, c, h;
-    size_t       skip;
-    ngx_int_t    rc;
-    ngx_uint_t   i;
+    u_char     *last, *s;
+    size_t      skip;
+    ngx_int_t   rc;
 
     if (len == 7 && ngx_strncmp(p, "recheck", 7) == 0) {
         return NGX_RTMP_PGAUTH_NOTIFY_RECHECK;
@@ -308,28 +310,8 @@ ngx_rtmp_pgauth_parse_notify(u_char *p, size_t len, ngx_str_t *sid,
     if (len == 4 + 2 * NGX_RTMP_PGAUTH_DIGEST_LEN
         && ngx_strncmp(p, "key ", 4) == 0)
     {
-        for (i = 0; i < 2 * NGX_RTMP_PGAUTH_DIGEST_LEN; i++) {
-            c = p[4 + i];
-
-            if (c >= '0' && c <= '9') {
-                h = c - '0';
-
-            } else if (c >= 'a' && c <= 'f') {
-                h = c - 'a' + 10;
-
-            } else {
-                return NGX_DECLINED;
-            }
-
-            if (i % 2 == 0) {
-                digest[i / 2] = (u_char) (h << 4);
-
-            } else {
-                digest[i / 2] |= h;
-            }
-        }
-
-        return NGX_RTMP_PGAUTH_NOTIFY_KEY;
+        return ngx_rtmp_pgauth_hex(digest, p + 4, NGX_RTMP_PGAUTH_DIGEST_LEN)
+               == NGX_OK ? NGX_RTMP_PGAUTH_NOTIFY_KEY : NGX_DECLINED;
     }
 
     if (len > 5 && ngx_strncmp(p, "vend ", 5) == 0) {
@@ -773,7 +755,7 @@ ngx_int_t
 ngx_rtmp_pgauth_parse_viewer(u_char *p, size_t len, ngx_str_t *id,
     u_char *secret)
 {
-    u_char      *dash, c, h;
+    u_char      *dash;
     ngx_uint_t   i;
 
     dash = ngx_strlchr(p, p + len, '-');
@@ -793,8 +775,20 @@ ngx_rtmp_pgauth_parse_viewer(u_char *p, size_t len, ngx_str_t *id,
     id->data = p;
     id->len = dash - p;
 
-    for (i = 0; i < 2 * NGX_RTMP_PGAUTH_SECRET_LEN; i++) {
-        c = dash[1 + i];
+    return ngx_rtmp_pgauth_hex(secret, dash + 1, NGX_RTMP_PGAUTH_SECRET_LEN);
+}
+
+
+/* n bytes from 2 * n lowercase hex digits; NGX_DECLINED for others */
+
+static ngx_int_t
+ngx_rtmp_pgauth_hex(u_char *dst, u_char *src, size_t n)
+{
+    u_char  c, h;
+    size_t  i;
+
+    for (i = 0; i < 2 * n; i++) {
+        c = src[i];
 
         if (c >= '0' && c <= '9') {
             h = c - '0';
@@ -807,10 +801,10 @@ ngx_rtmp_pgauth_parse_viewer(u_char *p, size_t len, ngx_str_t *id,
         }
 
         if (i % 2 == 0) {
-            secret[i / 2] = (u_char) (h << 4);
+            dst[i / 2] = (u_char) (h << 4);
 
         } else {
-            secret[i / 2] |= h;
+            dst[i / 2] |= h;
         }
     }
 

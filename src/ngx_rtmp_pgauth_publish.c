@@ -41,7 +41,9 @@ typedef struct {
 } ngx_rtmp_pgauth_outcome_t;
 
 
-static ngx_rtmp_pgauth_outcome_t  ngx_rtmp_pgauth_outcomes[] = {
+static ngx_rtmp_pgauth_outcome_t
+    ngx_rtmp_pgauth_outcomes[NGX_RTMP_PGAUTH_OUT_PUBLISH_N] =
+{
 
     /* NGX_RTMP_PGAUTH_OUT_ALLOWED */
     { NGX_LOG_NOTICE, NULL, NULL, "", 0 },

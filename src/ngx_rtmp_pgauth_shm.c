@@ -546,6 +546,26 @@ ngx_rtmp_pgauth_shm_delete(ngx_rtmp_pgauth_shm_t *shm, void *value)
 }
 
 
+/* every entry, most recently used first; the caller holds the lock */
+
+void
+ngx_rtmp_pgauth_shm_walk(ngx_rtmp_pgauth_shm_t *shm,
+    ngx_rtmp_pgauth_shm_walk_pt walk, void *data)
+{
+    ngx_queue_t                 *q;
+    ngx_rtmp_pgauth_shm_node_t  *n;
+
+    for (q = ngx_queue_head(&shm->sh->queue);
+         q != ngx_queue_sentinel(&shm->sh->queue);
+         q = ngx_queue_next(q))
+    {
+        n = ngx_queue_data(q, ngx_rtmp_pgauth_shm_node_t, queue);
+        walk(ngx_rtmp_pgauth_shm_value(n), ngx_rtmp_pgauth_shm_key(n), n->len,
+             data);
+    }
+}
+
+
 static void
 ngx_rtmp_pgauth_shm_free(ngx_rtmp_pgauth_shm_t *shm,
     ngx_rtmp_pgauth_shm_node_t *n)

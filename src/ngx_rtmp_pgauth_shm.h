@@ -39,6 +39,10 @@
 
 typedef struct ngx_rtmp_pgauth_shm_s  ngx_rtmp_pgauth_shm_t;
 
+/* an entry, as ngx_rtmp_pgauth_shm_walk() hands it over */
+typedef void (*ngx_rtmp_pgauth_shm_walk_pt)(void *value, u_char *key,
+    size_t len, void *data);
+
 /* a question asked of an entry's value: 1 or 0 */
 typedef ngx_int_t (*ngx_rtmp_pgauth_shm_test_pt)(ngx_rtmp_pgauth_shm_t *shm,
     void *value);
@@ -106,6 +110,8 @@ void *ngx_rtmp_pgauth_shm_add(ngx_rtmp_pgauth_shm_t *shm, uint32_t hash,
     u_char *key, size_t len, size_t size);
 void ngx_rtmp_pgauth_shm_touch(ngx_rtmp_pgauth_shm_t *shm, void *value);
 void ngx_rtmp_pgauth_shm_delete(ngx_rtmp_pgauth_shm_t *shm, void *value);
+void ngx_rtmp_pgauth_shm_walk(ngx_rtmp_pgauth_shm_t *shm,
+    ngx_rtmp_pgauth_shm_walk_pt walk, void *data);
 
 
 #endif /* _NGX_RTMP_PGAUTH_SHM_H_INCLUDED_ */

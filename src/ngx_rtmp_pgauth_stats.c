@@ -182,6 +182,18 @@ ngx_rtmp_pgauth_stats_decision(ngx_rtmp_pgauth_stats_t *stats,
 }
 
 
+/* a viewer decision: counted, not timed with the publishes */
+
+void
+ngx_rtmp_pgauth_stats_viewer(ngx_rtmp_pgauth_stats_t *stats,
+    ngx_rtmp_pgauth_outcome_e outcome)
+{
+    if (stats) {
+        (void) ngx_atomic_fetch_add(&stats->decisions[outcome], 1);
+    }
+}
+
+
 void
 ngx_rtmp_pgauth_stats_count(ngx_rtmp_pgauth_stats_t *stats, ngx_uint_t n)
 {

@@ -165,9 +165,20 @@ AS $$
 $$;
 
 
+-- A new secret: 40 hex digits holding 154 random bits (all of one
+-- UUIDv4's and 32 of another's), safe to paste anywhere.
+CREATE OR REPLACE FUNCTION pgauth.new_secret()
+RETURNS text
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT substr(replace(gen_random_uuid()::text, '-', '')
+                  || replace(gen_random_uuid()::text, '-', ''), 1, 40)
+$$;
+
+
 -- A new key for stream_name, valid in application app, returned once:
--- only its digest is kept.  40 hex digits holding 154 random bits (all of
--- one UUIDv4's and 32 of another's), safe to paste anywhere.
+-- only its digest is kept.
 CREATE OR REPLACE FUNCTION pgauth.create_key(
     stream_name text,
     app text DEFAULT 'live',
@@ -178,11 +189,8 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    secret text;
+    secret text := pgauth.new_secret();
 BEGIN
-    secret := substr(replace(gen_random_uuid()::text, '-', '')
-                     || replace(gen_random_uuid()::text, '-', ''), 1, 40);
-
     INSERT INTO pgauth.stream_keys
         (key_digest, stream_name, app, expires_at, comment)
     VALUES
@@ -796,8 +804,7 @@ CREATE INDEX IF NOT EXISTS viewer_sessions_live_token
     ON pgauth.viewer_sessions (token_id) WHERE ended_at IS NULL;
 
 
--- A new viewer token, returned once: only its digest is kept.  40 hex
--- digits, as a stream key.
+-- A new viewer token, returned once: only its digest is kept.
 CREATE OR REPLACE FUNCTION pgauth.create_viewer_token(
     stream_name text,
     app text DEFAULT 'live',
@@ -809,11 +816,8 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    secret text;
+    secret text := pgauth.new_secret();
 BEGIN
-    secret := substr(replace(gen_random_uuid()::text, '-', '')
-                     || replace(gen_random_uuid()::text, '-', ''), 1, 40);
-
     INSERT INTO pgauth.viewer_tokens
         (token_digest, stream_name, app, expires_at, comment, max_viewers)
     VALUES

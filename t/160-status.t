@@ -86,8 +86,9 @@ $j = decode_json($json);
 is_deeply([sort keys %$j], ['node_started', 'streams', 'streams_total'],
           '... no figures');
 is($j->{streams_total}, 1, '... how many streams are live');
-is_deeply([sort keys %{$j->{streams}[0]}], ['app', 'name', 'since'],
+is_deeply([sort keys %{$j->{streams}[0]}], ['app', 'name', 'since', 'viewers'],
           '... no client address');
+is($j->{streams}[0]{viewers}, 0, '... and its viewers (pgauth_viewer): none');
 is($j->{streams}[0]{name}, 'alice', '... the stream by its public name');
 
 $live->stop;

@@ -17,15 +17,8 @@ use Pgauth;
 
 # make test installs chromium (util/deps.sh); only where apt cannot is the
 # browser test skipped
-plan skip_all => 'chromium is not installed and util/deps.sh could not '
-               . 'install it (apt-get install chromium): no browser test'
-    unless -x '/usr/bin/chromium';
-
-need_tools('psql', 'ffmpeg', 'node');
-for my $f ('node_modules/playwright-core/package.json',
-           'node_modules/hls.js/dist/hls.min.js') {
-    BAIL_OUT("$f is missing: make test runs npm ci") unless -f "$TOP/$f";
-}
+need_browser();
+need_tools('psql', 'ffmpeg');
 
 my $pg = Pgauth::Pg->new;
 my $www;

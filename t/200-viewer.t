@@ -18,8 +18,11 @@ use Pgauth;
 need_tools('psql', 'ffmpeg', $RTMPC);
 
 my $pg = Pgauth::Pg->new;
+my $edge = free_port();
+# the private location, and in front of it an edge cache (nginx's
+# proxy_cache, as a CDN would be), caching whatever it may for 10 minutes
 my $ng = Pgauth::Nginx->new(pg => $pg, conf => Pgauth::Nginx::default_conf(
-    http => <<'EOF'));
+    http => <<"EOF"));
         location /private/ {
             pgauth_viewer on;
             access_log %%DIR%%/logs/access.log;
@@ -28,6 +31,18 @@ my $ng = Pgauth::Nginx->new(pg => $pg, conf => Pgauth::Nginx::default_conf(
                 application/vnd.apple.mpegurl m3u8;
                 video/mp2t ts;
             }
+        }
+    }
+
+    proxy_cache_path %%DIR%%/tmp/edge keys_zone=edge:1m;
+
+    server {
+        listen 127.0.0.1:$edge;
+        location / {
+            proxy_pass http://127.0.0.1:%%HTTP_PORT%%;
+            proxy_cache edge;
+            proxy_cache_valid 200 403 10m;
+            add_header X-Cache \$upstream_cache_status always;
         }
 EOF
 my $port = $ng->{http_port};
@@ -99,6 +114,8 @@ like($cookie // '', qr{^pgauth_alice=\d+-[0-9a-f]{32}; Path=/private/; Max-Age=\
 my ($session) = ($cookie // '') =~ /^pgauth_alice=([^;]+)/;
 unlike($cookie // '', qr/\Q$good\E/, '... which is not the token');
 is(($r->{headers}{'cache-control'} || [])->[0], 'private, no-store', '... not for shared caches');
+is((http_request($port, '/private/alice.m3u8')->{headers}{'cache-control'} || [])->[0],
+   'private, no-store', 'a refusal is not for shared caches either');
 my @uris = grep { !/^#/ && /\S/ } split /\r?\n/, $r->{body};
 ok(@uris && !grep({ !/^alice-\d+\.ts\?pgauth=\Q$session\E$/ } @uris),
    'every segment URI of the playlist carries the session (' . scalar(@uris) . ')')
@@ -129,14 +146,49 @@ for (1 .. 50) {
 }
 is(viewer_sessions(), $before + 1, '100 more playlist and segment requests: no new viewer session');
 
+# behind the edge cache: a viewer's answers are not served to another
+my $e1 = http_request($edge, "/private/alice.m3u8?token=$good");
+is($e1->{status}, 200, 'through the edge cache: the viewer gets the playlist');
+my ($ec) = ((($e1->{headers}{'set-cookie'} || [])->[0]) // '') =~ /^(pgauth_alice=[^;]+)/;
+my ($eu) = grep { !/^#/ && /\S/ } split /\r?\n/, $e1->{body};
+my $e2 = http_request($edge, "/private/$eu");
+is($e2->{status}, 200, '... and a segment');
+is(http_request($edge, "/private/$eu")->{headers}{'x-cache'}[0], 'MISS',
+   '... which the edge does not keep (private)');
+my ($bare) = $eu =~ /^([^?]+)/;
+is(http_request($edge, "/private/$bare")->{status}, 403,
+   'another viewer, without a token, through the edge: 403, not the cached segment');
+is(http_request($edge, "/private/alice.m3u8")->{status}, 403,
+   '... nor the playlist');
+is(http_request($edge, "/private/alice.m3u8", [ Cookie => $ec ])->{status}, 200,
+   'the viewer\'s cookie through the edge: the origin checks it');
+
 # a token for one address at a time: another address is refused
 my $one = token('alice', "'live'", "'1 day'", 'NULL', 1);
 is(http_request($port, "/private/alice.m3u8?token=$one")->{status}, 200,
    'max_viewers 1: the first address watches');
-my $code = `curl -s -o /dev/null -w '%{http_code}' --interface 127.0.0.2 'http://127.0.0.1:$port/private/alice.m3u8?token=$one'`;
-is($code, '403', '... another address is refused');
+is(http_request({ from => '127.0.0.2' }, $port, "/private/alice.m3u8?token=$one")->{status},
+   403, '... another address is refused');
 is(http_request($port, "/private/alice.m3u8?token=$one")->{status}, 200,
    '... the first goes on');
+
+# counted: viewers by stream, and the decisions the database was asked for
+my $m = http_request($port, '/pgauth_status')->{body};
+# two sessions watch alice: $good's and $one's (the edge's requests came
+# from the same address with $good: the same session)
+like($m, qr/^pgauth_viewers\{app="live",name="alice"\} 2$/m,
+     'pgauth_viewers: two viewers of alice');
+unlike($m, qr/^pgauth_viewers\{app="live",name="bob"\}/m, '... none of bob');
+like($m, qr/^pgauth_decisions_total\{outcome="viewer_allowed",via="database"\} 2$/m,
+     'pgauth_decisions_total: two viewers allowed by the database');
+like($m, qr/^pgauth_decisions_total\{outcome="viewer_denied",via="database"\} 7$/m,
+     '... seven refused by it: six tokens, one address too many (the refusals'
+     . ' without a token asked nothing)');
+my $j = http_request($port, '/pgauth_status?format=json')->{body};
+like($j, qr/\{"name":"alice","app":"live","client":"127\.0\.0\.1","since":\d+,"viewers":2\}/,
+     'the JSON status: alice has two viewers');
+like($j, qr/\{"name":"bob","app":"live","client":"127\.0\.0\.1","since":\d+,"viewers":0\}/,
+     '... bob none');
 
 # a real player
 my $out = `ffmpeg -hide_banner -nostats -loglevel info -t 4 -i 'http://127.0.0.1:$port/private/alice.m3u8?token=$good' -f null - 2>&1`;

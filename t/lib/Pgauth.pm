@@ -21,7 +21,8 @@ use Time::HiRes qw(time sleep);
 
 our @EXPORT = qw(free_port tmpdir rtmpc rtmpc_start ffmpeg_publish http_get
                  http_request
-                 wait_for slurp spew need_tools median running $TOP $RTMPC);
+                 wait_for slurp spew need_tools need_browser median running $TOP
+                 $RTMPC);
 
 our $TOP = abs_path(dirname(__FILE__) . '/../..');
 # PGAUTH_ASAN=1: the module of "VARIANT=asan util/build.sh", with nginx
@@ -78,6 +79,22 @@ sub wait_for {
 }
 
 # Skips the whole test file unless every tool is there.
+# The browser tests: chromium (make test installs it; only where apt cannot
+# is the test skipped), node and the npm modules of package-lock.json.
+sub need_browser {
+    require Test::More;
+    Test::More::plan(skip_all => 'chromium is not installed and util/deps.sh '
+                     . 'could not install it (apt-get install chromium): '
+                     . 'no browser test')
+        unless -x '/usr/bin/chromium';
+    need_tools('node');
+    for my $f ('node_modules/playwright-core/package.json',
+               'node_modules/hls.js/dist/hls.min.js') {
+        Test::More::BAIL_OUT("$f is missing: make test runs npm ci")
+            unless -f "$TOP/$f";
+    }
+}
+
 sub need_tools {
     for my $t (@_) {
         next if -x $t || grep { -x "$_/$t" } split /:/, $ENV{PATH};
@@ -199,14 +216,16 @@ sub http_get {
 }
 
 
-# An HTTP/1.0 GET with headers of one's own ([name, value] pairs).
-# Returns { status, headers => { lowercase name => [values] }, body,
-# seconds }.
+# An HTTP/1.0 GET with headers of one's own ([name, value] pairs), from
+# 127.0.0.1 or the loopback address of a first { from => ... }.  Returns
+# { status, headers => { lowercase name => [values] }, body, seconds }.
 sub http_request {
+    my $o = ref $_[0] eq 'HASH' ? shift : {};
     my ($port, $path, @headers) = @_;
     my $t0 = time;
     my %r = (status => 0, headers => {}, body => '');
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                  LocalAddr => $o->{from} // '127.0.0.1',
                                   Proto => 'tcp', Timeout => 5)
         or return { %r, seconds => time - $t0 };
     print $s "GET $path HTTP/1.0\r\nHost: localhost\r\n"

@@ -15,7 +15,7 @@
 //   back      the page plays again by itself: currentTime advanced 2 s more
 
 import { createInterface } from 'node:readline';
-import { chromium } from 'playwright-core';
+import { launch, fail } from './browser.mjs';
 
 const [url, shots, name, ...others] = process.argv.slice(2);
 const WAIT = 40000;
@@ -125,13 +125,7 @@ async function frame() {
 }
 
 async function main() {
-    browser = await chromium.launch({
-        executablePath: '/usr/bin/chromium',
-        headless: true,
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
-               '--disable-background-networking',
-               '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launch();
     page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
     page.on('pageerror', (e) => errors.push(String(e)));
 
@@ -171,18 +165,5 @@ async function main() {
     await browser.close();
 }
 
-main().catch(async (e) => {
-    let st = null;
-    try {
-        st = await pageState();
-        await page.screenshot({ path: `${shots}/player-${step}.png` });
-    } catch (ignored) {
-        // the browser itself failed
-    }
-    process.stdout.write(`fail ${step} ${String(e.message || e).split('\n')[0]}`
-                         + ` ${JSON.stringify({ state: st, errors })}\n`);
-    if (browser) {
-        await browser.close().catch(() => {});
-    }
-    process.exit(1);
-});
+main().catch((e) => fail({ browser, page, step, errors, state: pageState,
+                          shot: `${shots}/player-${step}.png` }, e));
