@@ -135,16 +135,6 @@ typedef struct {
 } ngx_http_pgauth_viewer_walk_t;
 
 
-/* what a viewer request carries: it may outlive the request */
-
-typedef struct {
-    u_char                          digest[NGX_RTMP_PGAUTH_DIGEST_LEN];
-    u_char                          app[NGX_RTMP_MAX_NAME];
-    u_char                          name[NGX_RTMP_PGAUTH_NAME_LEN];
-    u_char                          addr[NGX_SOCKADDR_STRLEN + 1];
-} ngx_http_pgauth_viewer_args_t;
-
-
 static ngx_int_t ngx_http_pgauth_viewer_handler(ngx_http_request_t *r);
 static ngx_rtmp_pgauth_viewers_t *ngx_http_pgauth_viewer_table(
     ngx_http_request_t *r);
@@ -531,10 +521,8 @@ static ngx_int_t
 ngx_http_pgauth_viewer_ask(ngx_http_request_t *r,
     ngx_http_pgauth_viewer_ctx_t *ctx, ngx_str_t *app)
 {
-    size_t                              len;
     ngx_rtmp_pgauth_req_t              *req;
     ngx_rtmp_pgauth_main_conf_t        *pmcf;
-    ngx_http_pgauth_viewer_args_t      *a;
     ngx_http_pgauth_viewer_loc_conf_t  *vlcf;
 
     pmcf = ngx_rtmp_pgauth_cycle_main_conf((ngx_cycle_t *) ngx_cycle);
@@ -546,39 +534,13 @@ ngx_http_pgauth_viewer_ask(ngx_http_request_t *r,
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
-    req = ngx_rtmp_pgauth_req_create(pmcf->pool,
-                                     sizeof(ngx_http_pgauth_viewer_args_t));
+    req = ngx_rtmp_pgauth_viewer_request(pmcf->pool,
+                                         &ngx_http_pgauth_viewer_query,
+                                         ctx->digest, app, &ctx->name,
+                                         &r->connection->addr_text);
     if (req == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    a = (ngx_http_pgauth_viewer_args_t *) (req + 1);
-
-    ngx_memcpy(a->digest, ctx->digest, NGX_RTMP_PGAUTH_DIGEST_LEN);
-
-    len = ngx_min(app->len, sizeof(a->app) - 1);
-    *ngx_cpymem(a->app, app->data, len) = '\0';
-
-    len = ngx_min(ctx->name.len, sizeof(a->name) - 1);
-    *ngx_cpymem(a->name, ctx->name.data, len) = '\0';
-
-    len = ngx_min(r->connection->addr_text.len, sizeof(a->addr) - 1);
-    *ngx_cpymem(a->addr, r->connection->addr_text.data, len) = '\0';
-
-    req->query = &ngx_http_pgauth_viewer_query;
-    req->nparams = 4;
-
-    req->values[0] = (char *) a->digest;
-    req->lengths[0] = NGX_RTMP_PGAUTH_DIGEST_LEN;
-    req->formats[0] = 1;
-    req->types[0] = NGX_RTMP_PGAUTH_BYTEAOID;
-
-    req->values[1] = (char *) a->app;
-    req->values[2] = (char *) a->name;
-    req->values[3] = (char *) a->addr;
-    req->types[1] = NGX_RTMP_PGAUTH_TEXTOID;
-    req->types[2] = NGX_RTMP_PGAUTH_TEXTOID;
-    req->types[3] = NGX_RTMP_PGAUTH_TEXTOID;
 
     req->handler = ngx_http_pgauth_viewer_decided;
     req->data = ctx;

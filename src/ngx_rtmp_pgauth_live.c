@@ -43,6 +43,8 @@
 #define NGX_RTMP_PGAUTH_CHECK                                               \
     "SELECT session_id, end_reason, valid_for"                              \
     " FROM pgauth.check_sessions($1::text[])"
+#define NGX_RTMP_PGAUTH_PLAY_DONE                                           \
+    "SELECT pgauth.viewer_done($1, $2)"
 #define NGX_RTMP_PGAUTH_CHECK_VIEWERS                                       \
     "SELECT session_id, end_reason"                                         \
     " FROM pgauth.check_viewer_sessions($1::text[])"
@@ -95,6 +97,10 @@ struct ngx_rtmp_pgauth_live_s {
     ngx_rtmp_pgauth_ended_t         ended[NGX_RTMP_PGAUTH_ENDED];
     ngx_uint_t                      nended;     /* ever kept */
 
+    /* pgauth_play's sessions of the worker, by viewer session id */
+    ngx_rbtree_t                    plays;
+    ngx_rbtree_node_t               plays_sentinel;
+
     /* pgauth_viewer's sessions, in the http block's zone, or NULL */
     ngx_shm_zone_t                 *viewer_zone;
     ngx_rtmp_pgauth_ended_t         viewers[NGX_RTMP_PGAUTH_VIEWERS];
@@ -123,8 +129,13 @@ ngx_rtmp_pgauth_end_t  ngx_rtmp_pgauth_ends[] = {
     { ngx_string("refused"), NULL },
     { ngx_string("unpublish"), NULL },
     { ngx_string("disconnect"), NULL },
-    { ngx_string("client gone"), NULL }
+    { ngx_string("client gone"), NULL },
+    { ngx_string("stopped"), NULL }
 };
+
+
+static ngx_str_t  ngx_rtmp_pgauth_live_play_done_query =
+    ngx_string(NGX_RTMP_PGAUTH_PLAY_DONE);
 
 
 static void ngx_rtmp_pgauth_live_ready(void *data);
@@ -140,6 +151,13 @@ static void ngx_rtmp_pgauth_live_schedule(ngx_rtmp_pgauth_live_t *live);
 static ngx_msec_t ngx_rtmp_pgauth_live_wait(ngx_rtmp_pgauth_live_t *live);
 static void ngx_rtmp_pgauth_live_viewer_hint(ngx_rtmp_pgauth_live_t *live,
     ngx_str_t *sid);
+static ngx_str_node_t *ngx_rtmp_pgauth_live_lookup(ngx_rbtree_t *tree,
+    u_char *sid, size_t len);
+static ngx_rtmp_pgauth_ctx_t *ngx_rtmp_pgauth_live_find_play(
+    ngx_rtmp_pgauth_live_t *live, u_char *sid, size_t len);
+static void ngx_rtmp_pgauth_live_play_kick(ngx_rtmp_pgauth_ctx_t *ctx,
+    ngx_rtmp_pgauth_end_e end);
+static void ngx_rtmp_pgauth_live_play_expired(ngx_event_t *ev);
 static ngx_int_t ngx_rtmp_pgauth_live_check_viewers(
     ngx_rtmp_pgauth_live_t *live);
 static void ngx_rtmp_pgauth_live_viewers_checked(ngx_rtmp_pgauth_req_t *req,
@@ -196,6 +214,9 @@ ngx_rtmp_pgauth_live_create(ngx_cycle_t *cycle,
     ngx_queue_init(&live->checked);
 
     ngx_rbtree_init(&live->ids, &live->sentinel,
+                    ngx_str_rbtree_insert_value);
+
+    ngx_rbtree_init(&live->plays, &live->plays_sentinel,
                     ngx_str_rbtree_insert_value);
 
     live->tokens = NGX_RTMP_PGAUTH_CHECK_BURST;
@@ -482,8 +503,22 @@ static ngx_rtmp_pgauth_ctx_t *
 ngx_rtmp_pgauth_live_find(ngx_rtmp_pgauth_live_t *live, u_char *sid,
     size_t len)
 {
-    ngx_str_t        id;
     ngx_str_node_t  *sn;
+
+    sn = ngx_rtmp_pgauth_live_lookup(&live->ids, sid, len);
+
+    return sn ? (ngx_rtmp_pgauth_ctx_t *)
+                    ((u_char *) sn - offsetof(ngx_rtmp_pgauth_ctx_t, id))
+              : NULL;
+}
+
+
+/* the node of id sid in one of the trees by session id, or NULL */
+
+static ngx_str_node_t *
+ngx_rtmp_pgauth_live_lookup(ngx_rbtree_t *tree, u_char *sid, size_t len)
+{
+    ngx_str_t  id;
 
     if (len == 0) {
         return NULL;
@@ -492,13 +527,7 @@ ngx_rtmp_pgauth_live_find(ngx_rtmp_pgauth_live_t *live, u_char *sid,
     id.data = sid;
     id.len = len;
 
-    sn = ngx_str_rbtree_lookup(&live->ids, &id, ngx_crc32_short(sid, len));
-    if (sn == NULL) {
-        return NULL;
-    }
-
-    return (ngx_rtmp_pgauth_ctx_t *)
-               ((u_char *) sn - offsetof(ngx_rtmp_pgauth_ctx_t, id));
+    return ngx_str_rbtree_lookup(tree, &id, ngx_crc32_short(sid, len));
 }
 
 
@@ -1079,9 +1108,10 @@ ngx_rtmp_pgauth_live_viewer_hint(ngx_rtmp_pgauth_live_t *live,
 {
     ngx_uint_t  i;
 
-    if (live->viewer_zone == NULL
-        || !ngx_http_pgauth_viewer_known(live->viewer_zone, sid->data,
-                                         sid->len, 0))
+    if (ngx_rtmp_pgauth_live_find_play(live, sid->data, sid->len) == NULL
+        && (live->viewer_zone == NULL
+            || !ngx_http_pgauth_viewer_known(live->viewer_zone, sid->data,
+                                             sid->len, 0)))
     {
         return;
     }
@@ -1103,6 +1133,154 @@ ngx_rtmp_pgauth_live_viewer_hint(ngx_rtmp_pgauth_live_t *live,
         = '\0';
 
     ngx_rtmp_pgauth_live_schedule(live);
+}
+
+
+/* a play with a viewer token has begun: its token may end it */
+
+void
+ngx_rtmp_pgauth_live_play(ngx_rtmp_pgauth_ctx_t *ctx, ngx_msec_t left)
+{
+    ngx_rtmp_pgauth_live_t  *live;
+
+    ctx->playing = 1;
+    ctx->play_end = NGX_RTMP_PGAUTH_END_NONE;
+
+    live = ctx->live;
+
+    if (live && !ctx->play_indexed) {
+        ctx->play_id.str.data = ctx->play_sid;
+        ctx->play_id.str.len = ngx_strlen(ctx->play_sid);
+        ctx->play_id.node.key = ngx_crc32_short(ctx->play_id.str.data,
+                                                ctx->play_id.str.len);
+
+        ngx_rbtree_insert(&live->plays, &ctx->play_id.node);
+        ctx->play_indexed = 1;
+    }
+
+    if (left) {
+        ctx->play_expire.handler = ngx_rtmp_pgauth_live_play_expired;
+        ctx->play_expire.data = ctx;
+        ctx->play_expire.log = ctx->session->connection->log;
+        ctx->play_expire.cancelable = 1;
+
+        ngx_add_timer(&ctx->play_expire, left);
+    }
+}
+
+
+static ngx_rtmp_pgauth_ctx_t *
+ngx_rtmp_pgauth_live_find_play(ngx_rtmp_pgauth_live_t *live, u_char *sid,
+    size_t len)
+{
+    ngx_str_node_t  *sn;
+
+    sn = ngx_rtmp_pgauth_live_lookup(&live->plays, sid, len);
+
+    return sn ? (ngx_rtmp_pgauth_ctx_t *)
+                    ((u_char *) sn - offsetof(ngx_rtmp_pgauth_ctx_t, play_id))
+              : NULL;
+}
+
+
+static void
+ngx_rtmp_pgauth_live_play_expired(ngx_event_t *ev)
+{
+    ngx_rtmp_pgauth_live_play_kick(ev->data, NGX_RTMP_PGAUTH_END_EXPIRED);
+}
+
+
+/* the database ended a play's viewer session: the player is told why */
+
+static void
+ngx_rtmp_pgauth_live_play_kick(ngx_rtmp_pgauth_ctx_t *ctx,
+    ngx_rtmp_pgauth_end_e end)
+{
+    ngx_str_t            reason;
+    ngx_rtmp_session_t  *s;
+
+    if (!ctx->playing || ctx->play_end) {
+        return;
+    }
+
+    s = ctx->session;
+    ctx->play_end = end;
+
+    ngx_rtmp_pgauth_live_end_text(ctx, end, &reason);
+
+    ngx_log_error(NGX_LOG_NOTICE, s->connection->log, 0,
+                  "pgauth: viewer ended app=\"%V\" name=\"%s\" "
+                  "addr=\"%V\" session=\"%s\" reason=\"%V\"",
+                  &s->app, ctx->play.name, &s->connection->addr_text,
+                  ctx->play_sid, &reason);
+
+    ngx_rtmp_send_status(s, "NetStream.Play.Stop", "error",
+                         ngx_rtmp_pgauth_ends[end].desc
+                         ? ngx_rtmp_pgauth_ends[end].desc
+                         : "Stream ended by the server");
+
+    ngx_rtmp_finalize_session(s);
+}
+
+
+/* the play is over, or never will be; its end is recorded */
+
+void
+ngx_rtmp_pgauth_live_play_end(ngx_rtmp_pgauth_ctx_t *ctx,
+    ngx_rtmp_pgauth_end_e end)
+{
+    u_char                 *p;
+    size_t                  len;
+    ngx_str_t               reason;
+    ngx_rtmp_pgauth_req_t  *req;
+
+    if (ctx->play_req) {
+        ngx_rtmp_pgauth_req_detach(ctx->play_req);
+        ctx->play_req = NULL;
+    }
+
+    if (ctx->play_expire.timer_set) {
+        ngx_del_timer(&ctx->play_expire);
+    }
+
+    if (ctx->play_indexed) {
+        ngx_rbtree_delete(&ctx->live->plays, &ctx->play_id.node);
+        ctx->play_indexed = 0;
+    }
+
+    if (!ctx->playing) {
+        return;
+    }
+
+    ctx->playing = 0;
+
+    ngx_rtmp_pgauth_live_end_text(ctx, ctx->play_end ? ctx->play_end : end,
+                                  &reason);
+
+    len = ngx_strlen(ctx->play_sid);
+
+    req = ngx_rtmp_pgauth_req_create(ctx->pool, len + 1 + reason.len + 1);
+    if (req == NULL) {
+        return;
+    }
+
+    p = (u_char *) (req + 1);
+    req->values[0] = (char *) p;
+    p = ngx_cpymem(p, ctx->play_sid, len);
+    *p++ = '\0';
+
+    req->values[1] = (char *) p;
+    *ngx_cpymem(p, reason.data, reason.len) = '\0';
+    req->types[1] = NGX_RTMP_PGAUTH_TEXTOID;
+
+    req->query = &ngx_rtmp_pgauth_live_play_done_query;
+    req->nparams = 2;
+    req->handler = ngx_rtmp_pgauth_live_recorded;
+    req->urgent = 1;
+
+    if (ngx_rtmp_pgauth_req_submit(req, ctx->pacf->timeout) != NGX_OK) {
+        ngx_rtmp_pgauth_req_free(req);
+    }
 }
 
 
@@ -1165,7 +1343,8 @@ ngx_rtmp_pgauth_live_viewers_checked(ngx_rtmp_pgauth_req_t *req,
 {
     ngx_rtmp_pgauth_live_t  *live = req->data;
 
-    int  i, n;
+    int                     i, n;
+    ngx_rtmp_pgauth_ctx_t  *ctx;
 
     live->checking = 0;
 
@@ -1192,9 +1371,22 @@ ngx_rtmp_pgauth_live_viewers_checked(ngx_rtmp_pgauth_req_t *req,
                       ngx_min(PQgetlength(res, i, 1), 64),
                       PQgetvalue(res, i, 1));
 
-        (void) ngx_http_pgauth_viewer_known(live->viewer_zone,
-                                            (u_char *) PQgetvalue(res, i, 0),
-                                            PQgetlength(res, i, 0), 1);
+        if (live->viewer_zone) {
+            (void) ngx_http_pgauth_viewer_known(live->viewer_zone,
+                                                (u_char *)
+                                                    PQgetvalue(res, i, 0),
+                                                PQgetlength(res, i, 0), 1);
+        }
+
+        ctx = ngx_rtmp_pgauth_live_find_play(live,
+                                             (u_char *) PQgetvalue(res, i, 0),
+                                             PQgetlength(res, i, 0));
+        if (ctx) {
+            ngx_rtmp_pgauth_live_play_kick(ctx,
+                              ngx_rtmp_pgauth_live_end_reason(ctx,
+                                  (u_char *) PQgetvalue(res, i, 1),
+                                  PQgetlength(res, i, 1)));
+        }
     }
 
     ngx_rtmp_pgauth_live_schedule(live);
@@ -1453,6 +1645,11 @@ void
 ngx_rtmp_pgauth_live_end(ngx_rtmp_pgauth_ctx_t *ctx, ngx_rtmp_pgauth_end_e end)
 {
     ngx_str_t  reason;
+
+    if (end == NGX_RTMP_PGAUTH_END_DISCONNECT) {
+        /* the connection goes, with what it plays */
+        ngx_rtmp_pgauth_live_play_end(ctx, end);
+    }
 
     if (ctx->req) {
         ngx_rtmp_pgauth_req_detach(ctx->req);

@@ -254,6 +254,13 @@ static ngx_command_t  ngx_rtmp_pgauth_commands[] = {
       offsetof(ngx_rtmp_pgauth_app_conf_t, cache_fallback),
       NULL },
 
+    { ngx_string("pgauth_play"),
+      NGX_RTMP_MAIN_CONF|NGX_RTMP_SRV_CONF|NGX_RTMP_APP_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_RTMP_APP_CONF_OFFSET,
+      offsetof(ngx_rtmp_pgauth_app_conf_t, play),
+      NULL },
+
     { ngx_string("pgauth"),
       NGX_RTMP_MAIN_CONF|NGX_RTMP_SRV_CONF|NGX_RTMP_APP_CONF|NGX_CONF_FLAG,
       ngx_conf_set_flag_slot,
@@ -355,6 +362,10 @@ ngx_rtmp_pgauth_postconfiguration(ngx_conf_t *cf)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"pgauth on\" requires \"pgauth_dsn\" "
                            "in the rtmp block");
+        return NGX_ERROR;
+    }
+
+    if (ngx_rtmp_pgauth_play_init(cf) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -526,6 +537,7 @@ ngx_rtmp_pgauth_create_app_conf(ngx_conf_t *cf)
      */
 
     pacf->enable = NGX_CONF_UNSET;
+    pacf->play = NGX_CONF_UNSET;
     pacf->timeout = NGX_CONF_UNSET_MSEC;
     pacf->key_hash = NGX_CONF_UNSET_UINT;
     pacf->duplicate = NGX_CONF_UNSET_UINT;
@@ -546,6 +558,7 @@ ngx_rtmp_pgauth_merge_app_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_rtmp_pgauth_main_conf_t  *pmcf;
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_value(conf->play, prev->play, 0);
     ngx_conf_merge_msec_value(conf->timeout, prev->timeout,
                               NGX_RTMP_PGAUTH_TIMEOUT);
     ngx_conf_merge_uint_value(conf->key_hash, prev->key_hash,
@@ -595,7 +608,7 @@ ngx_rtmp_pgauth_merge_app_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->done_query, prev->done_query,
                              NGX_RTMP_PGAUTH_DONE_QUERY);
 
-    if (conf->enable) {
+    if (conf->enable || conf->play) {
         pmcf = ngx_rtmp_conf_get_module_main_conf(cf,
                                                   ngx_rtmp_pgauth_module);
         pmcf->used = 1;

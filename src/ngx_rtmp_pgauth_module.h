@@ -114,6 +114,7 @@ typedef enum {
     NGX_RTMP_PGAUTH_END_UNPUBLISH,
     NGX_RTMP_PGAUTH_END_DISCONNECT,
     NGX_RTMP_PGAUTH_END_CLIENT_GONE,
+    NGX_RTMP_PGAUTH_END_STOPPED,    /* a play */
     NGX_RTMP_PGAUTH_END_N
 } ngx_rtmp_pgauth_end_e;
 
@@ -330,6 +331,7 @@ typedef struct {
     ngx_shm_zone_t                 *limit;
     ngx_shm_zone_t                 *cache;
     ngx_msec_t                      cache_fallback;     /* 0: off */
+    ngx_flag_t                      play;       /* pgauth_play */
 } ngx_rtmp_pgauth_app_conf_t;
 
 
@@ -384,6 +386,18 @@ struct ngx_rtmp_pgauth_ctx_s {
     unsigned                        won:1;      /* take_over() said so */
     unsigned                        limited:1;  /* counted by the limiter */
     unsigned                        counted:1;  /* the decision, in stats */
+
+    /* pgauth_play: a play with a viewer token (play.c, then live.c) */
+    ngx_rtmp_pgauth_req_t          *play_req;
+    ngx_msec_t                      play_start;
+    ngx_str_node_t                  play_id;    /* live->plays, by sid */
+    ngx_event_t                     play_expire;
+    ngx_rtmp_pgauth_end_e           play_end;   /* a kick's, or NONE */
+    ngx_rtmp_play_t                 play;
+    u_char                          play_digest[NGX_RTMP_PGAUTH_DIGEST_LEN];
+    u_char                          play_sid[NGX_RTMP_PGAUTH_SID_LEN];
+    unsigned                        playing:1;
+    unsigned                        play_indexed:1;
 };
 
 
@@ -422,6 +436,15 @@ void ngx_rtmp_pgauth_req_free(ngx_rtmp_pgauth_req_t *req);
 /* ngx_rtmp_pgauth_publish.c */
 
 ngx_int_t ngx_rtmp_pgauth_publish_init(ngx_conf_t *cf);
+ngx_rtmp_pgauth_ctx_t *ngx_rtmp_pgauth_get_ctx(ngx_rtmp_session_t *s);
+
+
+/* ngx_rtmp_pgauth_play.c */
+
+ngx_int_t ngx_rtmp_pgauth_play_init(ngx_conf_t *cf);
+ngx_rtmp_pgauth_req_t *ngx_rtmp_pgauth_viewer_request(
+    ngx_rtmp_pgauth_pool_t *pool, ngx_str_t *query, u_char *digest,
+    ngx_str_t *app, ngx_str_t *name, ngx_str_t *addr);
 
 
 /* ngx_rtmp_pgauth_cache.c */
@@ -499,6 +522,9 @@ void ngx_rtmp_pgauth_live_kick(ngx_rtmp_pgauth_ctx_t *ctx,
 void ngx_rtmp_pgauth_live_expire_in(ngx_rtmp_pgauth_ctx_t *ctx,
     ngx_msec_t ms);
 void ngx_rtmp_pgauth_live_end(ngx_rtmp_pgauth_ctx_t *ctx,
+    ngx_rtmp_pgauth_end_e end);
+void ngx_rtmp_pgauth_live_play(ngx_rtmp_pgauth_ctx_t *ctx, ngx_msec_t left);
+void ngx_rtmp_pgauth_live_play_end(ngx_rtmp_pgauth_ctx_t *ctx,
     ngx_rtmp_pgauth_end_e end);
 void ngx_rtmp_pgauth_live_record_end(ngx_rtmp_pgauth_pool_t *pool,
     ngx_rtmp_pgauth_app_conf_t *pacf, u_char *sid, size_t len,

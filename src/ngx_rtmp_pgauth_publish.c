@@ -95,7 +95,6 @@ static ngx_int_t ngx_rtmp_pgauth_close_stream(ngx_rtmp_session_t *s,
     ngx_rtmp_close_stream_t *v);
 static ngx_int_t ngx_rtmp_pgauth_from_cache(ngx_rtmp_session_t *s,
     ngx_rtmp_pgauth_ctx_t *ctx);
-static ngx_rtmp_pgauth_ctx_t *ngx_rtmp_pgauth_get_ctx(ngx_rtmp_session_t *s);
 static void ngx_rtmp_pgauth_cleanup(void *data);
 static void ngx_rtmp_pgauth_digest(const EVP_MD *md, u_char *key,
     u_char *digest, u_char *fp);
@@ -297,7 +296,9 @@ ngx_rtmp_pgauth_from_cache(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx)
 }
 
 
-static ngx_rtmp_pgauth_ctx_t *
+/* the session's state, made on its first publish or play */
+
+ngx_rtmp_pgauth_ctx_t *
 ngx_rtmp_pgauth_get_ctx(ngx_rtmp_session_t *s)
 {
     ngx_pool_cleanup_t     *cln;

@@ -979,10 +979,16 @@ BEGIN
         RETURN;
     END IF;
 
-    holds := now() + (SELECT s.viewer_session FROM pgauth.settings s);
+    -- an RTMP play holds until the token expires, or it ends; nginx keeps
+    -- an HLS viewer's session for viewer_session, then asks again
+    IF authorize_viewer.protocol = 'rtmp' THEN
+        holds := coalesce(t.expires_at, 'infinity');
+    ELSE
+        holds := now() + (SELECT s.viewer_session FROM pgauth.settings s);
 
-    IF t.expires_at < holds THEN
-        holds := t.expires_at;
+        IF t.expires_at < holds THEN
+            holds := t.expires_at;
+        END IF;
     END IF;
 
     INSERT INTO pgauth.viewer_sessions
@@ -993,7 +999,9 @@ BEGIN
          authorize_viewer.protocol, node, pid, holds)
     RETURNING id INTO session_id;
 
-    valid_for := greatest(0, extract(epoch FROM holds - now()));
+    valid_for := CASE WHEN holds < 'infinity'
+                      THEN greatest(0, extract(epoch FROM holds - now()))
+                 END;
 
     RETURN NEXT;
 END
