@@ -66,6 +66,7 @@
 typedef struct {
     ngx_shm_zone_t                 *zone;
     ngx_flag_t                      used;
+    ngx_array_t                     limits;     /* ngx_shm_zone_t * */
 } ngx_http_pgauth_viewer_main_conf_t;
 
 
@@ -73,6 +74,7 @@ typedef struct {
     ngx_flag_t                      enable;
     ngx_str_t                       app;
     ngx_msec_t                      timeout;
+    ngx_shm_zone_t                 *limit;      /* a pgauth_limit_zone */
 } ngx_http_pgauth_viewer_loc_conf_t;
 
 
@@ -118,6 +120,7 @@ typedef struct {
     ngx_buf_t                      *body;       /* a playlist, collected */
 
     unsigned                        token:1;    /* its digest is here */
+    unsigned                        limited:1;  /* counted by the limiter */
     unsigned                        decided:1;
     unsigned                        allowed:1;
     unsigned                        playlist:1;
@@ -173,6 +176,9 @@ static void *ngx_http_pgauth_viewer_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_pgauth_viewer_merge_loc_conf(ngx_conf_t *cf,
     void *parent, void *child);
 static ngx_int_t ngx_http_pgauth_viewer_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_pgauth_viewer_init_module(ngx_cycle_t *cycle);
+static void ngx_http_pgauth_viewer_unlimit(ngx_http_pgauth_viewer_ctx_t *ctx,
+    ngx_uint_t failed);
 
 
 static ngx_rtmp_pgauth_shm_param_t  ngx_http_pgauth_viewer_params[] = {
@@ -203,7 +209,7 @@ static ngx_command_t  ngx_http_pgauth_viewer_commands[] = {
       NULL },
 
     { ngx_string("pgauth_viewer"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE123,
       ngx_http_pgauth_viewer,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
@@ -241,7 +247,7 @@ ngx_module_t  ngx_http_pgauth_viewer_module = {
     ngx_http_pgauth_viewer_commands,        /* module directives */
     NGX_HTTP_MODULE,                        /* module type */
     NULL,                                   /* init master */
-    NULL,                                   /* init module */
+    ngx_http_pgauth_viewer_init_module,     /* init module */
     NULL,                                   /* init process */
     NULL,                                   /* init thread */
     NULL,                                   /* exit thread */
@@ -521,11 +527,32 @@ static ngx_int_t
 ngx_http_pgauth_viewer_ask(ngx_http_request_t *r,
     ngx_http_pgauth_viewer_ctx_t *ctx, ngx_str_t *app)
 {
+    ngx_msec_t                          left;
     ngx_rtmp_pgauth_req_t              *req;
     ngx_rtmp_pgauth_main_conf_t        *pmcf;
     ngx_http_pgauth_viewer_loc_conf_t  *vlcf;
 
     pmcf = ngx_rtmp_pgauth_cycle_main_conf((ngx_cycle_t *) ngx_cycle);
+
+    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_pgauth_viewer_module);
+
+    if (vlcf->limit) {
+        if (ngx_rtmp_pgauth_limit_take(vlcf->limit, r->connection, &left)
+            == NGX_BUSY)
+        {
+            if (pmcf) {
+                ngx_rtmp_pgauth_stats_viewer(pmcf->stats,
+                                             NGX_RTMP_PGAUTH_OUT_VIEWER_DENIED);
+            }
+
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "pgauth: viewer refused name=\"%V\": address "
+                          "blocked", &ctx->name);
+            return NGX_HTTP_FORBIDDEN;
+        }
+
+        ctx->limited = 1;
+    }
 
     if (pmcf == NULL || pmcf->pool == NULL) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -544,8 +571,6 @@ ngx_http_pgauth_viewer_ask(ngx_http_request_t *r,
 
     req->handler = ngx_http_pgauth_viewer_decided;
     req->data = ctx;
-
-    vlcf = ngx_http_get_module_loc_conf(r, ngx_http_pgauth_viewer_module);
 
     if (ngx_rtmp_pgauth_req_submit(req, vlcf->timeout) != NGX_OK) {
         ngx_rtmp_pgauth_req_free(req);
@@ -644,6 +669,10 @@ ngx_http_pgauth_viewer_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
 resume:
 
     ctx->decided = 1;
+
+    /* a wrong token counts against the address, as a wrong key does */
+    ngx_http_pgauth_viewer_unlimit(ctx, outcome
+                                        == NGX_RTMP_PGAUTH_OUT_VIEWER_DENIED);
 
     if (pmcf) {
         ngx_rtmp_pgauth_stats_viewer(pmcf->stats, outcome);
@@ -778,6 +807,8 @@ ngx_http_pgauth_viewer_cleanup(void *data)
 {
     ngx_http_pgauth_viewer_ctx_t  *ctx = data;
 
+    ngx_http_pgauth_viewer_unlimit(ctx, 0);
+
     if (ctx->req) {
         ngx_rtmp_pgauth_req_detach(ctx->req);
         ctx->req = NULL;
@@ -824,6 +855,30 @@ ngx_http_pgauth_viewer_mask(ngx_str_t *s)
  * By token: of one client address, so that a token's cap on addresses
  * (max_viewers) is the database's to tell for each new one.
  */
+
+/* the limiter's count of a question to the database, given back once */
+
+static void
+ngx_http_pgauth_viewer_unlimit(ngx_http_pgauth_viewer_ctx_t *ctx,
+    ngx_uint_t failed)
+{
+    ngx_rtmp_pgauth_main_conf_t        *pmcf;
+    ngx_http_pgauth_viewer_loc_conf_t  *vlcf;
+
+    if (!ctx->limited) {
+        return;
+    }
+
+    ctx->limited = 0;
+
+    vlcf = ngx_http_get_module_loc_conf(ctx->request,
+                                        ngx_http_pgauth_viewer_module);
+    pmcf = ngx_rtmp_pgauth_cycle_main_conf((ngx_cycle_t *) ngx_cycle);
+
+    ngx_rtmp_pgauth_limit_done(vlcf->limit, ctx->request->connection, failed,
+                               pmcf ? pmcf->stats : NULL, "viewer tokens");
+}
+
 
 static size_t
 ngx_http_pgauth_viewer_token_key(u_char *key, u_char *digest, ngx_str_t *app,
@@ -1278,7 +1333,9 @@ ngx_http_pgauth_viewer(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_pgauth_viewer_loc_conf_t  *vlcf = conf;
 
-    ngx_str_t                           *value;
+    ngx_str_t                           *value, name;
+    ngx_uint_t                           i;
+    ngx_shm_zone_t                     **zp;
     ngx_http_pgauth_viewer_main_conf_t  *vmcf;
 
     if (vlcf->enable != NGX_CONF_UNSET) {
@@ -1298,23 +1355,48 @@ ngx_http_pgauth_viewer(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     vlcf->enable = 1;
 
-    if (cf->args->nelts == 3) {
-        if (ngx_strncmp(value[2].data, "app=", 4) != 0 || value[2].len == 4
-            || value[2].len - 4 >= NGX_RTMP_MAX_NAME)
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\" in \"%V\" "
-                               "directive", &value[2], &value[0]);
-            return NGX_CONF_ERROR;
-        }
-
-        vlcf->app.data = value[2].data + 4;
-        vlcf->app.len = value[2].len - 4;
-    }
-
     vmcf = ngx_http_conf_get_module_main_conf(cf,
                                               ngx_http_pgauth_viewer_module);
     vmcf->used = 1;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "app=", 4) == 0
+            && value[i].len > 4 && value[i].len - 4 < NGX_RTMP_MAX_NAME)
+        {
+            vlcf->app.data = value[i].data + 4;
+            vlcf->app.len = value[i].len - 4;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "limit=", 6) == 0
+            && value[i].len > 6)
+        {
+            name.data = value[i].data + 6;
+            name.len = value[i].len - 6;
+
+            /* a pgauth_limit_zone of the rtmp block, before or after */
+
+            vlcf->limit = ngx_shared_memory_add(cf, &name, 0,
+                                                &ngx_rtmp_pgauth_module);
+            if (vlcf->limit == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            zp = ngx_array_push(&vmcf->limits);
+            if (zp == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            *zp = vlcf->limit;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\" in \"%V\" directive",
+                           &value[i], &value[0]);
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 
@@ -1341,6 +1423,15 @@ ngx_http_pgauth_viewer_create_main_conf(ngx_conf_t *cf)
      */
 
     vmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_pgauth_viewer_main_conf_t));
+    if (vmcf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&vmcf->limits, cf->pool, 1, sizeof(ngx_shm_zone_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
 
     return vmcf;
 }
@@ -1389,6 +1480,7 @@ ngx_http_pgauth_viewer_create_loc_conf(ngx_conf_t *cf)
 
     vlcf->enable = NGX_CONF_UNSET;
     vlcf->timeout = NGX_CONF_UNSET_MSEC;
+    vlcf->limit = NGX_CONF_UNSET_PTR;
 
     return vlcf;
 }
@@ -1404,8 +1496,42 @@ ngx_http_pgauth_viewer_merge_loc_conf(ngx_conf_t *cf, void *parent,
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_str_value(conf->app, prev->app, "live");
     ngx_conf_merge_msec_value(conf->timeout, prev->timeout, 3000);
+    ngx_conf_merge_ptr_value(conf->limit, prev->limit, NULL);
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * The limit zones named by pgauth_viewer: the rtmp block may come after
+ * the http one, so they are known only now.
+ */
+
+static ngx_int_t
+ngx_http_pgauth_viewer_init_module(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                           i;
+    ngx_shm_zone_t                     **zp;
+    ngx_http_pgauth_viewer_main_conf_t  *vmcf;
+
+    vmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_pgauth_viewer_module);
+    if (vmcf == NULL) {
+        return NGX_OK;
+    }
+
+    zp = vmcf->limits.elts;
+
+    for (i = 0; i < vmcf->limits.nelts; i++) {
+        if (!ngx_rtmp_pgauth_shm_is(zp[i], &ngx_rtmp_pgauth_limit_type)) {
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                          "zone \"%V\" in \"pgauth_viewer\" is not a "
+                          "\"pgauth_limit_zone\"", &zp[i]->shm.name);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
 }
 
 

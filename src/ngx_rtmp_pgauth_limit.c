@@ -44,7 +44,7 @@ struct ngx_rtmp_pgauth_limit_s {
 
 
 static size_t ngx_rtmp_pgauth_limit_key(ngx_rtmp_pgauth_limit_t *lim,
-    ngx_rtmp_session_t *s, u_char *key);
+    ngx_connection_t *c, u_char *key);
 static ngx_int_t ngx_rtmp_pgauth_limit_expired(ngx_rtmp_pgauth_shm_t *shm,
     void *value);
 static ngx_int_t ngx_rtmp_pgauth_limit_pinned(ngx_rtmp_pgauth_shm_t *shm,
@@ -97,8 +97,8 @@ ngx_rtmp_pgauth_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
  */
 
 static size_t
-ngx_rtmp_pgauth_limit_key(ngx_rtmp_pgauth_limit_t *lim,
-    ngx_rtmp_session_t *s, u_char *key)
+ngx_rtmp_pgauth_limit_key(ngx_rtmp_pgauth_limit_t *lim, ngx_connection_t *c,
+    u_char *key)
 {
     struct sockaddr_in   *sin;
 #if (NGX_HAVE_INET6)
@@ -106,16 +106,16 @@ ngx_rtmp_pgauth_limit_key(ngx_rtmp_pgauth_limit_t *lim,
     struct sockaddr_in6  *sin6;
 #endif
 
-    switch (s->connection->sockaddr->sa_family) {
+    switch (c->sockaddr->sa_family) {
 
     case AF_INET:
-        sin = (struct sockaddr_in *) s->connection->sockaddr;
+        sin = (struct sockaddr_in *) c->sockaddr;
         ngx_memcpy(key, &sin->sin_addr, 4);
         return 4;
 
 #if (NGX_HAVE_INET6)
     case AF_INET6:
-        sin6 = (struct sockaddr_in6 *) s->connection->sockaddr;
+        sin6 = (struct sockaddr_in6 *) c->sockaddr;
 
         if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
             ngx_memcpy(key, &sin6->sin6_addr.s6_addr[12], 4);
@@ -150,7 +150,7 @@ ngx_rtmp_pgauth_limit_key(ngx_rtmp_pgauth_limit_t *lim,
  */
 
 ngx_int_t
-ngx_rtmp_pgauth_limit_take(ngx_shm_zone_t *zone, ngx_rtmp_session_t *s,
+ngx_rtmp_pgauth_limit_take(ngx_shm_zone_t *zone, ngx_connection_t *c,
     ngx_msec_t *left)
 {
     u_char                         key[17];
@@ -162,7 +162,7 @@ ngx_rtmp_pgauth_limit_take(ngx_shm_zone_t *zone, ngx_rtmp_session_t *s,
 
     lim = zone->data;
 
-    len = ngx_rtmp_pgauth_limit_key(lim, s, key);
+    len = ngx_rtmp_pgauth_limit_key(lim, c, key);
     if (len == 0) {
         return NGX_OK;
     }
@@ -236,19 +236,18 @@ done:
    the limit */
 
 void
-ngx_rtmp_pgauth_limit_done(ngx_shm_zone_t *zone, ngx_rtmp_session_t *s,
-    ngx_uint_t failed)
+ngx_rtmp_pgauth_limit_done(ngx_shm_zone_t *zone, ngx_connection_t *c,
+    ngx_uint_t failed, ngx_rtmp_pgauth_stats_t *stats, char *what)
 {
     u_char                         key[17];
     size_t                         len;
     ngx_uint_t                     blocked, failures;
     ngx_rtmp_pgauth_limit_t       *lim;
-    ngx_rtmp_pgauth_main_conf_t   *pmcf;
     ngx_rtmp_pgauth_limit_node_t  *ln;
 
     lim = zone->data;
 
-    len = ngx_rtmp_pgauth_limit_key(lim, s, key);
+    len = ngx_rtmp_pgauth_limit_key(lim, c, key);
     if (len == 0) {
         return;
     }
@@ -285,14 +284,12 @@ ngx_rtmp_pgauth_limit_done(ngx_shm_zone_t *zone, ngx_rtmp_session_t *s,
     ngx_rtmp_pgauth_shm_unlock(&lim->shm);
 
     if (blocked) {
-        pmcf = ngx_rtmp_get_module_main_conf(s, ngx_rtmp_pgauth_module);
-        ngx_rtmp_pgauth_stats_count(pmcf->stats, NGX_RTMP_PGAUTH_CNT_BLOCKS);
+        ngx_rtmp_pgauth_stats_count(stats, NGX_RTMP_PGAUTH_CNT_BLOCKS);
 
-        ngx_log_error(NGX_LOG_WARN, s->connection->log, 0,
+        ngx_log_error(NGX_LOG_WARN, c->log, 0,
                       "pgauth: blocked addr=\"%V\" for %Ms after %ui "
-                      "failed publishes",
-                      &s->connection->addr_text, lim->block / 1000,
-                      failures);
+                      "failed %s", &c->addr_text, lim->block / 1000,
+                      failures, what);
     }
 }
 
@@ -312,7 +309,8 @@ ngx_rtmp_pgauth_limit_give_back(ngx_rtmp_pgauth_ctx_t *ctx, ngx_uint_t failed)
 
     ctx->limited = 0;
 
-    ngx_rtmp_pgauth_limit_done(ctx->pacf->limit, ctx->session, failed);
+    ngx_rtmp_pgauth_limit_done(ctx->pacf->limit, ctx->session->connection,
+                               failed, ctx->pmcf->stats, "publishes");
 }
 
 

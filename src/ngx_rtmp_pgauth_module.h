@@ -466,9 +466,9 @@ extern ngx_rtmp_pgauth_shm_type_t  ngx_rtmp_pgauth_cache_type;
 char *ngx_rtmp_pgauth_limit_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_rtmp_pgauth_limit_take(ngx_shm_zone_t *zone,
-    ngx_rtmp_session_t *s, ngx_msec_t *left);
-void ngx_rtmp_pgauth_limit_done(ngx_shm_zone_t *zone, ngx_rtmp_session_t *s,
-    ngx_uint_t failed);
+    ngx_connection_t *c, ngx_msec_t *left);
+void ngx_rtmp_pgauth_limit_done(ngx_shm_zone_t *zone, ngx_connection_t *c,
+    ngx_uint_t failed, ngx_rtmp_pgauth_stats_t *stats, char *what);
 void ngx_rtmp_pgauth_limit_give_back(ngx_rtmp_pgauth_ctx_t *ctx,
     ngx_uint_t failed);
 

@@ -471,7 +471,8 @@ ngx_rtmp_pgauth_check(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
     ngx_rtmp_pgauth_digest(ctx->sha256, v->name, ctx->digest, ctx->fp);
 
     if (ctx->pacf->limit) {
-        if (ngx_rtmp_pgauth_limit_take(ctx->pacf->limit, s, &left)
+        if (ngx_rtmp_pgauth_limit_take(ctx->pacf->limit, s->connection,
+                                       &left)
             == NGX_BUSY)
         {
             ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_OUT_BLOCKED,

@@ -308,6 +308,17 @@ ngx_rtmp_pgauth_shm_check(ngx_conf_t *cf, ngx_shm_zone_t *zone,
 }
 
 
+/* whether the zone is defined, as a table of the type */
+
+ngx_int_t
+ngx_rtmp_pgauth_shm_is(ngx_shm_zone_t *zone, ngx_rtmp_pgauth_shm_type_t *type)
+{
+    return zone->data
+           && zone->init == ngx_rtmp_pgauth_shm_init_zone
+           && ((ngx_rtmp_pgauth_shm_t *) zone->data)->type == type;
+}
+
+
 static ngx_int_t
 ngx_rtmp_pgauth_shm_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {

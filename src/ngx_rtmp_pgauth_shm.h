@@ -103,6 +103,8 @@ char *ngx_rtmp_pgauth_shm_set_slot(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_rtmp_pgauth_shm_check(ngx_conf_t *cf, ngx_shm_zone_t *zone,
     ngx_rtmp_pgauth_shm_type_t *type);
+ngx_int_t ngx_rtmp_pgauth_shm_is(ngx_shm_zone_t *zone,
+    ngx_rtmp_pgauth_shm_type_t *type);
 
 void *ngx_rtmp_pgauth_shm_find(ngx_rtmp_pgauth_shm_t *shm, uint32_t hash,
     u_char *key, size_t len, ngx_uint_t match);

@@ -248,4 +248,25 @@ for my $b (['pgauth_status full;', qr/invalid value "full" in "pgauth_status" di
                         . ' location = /p { pgauth_status public; }');
 is($rc, 0, 'pgauth_status and pgauth_status public') or diag $out;
 
+# pgauth_viewer, in an http location
+for my $b (['pgauth_viewer maybe;', qr/invalid parameter "maybe" in "pgauth_viewer" directive/, 'neither on nor off'],
+           ['pgauth_viewer on room=5;', qr/invalid parameter "room=5" in "pgauth_viewer" directive/, 'an unknown parameter'],
+           ['pgauth_viewer on; pgauth_viewer off;', qr/"pgauth_viewer" directive is duplicate/, 'twice'],
+           # nginx itself refuses a zone nothing defines, before any module
+           # may say more (the rtmp block that could define it may come later)
+           ['pgauth_viewer on limit=nowhere;', qr/zero size shared memory zone "nowhere"/, 'an undefined limit zone'])
+{
+    ($rc, $out) = conf_test(http => "location /v/ { $b->[0] }");
+    isnt($rc, 0, "pgauth_viewer, $b->[2]: nginx -t fails");
+    like($out, $b->[1], '... naming the directive') or diag $out;
+}
+($rc, $out) = conf_test(rtmp => 'pgauth_limit_zone zone=viewers:1m;',
+                        http => 'location /v/ { pgauth_viewer on app=live limit=viewers; }'
+                        . ' location /w/ { pgauth_viewer on; }');
+is($rc, 0, 'pgauth_viewer with app= and a limit zone of the rtmp block') or diag $out;
+($rc, $out) = conf_test(rtmp => 'pgauth_cache_zone zone=c:1m;',
+                        http => 'location /v/ { pgauth_viewer on limit=c; }');
+like($out, qr/zone "c" in "pgauth_viewer" is not a "pgauth_limit_zone"/,
+     'pgauth_viewer with a cache zone as its limit: nginx -t fails') or diag $out;
+
 done_testing();

@@ -22,7 +22,12 @@ my $edge = free_port();
 # the private location, and in front of it an edge cache (nginx's
 # proxy_cache, as a CDN would be), caching whatever it may for 10 minutes
 my $ng = Pgauth::Nginx->new(pg => $pg, conf => Pgauth::Nginx::default_conf(
+    rtmp => 'pgauth_limit_zone zone=viewers:1m failures=3 window=1m block=1m;',
     http => <<"EOF"));
+        location /limited/ {
+            pgauth_viewer on limit=viewers;
+            alias %%HLS%%/;
+        }
         location /private/ {
             pgauth_viewer on;
             access_log %%DIR%%/logs/access.log;
@@ -189,6 +194,23 @@ like($j, qr/\{"name":"alice","app":"live","client":"127\.0\.0\.1","since":\d+,"v
      'the JSON status: alice has two viewers');
 like($j, qr/\{"name":"bob","app":"live","client":"127\.0\.0\.1","since":\d+,"viewers":0\}/,
      '... bob none');
+
+# wrong tokens count against the address, as wrong keys do: the fourth
+# attempt is refused without asking, even with a good token
+my $sessions = viewer_sessions();
+for my $i (1 .. 3) {
+    is(http_request({ from => '127.0.0.3' }, $port,
+                    "/limited/alice.m3u8?token=0123456789abcdef0123456789abcdef0123456$i")->{status},
+       403, "limit: wrong token $i from 127.0.0.3: 403");
+}
+like($ng->error_log, qr/\[warn\].*pgauth: blocked addr="127\.0\.0\.3" for 60s after 3 failed viewer tokens/,
+     '... the address is blocked, as fail2ban\'s filter reads it');
+my $t4 = token('alice');
+is(http_request({ from => '127.0.0.3' }, $port, "/limited/alice.m3u8?token=$t4")->{status},
+   403, '... then even a good token from it: 403');
+is(viewer_sessions(), $sessions, '... without asking the database');
+is(http_request({ from => '127.0.0.4' }, $port, "/limited/alice.m3u8?token=$t4")->{status},
+   200, '... another address is not blocked');
 
 # a real player
 my $out = `ffmpeg -hide_banner -nostats -loglevel info -t 4 -i 'http://127.0.0.1:$port/private/alice.m3u8?token=$good' -f null - 2>&1`;
