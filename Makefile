@@ -11,7 +11,8 @@
 #                   installs what it needs)
 #   make fuzz       the libFuzzer targets of t/fuzz, FUZZ_SECONDS (60) each
 #   make bench      the module against nginx-rtmp alone and on_publish to a
-#                   Go service; writes docs/benchmarks.md
+#                   Go service; writes docs/benchmarks.md; private HLS
+#                   against an open location: docs/benchmarks-viewers.md
 #   make soak       20,000 publish attempts, RSS/fd/backend samples, report
 #                   in docs/soak.md (not part of make test)
 #   make deb        build/deb/libnginx-mod-rtmp-pgauth_*.deb (debhelper)
@@ -122,6 +123,7 @@ bench:
 	@util/deps.sh bench
 	@$(MAKE) -s $(MODULE) $(RTMPC)
 	perl util/bench.pl --out docs/benchmarks.md
+	perl util/bench-viewers.pl --out docs/benchmarks-viewers.md
 
 soak:
 	@util/deps.sh

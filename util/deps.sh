@@ -31,7 +31,7 @@ case "$mode" in
     fuzz)  pkgs=("${build[@]}" "${fuzz[@]}") ;;
     test)  pkgs=("${build[@]}" "${test[@]}") ;;
     bench) pkgs=("${build[@]}" "${test[@]}" golang-go
-                 golang-github-lib-pq-dev strace valgrind) ;;
+                 golang-github-lib-pq-dev strace valgrind wrk) ;;
     *)     echo "deps: unknown target \"$mode\"" >&2; exit 2 ;;
 esac
 
