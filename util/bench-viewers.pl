@@ -8,7 +8,10 @@
 # side by side: /open/ (a plain alias) and /private/ (pgauth_viewer on,
 # the request carrying a valid session).  wrk loads each in turn, twice;
 # PostgreSQL's pg_stat_statements counts the viewer decisions asked
-# meanwhile.
+# meanwhile.  Then a viewer's first request, with a token never used:
+# /private/ against /ar/, the usual way today (auth_request to the Go
+# service of t/bench/authsvc, which runs the same authorize_viewer()),
+# each over /open/.
 
 use strict;
 use warnings;
@@ -28,17 +31,39 @@ my $CONN = 16;
 
 need_tools('wrk', 'ffmpeg', 'psql');
 system("make -s -C $TOP objs/ngx_rtmp_pgauth_module.so") == 0 or die;
+system("sh $TOP/t/bench/authsvc/build.sh $TOP/build/authsvc >/dev/null") == 0
+    or die "authsvc does not build (apt-get install golang-go golang-github-lib-pq-dev)\n";
+my $FIRST_N = $quick ? 50 : 200;
 
 my $pg = Pgauth::Pg->new(conf => [ "shared_preload_libraries = 'pg_stat_statements'",
                                    "pg_stat_statements.track = all" ]);
 $pg->psql("CREATE EXTENSION pg_stat_statements");
 
+my $goport = free_port();
+my $gopid = fork // die;
+if (!$gopid) {
+    exec "$TOP/build/authsvc/authsvc", '-listen', "127.0.0.1:$goport",
+         '-dsn', $pg->dsn . ' sslmode=disable', '-pool', 8;
+    die "exec authsvc: $!";
+}
+wait_for(10, sub { IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $goport) })
+    or die "authsvc does not listen\n";
+
 my $ng = Pgauth::Nginx->new(pg => $pg, log_level => 'warn',
                             conf => Pgauth::Nginx::default_conf(
     app => 'hls_cleanup off;',
-    http => <<'EOF'));
+    http => <<"EOF"));
         location /open/ { alias %%HLS%%/; }
         location /private/ { pgauth_viewer on; alias %%HLS%%/; }
+        location /ar/ { auth_request /_viewer; alias %%HLS%%/; }
+        location = /_viewer {
+            internal;
+            proxy_pass http://127.0.0.1:$goport/viewer;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Original-URI \$request_uri;
+            proxy_set_header X-Real-IP \$remote_addr;
+        }
 EOF
 my $port = $ng->{http_port};
 
@@ -85,8 +110,35 @@ for my $round (1, 2) {
 }
 my $calls = calls() - $calls0;
 
+# a viewer's first request: a token never used, each way in turn
+my @tokens = split /\n/, $pg->psql("SELECT pgauth.create_viewer_token('alice')"
+                                   . " FROM generate_series(1, " . 2 * $FIRST_N . ")");
+my (%first, %status);
+for my $i (0 .. $FIRST_N - 1) {
+    for my $way ('open', 'private', 'ar') {
+        my $path = $way eq 'open' ? '/open/alice.m3u8'
+                 : "/$way/alice.m3u8?token=" . $tokens[$way eq 'private' ? 2 * $i : 2 * $i + 1];
+        my $r = http_request($port, $path);
+        push @{$first{$way}}, $r->{seconds} * 1000;
+        $status{$way}{$r->{status}}++;
+    }
+}
+sub pct {
+    my ($p, @v) = @_;
+    @v = sort { $a <=> $b } @v;
+    return $v[int($p * $#v + 0.5)];
+}
+my %p50 = map { $_ => pct(0.5, @{$first{$_}}) } keys %first;
+my %p99 = map { $_ => pct(0.99, @{$first{$_}}) } keys %first;
+my $add_priv = $p50{private} - $p50{open};
+my $add_ar = $p50{ar} - $p50{open};
+printf "bench-viewers: first request p50: open %.3f, private %.3f, auth_request %.3f ms\n",
+       $p50{open}, $p50{private}, $p50{ar};
+
 kill 'INT', $ff;
 waitpid $ff, 0;
+kill 'TERM', $gopid;
+waitpid $gopid, 0;
 
 sub mean { my $s = 0; $s += $_ for @_; return @_ ? $s / @_ : 0 }
 my $open = mean(@{$rps{open}});
@@ -118,7 +170,22 @@ my $md = "# Benchmarks: private HLS\n\n"
               $ratio, $ratio >= 0.90 ? 'yes' : 'no')
     . sprintf("| 0 queries per 10,000 segment requests after the first | %.2f | %s |\n",
               $per10k, $calls == 0 ? 'yes' : 'no')
-    . "| first request's added latency at most a third of an auth_request service's | not measured yet | — |\n";
+    . sprintf("| first request's added latency at most a third of an auth_request service's, p50 | %.3f ms vs %.3f ms (%.2f) | %s |\n\n",
+              $add_priv, $add_ar, $add_priv / ($add_ar || 1),
+              $add_priv <= $add_ar / 3 ? 'yes' : 'no')
+    . "A viewer's first request, with a token never used, $FIRST_N of each in turn\n"
+    . "(HTTP/1.0, a connection each, the playlist): `/private/` asks\n"
+    . "`authorize_viewer()` through the worker's pool; `/ar/` is the usual way\n"
+    . "today, `auth_request` to `t/bench/authsvc` (Go net/http + lib/pq, a\n"
+    . "prepared statement, a pool of 8) running the same function, on every\n"
+    . "request.\n\n"
+    . "| | p50 (ms) | p99 (ms) | added over /open/, p50 | answers |\n|---|---|---|---|---|\n"
+    . join('', map {
+          my $w = $_;
+          sprintf("| %s | %.3f | %.3f | %s | %s |\n", $w eq 'ar' ? '/ar/ (auth_request)' : "/$w/",
+                  $p50{$w}, $p99{$w}, $w eq 'open' ? '—' : sprintf('%.3f', $p50{$w} - $p50{open}),
+                  join(' ', map { "$status{$w}{$_}× $_" } sort keys %{$status{$w}}))
+      } qw(open private ar));
 
 Pgauth::spew($out, $md);
 print "bench-viewers: wrote $out\n";

@@ -47,6 +47,9 @@ import (
 const (
 	authorizeSQL = `SELECT stream_name, session_id, valid_for
                     FROM pgauth.authorize($1, $2, $3, $4, $5)`
+
+	// the auth_request way of private HLS: the same viewer decision
+	viewerSQL = `SELECT session_id FROM pgauth.authorize_viewer($1, $2, $3, $4, 'hls')`
 	doneSQL = `SELECT pgauth.publish_done($1, $2)`
 
 	// pgauth.authorize() raises this when the name is live and
@@ -80,6 +83,7 @@ type service struct {
 	db        *sql.DB
 	authorize *sql.Stmt
 	done      *sql.Stmt
+	viewer    *sql.Stmt
 	duplicate string
 	redirect  string
 	timeout   time.Duration
@@ -138,6 +142,10 @@ func main() {
 	if err == nil {
 		s.done, err = db.PrepareContext(ctx, doneSQL)
 	}
+	if err == nil {
+		// the schema may predate viewers: then /viewer answers 500
+		s.viewer, _ = db.PrepareContext(ctx, viewerSQL)
+	}
 	cancel()
 	if err != nil {
 		fatalf("prepare: %v", err)
@@ -150,6 +158,7 @@ func main() {
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", s.serve) // dispatched on the call field
+	mux.HandleFunc("/viewer", s.viewerCheck)
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -437,5 +446,49 @@ func (s *service) sweep() {
 			}
 		}
 		s.mu.Unlock()
+	}
+}
+
+
+// nginx's auth_request to /viewer, with the viewer's request in
+// X-Original-URI ("/hls/NAME.m3u8?token=T", "/hls/NAME-N.ts?token=T") and
+// its address in X-Real-IP: 200 when the token lets it watch NAME in
+// application live, else 403.  Every request is a query: this is the
+// usual design, without a session of its own.
+func (s *service) viewerCheck(w http.ResponseWriter, r *http.Request) {
+	if s.viewer == nil {
+		http.Error(w, "no viewer schema", http.StatusInternalServerError)
+		return
+	}
+	u, err := url.Parse(r.Header.Get("X-Original-URI"))
+	if err != nil {
+		http.Error(w, "", http.StatusForbidden)
+		return
+	}
+	token := u.Query().Get("token")
+	base := u.Path[strings.LastIndexByte(u.Path, '/')+1:]
+	name := strings.TrimSuffix(base, ".m3u8")
+	if name == base {
+		if i := strings.LastIndexByte(base, '-'); i > 0 {
+			name = base[:i]
+		}
+	}
+	if token == "" || name == "" {
+		http.Error(w, "", http.StatusForbidden)
+		return
+	}
+	digest := sha256.Sum256([]byte(token))
+	ctx, cancel := context.WithTimeout(r.Context(), s.timeout)
+	defer cancel()
+	var sid int64
+	err = s.viewer.QueryRowContext(ctx, digest[:], "live", name,
+		r.Header.Get("X-Real-IP")).Scan(&sid)
+	switch {
+	case err == nil:
+		w.WriteHeader(http.StatusOK)
+	case errors.Is(err, sql.ErrNoRows):
+		http.Error(w, "", http.StatusForbidden)
+	default:
+		http.Error(w, "", http.StatusServiceUnavailable)
 	}
 }
