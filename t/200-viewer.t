@@ -242,6 +242,14 @@ sleep 0.5;
 is(http_request($port, "/private/$seg", [ Cookie => $c2 ])->{status}, 200,
    'a forged "vend" notification: the database says live, the viewer goes on');
 
+# a reload keeps the viewers' sessions: no viewer asks again
+my $before_reload = viewer_sessions();
+$ng->reload;
+sleep 1.5;
+is(http_request($port, "/private/$seg", [ Cookie => $c2 ])->{status}, 200,
+   'after a reload the viewer goes on');
+is(viewer_sessions(), $before_reload, '... without asking the database again');
+
 # the database down: a viewer with a session keeps watching, a new one 503
 my $t3 = token('alice');
 $pg->stop('fast');
