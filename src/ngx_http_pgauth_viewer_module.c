@@ -118,6 +118,7 @@ typedef struct {
     u_char                          session_buf[NGX_HTTP_PGAUTH_SESSION_LEN];
 
     ngx_buf_t                      *body;       /* a playlist, collected */
+    ngx_shm_zone_t                 *limit;      /* counted in */
 
     unsigned                        token:1;    /* its digest is here */
     unsigned                        limited:1;  /* counted by the limiter */
@@ -301,6 +302,25 @@ ngx_http_pgauth_viewer_handler(ngx_http_request_t *r)
 
     ngx_http_set_ctx(r, ctx, ngx_http_pgauth_viewer_module);
 
+    /*
+     * The token's digest, and the token masked in the request at once,
+     * before anything is logged: nginx's own logs (the error log's
+     * request, $request, $request_uri) never hold it
+     */
+
+    if (ngx_http_arg(r, (u_char *) "token", 5, &value) == NGX_OK
+        && value.len > 0 && value.len < NGX_RTMP_PGAUTH_NAME_LEN)
+    {
+        /* as the player sent it: a token is plain hex, nothing to unescape */
+        EVP_Digest(value.data, value.len, ctx->digest, NULL, EVP_sha256(),
+                   NULL);
+        ctx->token = 1;
+    }
+
+    ngx_http_pgauth_viewer_mask(&r->args);
+    ngx_http_pgauth_viewer_mask(&r->request_line);
+    ngx_http_pgauth_viewer_mask(&r->unparsed_uri);
+
     /* no hint whether the stream exists: every refusal is the same 403 */
 
     if (ngx_rtmp_pgauth_hls_stream(r->uri.data, r->uri.len, &ctx->name,
@@ -313,23 +333,6 @@ ngx_http_pgauth_viewer_handler(ngx_http_request_t *r)
     }
 
     ctx->playlist = playlist;
-
-    /*
-     * The token's digest, and the token masked in the request at once:
-     * nginx's own logs (the error log's request, $request) never hold it
-     */
-
-    if (ngx_http_arg(r, (u_char *) "token", 5, &value) == NGX_OK
-        && value.len > 0 && value.len < NGX_RTMP_PGAUTH_NAME_LEN)
-    {
-        /* as the player sent it: a token is plain hex, nothing to unescape */
-        EVP_Digest(value.data, value.len, ctx->digest, NULL, EVP_sha256(),
-                   NULL);
-        ctx->token = 1;
-
-        ngx_http_pgauth_viewer_mask(&r->args);
-        ngx_http_pgauth_viewer_mask(&r->request_line);
-    }
 
     /* the session handed out before: as a parameter, or the cookie */
 
@@ -433,6 +436,7 @@ ngx_http_pgauth_viewer_session(ngx_http_request_t *r,
     {
         ctx->left = sn->until - ngx_current_msec;
         sn->seen = ngx_current_msec;
+        ngx_rtmp_pgauth_shm_touch(&vs->shm, sn);
         rc = NGX_OK;
     }
 
@@ -552,9 +556,12 @@ ngx_http_pgauth_viewer_ask(ngx_http_request_t *r,
         }
 
         ctx->limited = 1;
+        ctx->limit = vlcf->limit;
     }
 
     if (pmcf == NULL || pmcf->pool == NULL) {
+        ngx_http_pgauth_viewer_unlimit(ctx, 0);
+
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "pgauth: viewer refused name=\"%V\": no pool in this "
                       "process (pgauth_dsn in the rtmp block?)", &ctx->name);
@@ -566,22 +573,26 @@ ngx_http_pgauth_viewer_ask(ngx_http_request_t *r,
                                          ctx->digest, app, &ctx->name,
                                          &r->connection->addr_text);
     if (req == NULL) {
+        ngx_http_pgauth_viewer_unlimit(ctx, 0);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     req->handler = ngx_http_pgauth_viewer_decided;
     req->data = ctx;
 
+    /* before: the pool may decide at once, from inside submit() */
+    ctx->req = req;
+
     if (ngx_rtmp_pgauth_req_submit(req, vlcf->timeout) != NGX_OK) {
+        ctx->req = NULL;
         ngx_rtmp_pgauth_req_free(req);
+        ngx_http_pgauth_viewer_unlimit(ctx, 0);
 
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "pgauth: viewer refused name=\"%V\": too many "
                       "decisions queued", &ctx->name);
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
-
-    ctx->req = req;
 
     return NGX_AGAIN;
 }
@@ -750,10 +761,12 @@ ngx_http_pgauth_viewer_open(ngx_http_pgauth_viewer_ctx_t *ctx,
         ngx_rtmp_pgauth_shm_delete(&vs->shm, tn);
     }
 
+    /* adding may evict: sn is not to be read again */
+
     tn = ngx_rtmp_pgauth_shm_add(&vs->shm, ngx_crc32_short(key, klen), key,
                                  klen, sizeof(ngx_http_pgauth_token_node_t));
     if (tn) {
-        tn->until = sn->until;
+        tn->until = ngx_current_msec + left;
         tn->sid_len = (u_char) len;
         ngx_memcpy(tn->sid, sid, len);
     }
@@ -836,7 +849,7 @@ ngx_http_pgauth_viewer_mask(ngx_str_t *s)
 
     while (p + 6 <= last) {
 
-        if (ngx_strncmp(p, "token=", 6) == 0
+        if (ngx_strncasecmp(p, (u_char *) "token=", 6) == 0
             && (p == s->data || p[-1] == '&' || p[-1] == '?'))
         {
             for (p += 6; p < last && *p != '&' && *p != ' '; p++) {
@@ -863,7 +876,6 @@ ngx_http_pgauth_viewer_unlimit(ngx_http_pgauth_viewer_ctx_t *ctx,
     ngx_uint_t failed)
 {
     ngx_rtmp_pgauth_main_conf_t        *pmcf;
-    ngx_http_pgauth_viewer_loc_conf_t  *vlcf;
 
     if (!ctx->limited) {
         return;
@@ -871,11 +883,11 @@ ngx_http_pgauth_viewer_unlimit(ngx_http_pgauth_viewer_ctx_t *ctx,
 
     ctx->limited = 0;
 
-    vlcf = ngx_http_get_module_loc_conf(ctx->request,
-                                        ngx_http_pgauth_viewer_module);
+    /* the zone it was taken from: the location may have changed since */
+
     pmcf = ngx_rtmp_pgauth_cycle_main_conf((ngx_cycle_t *) ngx_cycle);
 
-    ngx_rtmp_pgauth_limit_done(vlcf->limit, ctx->request->connection, failed,
+    ngx_rtmp_pgauth_limit_done(ctx->limit, ctx->request->connection, failed,
                                pmcf ? pmcf->stats : NULL, "viewer tokens");
 }
 
@@ -946,7 +958,10 @@ ngx_http_pgauth_viewer_header_filter(ngx_http_request_t *r)
         return ngx_http_next_header_filter(r);
     }
 
-    if (ctx->cookie && ctx->session.len) {
+    if (ctx->cookie && ctx->session.len
+        && r->headers_out.status >= NGX_HTTP_OK
+        && r->headers_out.status < NGX_HTTP_SPECIAL_RESPONSE)
+    {
         h = ngx_list_push(&r->headers_out.headers);
         if (h == NULL) {
             return NGX_ERROR;

@@ -158,6 +158,7 @@ static ngx_rtmp_pgauth_ctx_t *ngx_rtmp_pgauth_live_find_play(
 static void ngx_rtmp_pgauth_live_play_kick(ngx_rtmp_pgauth_ctx_t *ctx,
     ngx_rtmp_pgauth_end_e end);
 static void ngx_rtmp_pgauth_live_play_expired(ngx_event_t *ev);
+static void ngx_rtmp_pgauth_live_hint_plays(ngx_rtmp_pgauth_live_t *live);
 static ngx_int_t ngx_rtmp_pgauth_live_check_viewers(
     ngx_rtmp_pgauth_live_t *live);
 static void ngx_rtmp_pgauth_live_viewers_checked(ngx_rtmp_pgauth_req_t *req,
@@ -657,7 +658,9 @@ ngx_rtmp_pgauth_live_ready(void *data)
                                        live->beat, live->pmcf->host_id);
 
     live->all = 1;
-    ngx_rtmp_pgauth_live_schedule(live);
+
+    /* the plays too: a "vend" may have been missed */
+    ngx_rtmp_pgauth_live_hint_plays(live);
 }
 
 
@@ -1284,6 +1287,31 @@ ngx_rtmp_pgauth_live_play_end(ngx_rtmp_pgauth_ctx_t *ctx,
 }
 
 
+/* every play of the worker goes into the next check of viewer sessions */
+
+static void
+ngx_rtmp_pgauth_live_hint_plays(ngx_rtmp_pgauth_live_t *live)
+{
+    ngx_str_node_t     *sn;
+    ngx_rbtree_node_t  *node, *root, *sentinel;
+
+    sentinel = live->plays.sentinel;
+    root = live->plays.root;
+
+    if (root != sentinel) {
+        for (node = ngx_rbtree_min(root, sentinel);
+             node;
+             node = ngx_rbtree_next(&live->plays, node))
+        {
+            sn = (ngx_str_node_t *) node;
+            ngx_rtmp_pgauth_live_viewer_hint(live, &sn->str);
+        }
+    }
+
+    ngx_rtmp_pgauth_live_schedule(live);
+}
+
+
 /* asks the database about the viewer sessions hinted, at once */
 
 static ngx_int_t
@@ -1349,10 +1377,10 @@ ngx_rtmp_pgauth_live_viewers_checked(ngx_rtmp_pgauth_req_t *req,
     live->checking = 0;
 
     if (rc != NGX_RTMP_PGAUTH_RESULT) {
-        /* they lapse by themselves: at most pgauth.settings' session */
+        /* HLS sessions lapse by themselves; the plays are asked again */
         ngx_log_error(NGX_LOG_WARN, live->log, 0,
                       "pgauth: check of viewer sessions failed: %V", err);
-        ngx_rtmp_pgauth_live_schedule(live);
+        ngx_rtmp_pgauth_live_hint_plays(live);
         return;
     }
 

@@ -687,6 +687,16 @@ ngx_rtmp_pgauth_hls_stream(u_char *uri, size_t len, ngx_str_t *name,
     dir->data = uri;
     dir->len = base - uri;
 
+    /* the directory becomes a cookie's Path: nothing that could end it */
+
+    for (p = uri; p < base; p++) {
+        if (*p <= 0x20 || *p >= 0x7f || *p == ';' || *p == ',' || *p == '"'
+            || *p == '\\')
+        {
+            return NGX_DECLINED;
+        }
+    }
+
     for (ext = last; ext > base && ext[-1] != '.'; ext--) { /* void */ }
 
     if (ext == base) {

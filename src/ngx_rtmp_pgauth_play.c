@@ -144,15 +144,17 @@ ngx_rtmp_pgauth_play(ngx_rtmp_session_t *s, ngx_rtmp_play_t *v)
     req->handler = ngx_rtmp_pgauth_play_decided;
     req->data = ctx;
 
+    /* before: the pool may decide at once, from inside submit() */
+    ctx->play_req = req;
+
     if (ngx_rtmp_pgauth_req_submit(req, pacf->timeout) != NGX_OK) {
+        ctx->play_req = NULL;
         ngx_rtmp_pgauth_req_free(req);
         ngx_rtmp_pgauth_play_refuse(s, ctx, "NetStream.Failed",
                                     NGX_RTMP_PGAUTH_FAILED_DESC,
                                     "too many decisions queued");
         return NGX_ERROR;
     }
-
-    ctx->play_req = req;
 
     return NGX_OK;
 
@@ -232,7 +234,7 @@ ngx_rtmp_pgauth_play_token(ngx_rtmp_play_t *v, u_char *digest,
 
     while (p + 6 <= last) {
 
-        if (ngx_strncmp(p, "token=", 6) == 0
+        if (ngx_strncasecmp(p, (u_char *) "token=", 6) == 0
             && (p == v->args || p[-1] == '&'))
         {
             t = p + 6;
@@ -268,6 +270,10 @@ ngx_rtmp_pgauth_play_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
 
     s = ctx->session;
     ctx->play_req = NULL;
+
+    if (s->connection->destroyed) {
+        return;
+    }
 
     *ngx_hex_dump(fp, ctx->play_digest, NGX_RTMP_PGAUTH_FP_LEN / 2) = '\0';
 
@@ -348,7 +354,7 @@ ngx_rtmp_pgauth_play_close(ngx_rtmp_session_t *s, ngx_rtmp_close_stream_t *v)
     if (ctx) {
         ngx_rtmp_pgauth_live_play_end(ctx, s->connection->destroyed
                                            ? NGX_RTMP_PGAUTH_END_DISCONNECT
-                                           : NGX_RTMP_PGAUTH_END_UNPUBLISH);
+                                           : NGX_RTMP_PGAUTH_END_STOPPED);
     }
 
     return next_close_stream(s, v);

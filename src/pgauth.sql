@@ -968,6 +968,12 @@ BEGIN
         RETURN;
     END IF;
 
+    -- first requests of one capped token, one at a time: each counts
+    -- the sessions the ones before it opened (class 1885823350)
+    IF t.max_viewers IS NOT NULL THEN
+        PERFORM pg_advisory_xact_lock(1885823350, hashtext(t.id::text));
+    END IF;
+
     IF t.max_viewers IS NOT NULL
        AND (SELECT count(DISTINCT v.client_addr)
             FROM pgauth.viewer_sessions v

@@ -97,11 +97,19 @@ my %refused = (
     'a segment without a token' => "/private/$seg",
     'a stream that does not exist' => "/private/nobody.m3u8?token=$good",
     'a forged session' => "/private/$seg?pgauth=1-00000000000000000000000000000000",
+    # a directory that would end the cookie's Path, with a good token
+    'a directory with a ";"' => "/private/a%3BDomain=x/alice.m3u8?token=$good",
+    'a directory with a line break' => "/private/a%0d%0aX:1/alice.m3u8?token=$good",
+    # refused before the stream is known: the token still masked
+    'not a stream\'s file' => "/private/alice.mp4?token=$good",
+    # the argument's name in any case is the token, masked too
+    'another stream\'s token as "Token="' => "/private/alice.m3u8?Token=$bobs",
 );
 my %bodies;
 for my $why (sort keys %refused) {
     my $r = http_request($port, $refused{$why});
     is($r->{status}, 403, "$why: 403");
+    ok(!$r->{headers}{'set-cookie'}, '... and no cookie');
     $bodies{$r->{body}}++;
 }
 is(scalar(keys %bodies), 1, 'every refusal reads the same: no hint whether the stream exists');
@@ -186,9 +194,10 @@ like($m, qr/^pgauth_viewers\{app="live",name="alice"\} 2$/m,
 unlike($m, qr/^pgauth_viewers\{app="live",name="bob"\}/m, '... none of bob');
 like($m, qr/^pgauth_decisions_total\{outcome="viewer_allowed",via="database"\} 2$/m,
      'pgauth_decisions_total: two viewers allowed by the database');
-like($m, qr/^pgauth_decisions_total\{outcome="viewer_denied",via="database"\} 7$/m,
-     '... seven refused by it: six tokens, one address too many (the refusals'
-     . ' without a token asked nothing)');
+like($m, qr/^pgauth_decisions_total\{outcome="viewer_denied",via="database"\} 8$/m,
+     '... eight refused by it: seven tokens (one as "Token="), one address too'
+     . ' many (the refusals without a token, or before one is looked at, asked'
+     . ' nothing)');
 my $j = http_request($port, '/pgauth_status?format=json')->{body};
 like($j, qr/\{"name":"alice","app":"live","client":"127\.0\.0\.1","since":\d+,"viewers":2\}/,
      'the JSON status: alice has two viewers');

@@ -169,6 +169,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             {
                 abort();
             }
+
+            /* the directory is a cookie's Path: nothing that ends it */
+
+            for (i = 0; i < dir.len; i++) {
+                if (p[i] <= 0x20 || p[i] >= 0x7f || p[i] == ';'
+                    || p[i] == ',' || p[i] == '"' || p[i] == '\\')
+                {
+                    abort();
+                }
+            }
         }
 
         /* a viewer session: digits, a dash, the secret's hex digits */
