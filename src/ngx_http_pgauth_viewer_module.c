@@ -142,6 +142,8 @@ typedef struct {
 static ngx_int_t ngx_http_pgauth_viewer_handler(ngx_http_request_t *r);
 static ngx_rtmp_pgauth_viewers_t *ngx_http_pgauth_viewer_table(
     ngx_http_request_t *r);
+static ngx_http_pgauth_session_node_t *ngx_http_pgauth_viewer_find(
+    ngx_rtmp_pgauth_viewers_t *vs, u_char *sid, size_t len);
 static ngx_int_t ngx_http_pgauth_viewer_session(ngx_http_request_t *r,
     ngx_http_pgauth_viewer_ctx_t *ctx, ngx_str_t *app, ngx_str_t *value);
 static ngx_int_t ngx_http_pgauth_viewer_token(ngx_http_request_t *r,
@@ -399,7 +401,6 @@ static ngx_int_t
 ngx_http_pgauth_viewer_session(ngx_http_request_t *r,
     ngx_http_pgauth_viewer_ctx_t *ctx, ngx_str_t *app, ngx_str_t *value)
 {
-    u_char                           key[1 + NGX_RTMP_PGAUTH_SID_LEN];
     u_char                           secret[NGX_RTMP_PGAUTH_SECRET_LEN];
     ngx_int_t                        rc;
     ngx_str_t                        id;
@@ -414,15 +415,11 @@ ngx_http_pgauth_viewer_session(ngx_http_request_t *r,
 
     vs = ngx_http_pgauth_viewer_table(r);
 
-    key[0] = 's';
-    ngx_memcpy(key + 1, id.data, id.len);
-
     rc = NGX_DECLINED;
 
     ngx_rtmp_pgauth_shm_lock(&vs->shm);
 
-    sn = ngx_rtmp_pgauth_shm_find(&vs->shm, ngx_crc32_short(key, id.len + 1),
-                                  key, id.len + 1, NGX_RTMP_PGAUTH_SHM_EXACT);
+    sn = ngx_http_pgauth_viewer_find(vs, id.data, id.len);
 
     if (sn
         && (ngx_msec_int_t) (sn->until - ngx_current_msec) > 0
@@ -491,13 +488,7 @@ ngx_http_pgauth_viewer_token(ngx_http_request_t *r,
 
     if (tn && (ngx_msec_int_t) (tn->until - ngx_current_msec) > 0) {
 
-        key[0] = 's';
-        ngx_memcpy(key + 1, tn->sid, tn->sid_len);
-
-        sn = ngx_rtmp_pgauth_shm_find(&vs->shm,
-                                      ngx_crc32_short(key, tn->sid_len + 1),
-                                      key, tn->sid_len + 1,
-                                      NGX_RTMP_PGAUTH_SHM_EXACT);
+        sn = ngx_http_pgauth_viewer_find(vs, tn->sid, tn->sid_len);
 
         if (sn && (ngx_msec_int_t) (sn->until - ngx_current_msec) > 0) {
             sn->seen = ngx_current_msec;
@@ -1192,6 +1183,26 @@ ngx_http_pgauth_viewer_zone_of_cycle(ngx_cycle_t *cycle)
 }
 
 
+/* viewer session sid's entry ("s" and the id), or NULL; under the lock */
+
+static ngx_http_pgauth_session_node_t *
+ngx_http_pgauth_viewer_find(ngx_rtmp_pgauth_viewers_t *vs, u_char *sid,
+    size_t len)
+{
+    u_char  key[1 + NGX_RTMP_PGAUTH_SID_LEN];
+
+    if (len >= NGX_RTMP_PGAUTH_SID_LEN) {
+        return NULL;
+    }
+
+    key[0] = 's';
+    ngx_memcpy(key + 1, sid, len);
+
+    return ngx_rtmp_pgauth_shm_find(&vs->shm, ngx_crc32_short(key, len + 1),
+                                    key, len + 1, NGX_RTMP_PGAUTH_SHM_EXACT);
+}
+
+
 /*
  * Whether the zone holds viewer session sid; with end, it is dropped: the
  * database ended it, and its requests are refused from now on.
@@ -1201,23 +1212,14 @@ ngx_int_t
 ngx_http_pgauth_viewer_known(ngx_shm_zone_t *zone, u_char *sid, size_t len,
     ngx_uint_t end)
 {
-    u_char                      key[1 + NGX_RTMP_PGAUTH_SID_LEN];
     void                       *sn;
     ngx_rtmp_pgauth_viewers_t  *vs;
 
-    if (len >= NGX_RTMP_PGAUTH_SID_LEN) {
-        return 0;
-    }
-
     vs = zone->data;
-
-    key[0] = 's';
-    ngx_memcpy(key + 1, sid, len);
 
     ngx_rtmp_pgauth_shm_lock(&vs->shm);
 
-    sn = ngx_rtmp_pgauth_shm_find(&vs->shm, ngx_crc32_short(key, len + 1),
-                                  key, len + 1, NGX_RTMP_PGAUTH_SHM_EXACT);
+    sn = ngx_http_pgauth_viewer_find(vs, sid, len);
     if (sn && end) {
         ngx_rtmp_pgauth_shm_delete(&vs->shm, sn);
     }

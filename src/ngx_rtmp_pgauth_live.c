@@ -151,8 +151,8 @@ static void ngx_rtmp_pgauth_live_schedule(ngx_rtmp_pgauth_live_t *live);
 static ngx_msec_t ngx_rtmp_pgauth_live_wait(ngx_rtmp_pgauth_live_t *live);
 static void ngx_rtmp_pgauth_live_viewer_hint(ngx_rtmp_pgauth_live_t *live,
     ngx_str_t *sid);
-static ngx_str_node_t *ngx_rtmp_pgauth_live_lookup(ngx_rbtree_t *tree,
-    u_char *sid, size_t len);
+static ngx_rtmp_pgauth_ctx_t *ngx_rtmp_pgauth_live_lookup(ngx_rbtree_t *tree,
+    u_char *sid, size_t len, size_t offset);
 static ngx_rtmp_pgauth_ctx_t *ngx_rtmp_pgauth_live_find_play(
     ngx_rtmp_pgauth_live_t *live, u_char *sid, size_t len);
 static void ngx_rtmp_pgauth_live_play_kick(ngx_rtmp_pgauth_ctx_t *ctx,
@@ -504,22 +504,22 @@ static ngx_rtmp_pgauth_ctx_t *
 ngx_rtmp_pgauth_live_find(ngx_rtmp_pgauth_live_t *live, u_char *sid,
     size_t len)
 {
-    ngx_str_node_t  *sn;
-
-    sn = ngx_rtmp_pgauth_live_lookup(&live->ids, sid, len);
-
-    return sn ? (ngx_rtmp_pgauth_ctx_t *)
-                    ((u_char *) sn - offsetof(ngx_rtmp_pgauth_ctx_t, id))
-              : NULL;
+    return ngx_rtmp_pgauth_live_lookup(&live->ids, sid, len,
+                                       offsetof(ngx_rtmp_pgauth_ctx_t, id));
 }
 
 
-/* the node of id sid in one of the trees by session id, or NULL */
+/*
+ * The session whose node at offset in its state is id sid in one of the
+ * trees by session id, or NULL
+ */
 
-static ngx_str_node_t *
-ngx_rtmp_pgauth_live_lookup(ngx_rbtree_t *tree, u_char *sid, size_t len)
+static ngx_rtmp_pgauth_ctx_t *
+ngx_rtmp_pgauth_live_lookup(ngx_rbtree_t *tree, u_char *sid, size_t len,
+    size_t offset)
 {
-    ngx_str_t  id;
+    ngx_str_t        id;
+    ngx_str_node_t  *sn;
 
     if (len == 0) {
         return NULL;
@@ -528,7 +528,9 @@ ngx_rtmp_pgauth_live_lookup(ngx_rbtree_t *tree, u_char *sid, size_t len)
     id.data = sid;
     id.len = len;
 
-    return ngx_str_rbtree_lookup(tree, &id, ngx_crc32_short(sid, len));
+    sn = ngx_str_rbtree_lookup(tree, &id, ngx_crc32_short(sid, len));
+
+    return sn ? (ngx_rtmp_pgauth_ctx_t *) ((u_char *) sn - offset) : NULL;
 }
 
 
@@ -1176,13 +1178,9 @@ static ngx_rtmp_pgauth_ctx_t *
 ngx_rtmp_pgauth_live_find_play(ngx_rtmp_pgauth_live_t *live, u_char *sid,
     size_t len)
 {
-    ngx_str_node_t  *sn;
-
-    sn = ngx_rtmp_pgauth_live_lookup(&live->plays, sid, len);
-
-    return sn ? (ngx_rtmp_pgauth_ctx_t *)
-                    ((u_char *) sn - offsetof(ngx_rtmp_pgauth_ctx_t, play_id))
-              : NULL;
+    return ngx_rtmp_pgauth_live_lookup(&live->plays, sid, len,
+                                       offsetof(ngx_rtmp_pgauth_ctx_t,
+                                                play_id));
 }
 
 
@@ -1673,11 +1671,6 @@ void
 ngx_rtmp_pgauth_live_end(ngx_rtmp_pgauth_ctx_t *ctx, ngx_rtmp_pgauth_end_e end)
 {
     ngx_str_t  reason;
-
-    if (end == NGX_RTMP_PGAUTH_END_DISCONNECT) {
-        /* the connection goes, with what it plays */
-        ngx_rtmp_pgauth_live_play_end(ctx, end);
-    }
 
     if (ctx->req) {
         ngx_rtmp_pgauth_req_detach(ctx->req);

@@ -1140,6 +1140,8 @@ ngx_rtmp_pgauth_cleanup(void *data)
 {
     ngx_rtmp_pgauth_ctx_t  *ctx = data;
 
+    /* the connection goes, with what it publishes and what it plays */
+    ngx_rtmp_pgauth_live_play_end(ctx, NGX_RTMP_PGAUTH_END_DISCONNECT);
     ngx_rtmp_pgauth_live_end(ctx, NGX_RTMP_PGAUTH_END_DISCONNECT);
 }
 
