@@ -53,6 +53,16 @@
 #define NGX_RTMP_PGAUTH_VIEWERS        256
 
 
+/*
+ * The longest timer set for a session or a play, about 11 days (nginx's
+ * hold 24 where they have 32 bits): a longer authorization sets the rest
+ * when it runs out.  Builds for tests set it short.
+ */
+#ifndef NGX_RTMP_PGAUTH_TIMER_MAX
+#define NGX_RTMP_PGAUTH_TIMER_MAX      1000000000
+#endif
+
+
 /* ends of sessions this worker did not know when they came */
 #define NGX_RTMP_PGAUTH_ENDED          64
 
@@ -157,6 +167,8 @@ static ngx_rtmp_pgauth_ctx_t *ngx_rtmp_pgauth_live_find_play(
     ngx_rtmp_pgauth_live_t *live, u_char *sid, size_t len);
 static void ngx_rtmp_pgauth_live_play_kick(ngx_rtmp_pgauth_ctx_t *ctx,
     ngx_rtmp_pgauth_end_e end);
+static void ngx_rtmp_pgauth_live_arm(ngx_event_t *ev, ngx_msec_t *rest,
+    ngx_msec_t ms);
 static void ngx_rtmp_pgauth_live_play_expired(ngx_event_t *ev);
 static void ngx_rtmp_pgauth_live_hint_plays(ngx_rtmp_pgauth_live_t *live);
 static ngx_int_t ngx_rtmp_pgauth_live_check_viewers(
@@ -1169,8 +1181,25 @@ ngx_rtmp_pgauth_live_play(ngx_rtmp_pgauth_ctx_t *ctx, ngx_msec_t left)
         ctx->play_expire.log = ctx->session->connection->log;
         ctx->play_expire.cancelable = 1;
 
-        ngx_add_timer(&ctx->play_expire, left);
+        ngx_rtmp_pgauth_live_arm(&ctx->play_expire, &ctx->play_rest, left);
     }
+}
+
+
+/* a timer of ms, or of the longest and the rest kept for later */
+
+static void
+ngx_rtmp_pgauth_live_arm(ngx_event_t *ev, ngx_msec_t *rest, ngx_msec_t ms)
+{
+    if (ms > NGX_RTMP_PGAUTH_TIMER_MAX) {
+        *rest = ms - NGX_RTMP_PGAUTH_TIMER_MAX;
+        ms = NGX_RTMP_PGAUTH_TIMER_MAX;
+
+    } else {
+        *rest = 0;
+    }
+
+    ngx_add_timer(ev, ms);
 }
 
 
@@ -1187,7 +1216,14 @@ ngx_rtmp_pgauth_live_find_play(ngx_rtmp_pgauth_live_t *live, u_char *sid,
 static void
 ngx_rtmp_pgauth_live_play_expired(ngx_event_t *ev)
 {
-    ngx_rtmp_pgauth_live_play_kick(ev->data, NGX_RTMP_PGAUTH_END_EXPIRED);
+    ngx_rtmp_pgauth_ctx_t  *ctx = ev->data;
+
+    if (ctx->play_rest) {
+        ngx_rtmp_pgauth_live_arm(ev, &ctx->play_rest, ctx->play_rest);
+        return;
+    }
+
+    ngx_rtmp_pgauth_live_play_kick(ctx, NGX_RTMP_PGAUTH_END_EXPIRED);
 }
 
 
@@ -1654,14 +1690,21 @@ ngx_rtmp_pgauth_live_expire_in(ngx_rtmp_pgauth_ctx_t *ctx, ngx_msec_t ms)
     ctx->expire.log = ctx->session->connection->log;
     ctx->expire.cancelable = 1;
 
-    ngx_add_timer(&ctx->expire, ms);
+    ngx_rtmp_pgauth_live_arm(&ctx->expire, &ctx->expire_rest, ms);
 }
 
 
 static void
 ngx_rtmp_pgauth_live_expired(ngx_event_t *ev)
 {
-    ngx_rtmp_pgauth_live_kick(ev->data, NGX_RTMP_PGAUTH_END_EXPIRED);
+    ngx_rtmp_pgauth_ctx_t  *ctx = ev->data;
+
+    if (ctx->expire_rest) {
+        ngx_rtmp_pgauth_live_arm(ev, &ctx->expire_rest, ctx->expire_rest);
+        return;
+    }
+
+    ngx_rtmp_pgauth_live_kick(ctx, NGX_RTMP_PGAUTH_END_EXPIRED);
 }
 
 

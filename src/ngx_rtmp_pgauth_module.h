@@ -362,6 +362,7 @@ struct ngx_rtmp_pgauth_ctx_s {
     ngx_msec_t                      asked;      /* the decision was asked */
     ngx_msec_t                      left;       /* the authorization holds */
     ngx_event_t                     expire;
+    ngx_msec_t                      expire_rest;    /* after its timer */
     ngx_event_t                     resume;     /* publish after a takeover */
     ngx_rtmp_publish_t              publish;    /* as the chain gets it */
     u_char                          key[NGX_RTMP_PGAUTH_NAME_LEN];  /* raw */
@@ -392,6 +393,7 @@ struct ngx_rtmp_pgauth_ctx_s {
     ngx_msec_t                      play_start;
     ngx_str_node_t                  play_id;    /* live->plays, by sid */
     ngx_event_t                     play_expire;
+    ngx_msec_t                      play_rest;      /* after its timer */
     ngx_rtmp_pgauth_end_e           play_end;   /* a kick's, or NONE */
     ngx_rtmp_play_t                 play;
     u_char                          play_digest[NGX_RTMP_PGAUTH_DIGEST_LEN];

@@ -484,8 +484,9 @@ ngx_rtmp_pgauth_utf8(u_char *p, size_t len)
 
 /*
  * A number of seconds as PostgreSQL prints a numeric or a double:
- * "12", "2.5", "1.5e+20".  NGX_OK with *ms; NGX_DECLINED when it is
- * negative, too far to time (no limit then) or not a number.
+ * "12", "2.5", "1.5e+20".  NGX_OK with *ms, at most
+ * NGX_RTMP_PGAUTH_MAX_SECONDS; NGX_DECLINED when it is negative or not a
+ * number.
  */
 
 ngx_int_t
@@ -545,7 +546,7 @@ ngx_rtmp_pgauth_parse_seconds(u_char *p, size_t len, ngx_msec_t *ms)
             v = (esign > 0) ? v * 10 : v / 10;
 
             if (v > 1e12) {
-                return NGX_DECLINED;
+                break;
             }
         }
     }
@@ -554,10 +555,8 @@ ngx_rtmp_pgauth_parse_seconds(u_char *p, size_t len, ngx_msec_t *ms)
         return NGX_DECLINED;
     }
 
-    /* nginx timers hold about 24 days; further is no limit */
-
     if (v > NGX_RTMP_PGAUTH_MAX_SECONDS) {
-        return NGX_DECLINED;
+        v = NGX_RTMP_PGAUTH_MAX_SECONDS;
     }
 
     *ms = (ngx_msec_t) (v * 1000);

@@ -18,8 +18,13 @@
 /* nginx-rtmp's NGX_RTMP_MAX_NAME: names are at most 255 bytes */
 #define NGX_RTMP_PGAUTH_NAME_LEN       256
 
-/* the longest nginx timer, about 24 days, in seconds */
-#define NGX_RTMP_PGAUTH_MAX_SECONDS    2000000
+/*
+ * The most seconds parse_seconds() gives: their milliseconds fit an
+ * ngx_msec_t, and a signed one where it has 32 bits (about 23 days, a
+ * longer authorization ends then, and is asked for again); 10,000 years
+ */
+#define NGX_RTMP_PGAUTH_MAX_SECONDS                                         \
+    (sizeof(ngx_msec_t) == 4 ? 2000000.0 : 315360000000.0)
 
 #define NGX_RTMP_PGAUTH_NOTIFY_END     1
 #define NGX_RTMP_PGAUTH_NOTIFY_RECHECK 2

@@ -137,6 +137,68 @@ CREATE TABLE IF NOT EXISTS pgauth.workers (
 ALTER TABLE pgauth.workers ADD COLUMN IF NOT EXISTS host_id text;
 
 
+-- Viewers.  A viewer token lets its holder watch one stream of one
+-- application (HLS through pgauth_viewer, RTMP play through pgauth_play)
+-- until it expires or is revoked.  Tokens are stored as SHA-256 digests
+-- only.  nginx asks authorize_viewer() once per viewer and keeps the
+-- viewer session it opens in shared memory for the valid_for seconds the
+-- row says (at most viewer_session, pgauth.settings), then asks again.
+-- Revoking, deleting or expiring a token ends its viewer sessions and
+-- notifies 'vend <viewer session id> <reason>'; nginx asks
+-- check_viewer_sessions() before it acts on one.
+
+ALTER TABLE pgauth.settings
+    ADD COLUMN IF NOT EXISTS viewer_session interval NOT NULL
+    DEFAULT '5 minutes' CHECK (viewer_session > interval '0');
+
+
+CREATE TABLE IF NOT EXISTS pgauth.viewer_tokens (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    token_digest bytea NOT NULL UNIQUE
+                 CHECK (octet_length(token_digest) = 32),
+    stream_name  text NOT NULL
+                 CHECK (stream_name ~ '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$'),
+    app          text NOT NULL DEFAULT 'live'
+                 CHECK (app <> ''),
+    enabled      boolean NOT NULL DEFAULT true,
+    expires_at   timestamptz,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    comment      text,
+    -- how many client addresses may watch with it at once; NULL: any
+    max_viewers  integer CHECK (max_viewers > 0)
+);
+
+CREATE INDEX IF NOT EXISTS viewer_tokens_stream_name
+    ON pgauth.viewer_tokens (stream_name);
+
+
+-- Who watched what, from where, when.  A session holds until "until"
+-- unless it ended first (ended_at); nginx opens a new one when it lapses.
+CREATE TABLE IF NOT EXISTS pgauth.viewer_sessions (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    -- no foreign key, as for sessions: deleting a token keeps the history
+    token_id     bigint,
+    stream_name  text NOT NULL,
+    app          text NOT NULL,
+    client_addr  text,
+    protocol     text NOT NULL,
+    node         text,
+    worker_pid   integer,
+    started_at   timestamptz NOT NULL DEFAULT now(),
+    until        timestamptz NOT NULL,
+    ended_at     timestamptz,
+    end_reason   text
+);
+
+CREATE INDEX IF NOT EXISTS viewer_sessions_live_token
+    ON pgauth.viewer_sessions (token_id) WHERE ended_at IS NULL;
+
+-- the RTMP plays a lost worker leaves open
+CREATE INDEX IF NOT EXISTS viewer_sessions_live_play
+    ON pgauth.viewer_sessions (node, worker_pid)
+    WHERE ended_at IS NULL AND protocol = 'rtmp';
+
+
 -- Old signatures, replaced below (a call written for the old one finds
 -- the new one, through its defaults).
 DROP FUNCTION IF EXISTS pgauth.authorize(bytea, text, text, text);
@@ -357,6 +419,14 @@ AS $$
     FROM pgauth.sessions s
     JOIN pgauth.workers w ON w.node = s.node AND w.pid = s.worker_pid
     WHERE s.ended_at IS NULL AND w.seen_at < now() - 3 * w.heartbeat;
+
+    -- its RTMP plays (HLS viewer sessions lapse by themselves)
+    UPDATE pgauth.viewer_sessions v
+    SET ended_at = now(), end_reason = 'node lost'
+    FROM pgauth.workers w
+    WHERE w.node = v.node AND w.pid = v.worker_pid
+      AND v.ended_at IS NULL AND v.protocol = 'rtmp'
+      AND w.seen_at < now() - 3 * w.heartbeat;
 
     DELETE FROM pgauth.workers w
     WHERE w.seen_at < now() - 3 * w.heartbeat
@@ -627,6 +697,11 @@ AS $$
     WHERE s.node = worker_gone.node AND s.worker_pid = worker_gone.pid
       AND s.ended_at IS NULL;
 
+    UPDATE pgauth.viewer_sessions v
+    SET ended_at = now(), end_reason = 'worker gone'
+    WHERE v.node = worker_gone.node AND v.worker_pid = worker_gone.pid
+      AND v.ended_at IS NULL AND v.protocol = 'rtmp';
+
     DELETE FROM pgauth.workers w
     WHERE w.node = worker_gone.node AND w.pid = worker_gone.pid;
 $$;
@@ -745,63 +820,6 @@ AS $$
     WHERE s.ended_at IS NULL
     ORDER BY s.stream_name, s.started_at
 $$;
-
-
--- Viewers.  A viewer token lets its holder watch one stream of one
--- application (HLS through pgauth_viewer, RTMP play through pgauth_play)
--- until it expires or is revoked.  Tokens are stored as SHA-256 digests
--- only.  nginx asks authorize_viewer() once per viewer and keeps the
--- viewer session it opens in shared memory for the valid_for seconds the
--- row says (at most viewer_session, pgauth.settings), then asks again.
--- Revoking, deleting or expiring a token ends its viewer sessions and
--- notifies 'vend <viewer session id> <reason>'; nginx asks
--- check_viewer_sessions() before it acts on one.
-
-ALTER TABLE pgauth.settings
-    ADD COLUMN IF NOT EXISTS viewer_session interval NOT NULL
-    DEFAULT '5 minutes' CHECK (viewer_session > interval '0');
-
-
-CREATE TABLE IF NOT EXISTS pgauth.viewer_tokens (
-    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    token_digest bytea NOT NULL UNIQUE
-                 CHECK (octet_length(token_digest) = 32),
-    stream_name  text NOT NULL
-                 CHECK (stream_name ~ '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$'),
-    app          text NOT NULL DEFAULT 'live'
-                 CHECK (app <> ''),
-    enabled      boolean NOT NULL DEFAULT true,
-    expires_at   timestamptz,
-    created_at   timestamptz NOT NULL DEFAULT now(),
-    comment      text,
-    -- how many client addresses may watch with it at once; NULL: any
-    max_viewers  integer CHECK (max_viewers > 0)
-);
-
-CREATE INDEX IF NOT EXISTS viewer_tokens_stream_name
-    ON pgauth.viewer_tokens (stream_name);
-
-
--- Who watched what, from where, when.  A session holds until "until"
--- unless it ended first (ended_at); nginx opens a new one when it lapses.
-CREATE TABLE IF NOT EXISTS pgauth.viewer_sessions (
-    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    -- no foreign key, as for sessions: deleting a token keeps the history
-    token_id     bigint,
-    stream_name  text NOT NULL,
-    app          text NOT NULL,
-    client_addr  text,
-    protocol     text NOT NULL,
-    node         text,
-    worker_pid   integer,
-    started_at   timestamptz NOT NULL DEFAULT now(),
-    until        timestamptz NOT NULL,
-    ended_at     timestamptz,
-    end_reason   text
-);
-
-CREATE INDEX IF NOT EXISTS viewer_sessions_live_token
-    ON pgauth.viewer_sessions (token_id) WHERE ended_at IS NULL;
 
 
 -- A new viewer token, returned once: only its digest is kept.

@@ -137,6 +137,17 @@ $c = rtmpc_start($port, 'live', name => $lim);
 ($cl, $tclose) = $c->wait_line(qr/^closed/, 5);
 ok($cl && $tclose - $tstart <= 2.5, 'a key with a 2 s session limit is closed at 2 s');
 
+# longer than the longest timer nginx is given (3 s in the sanitizer build):
+# the rest is timed when it runs out
+my $longer = $pg->create_key('longer');
+$pg->psql('SELECT pgauth.set_max_session(' . key_id($longer) . ", '4.5 seconds')");
+$c = rtmpc_start($port, 'live', name => $longer);
+($l, $tstart) = $c->wait_line(qr/Publish\.Start/, 5);
+($cl, $tclose) = $c->wait_line(qr/^closed/, 7);
+ok($cl && $tclose - $tstart >= 4.2 && $tclose - $tstart <= 5.2,
+   sprintf('a 4.5 s session limit is closed at 4.5 s (%.2f s)',
+           ($tclose // 0) - $tstart));
+
 $ng->stop;
 is(join("\n", $ng->bad_lines), '', 'no alert, crash or sanitizer report');
 

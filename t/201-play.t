@@ -84,6 +84,18 @@ close $fh;
 is($pg->psql("SELECT end_reason FROM pgauth.viewer_sessions WHERE protocol = 'rtmp'"
              . " ORDER BY id DESC LIMIT 1"), 'revoked', '... recorded as revoked');
 
+# a token that expires while playing, later than the longest timer nginx
+# is given (3 s in the sanitizer build): the rest is timed when it runs out
+my $t3 = $pg->psql("SELECT pgauth.create_viewer_token('alice', 'live',"
+                   . " '4.5 seconds')");
+$t0 = time;
+($rc, $out) = play("alice?token=$t3", 30);
+my $played = time - $t0;
+like($ng->error_log, qr/pgauth: viewer ended app="live" name="alice" .*reason="expired"/,
+     'a token expiring while playing ends the play');
+ok($played >= 4.2 && $played <= 6.5,
+   sprintf('... when it expires, 4.5 s after it was made (%.2f s)', $played));
+
 # nginx-rtmp itself logs a play's arguments at info, before any module
 # sees them (as it logs a publish's key): only ours are checked
 unlike(join("\n", grep { /pgauth:/ } split /\n/, $ng->error_log),
@@ -91,8 +103,59 @@ unlike(join("\n", grep { /pgauth:/ } split /\n/, $ng->error_log),
 unlike(join("\n", grep { !/\[info\]/ } split /\n/, $ng->error_log),
        qr/\Q$good\E|\Q$t2\E/, '... nor anywhere at notice and above');
 
-kill 'INT', $ff;
+# a worker killed while its viewer plays: the play's viewer session ends
+# when the node starts again, and no longer holds a capped token's place
+my $capped = $pg->psql("SELECT pgauth.create_viewer_token('alice', 'live',"
+                       . " '1 day', 'one place', 1)");
+sub other_address {
+    return $pg->psql("SELECT count(*) FROM pgauth.authorize_viewer("
+                     . "sha256(convert_to('$capped', 'UTF8')), 'live', 'alice',"
+                     . " '192.0.2.7', 'hls')");
+}
+$pid = fork // die;
+if (!$pid) {
+    open STDOUT, '>', '/dev/null';
+    open STDERR, '>', '/dev/null';
+    exec 'ffmpeg', '-i', "rtmp://127.0.0.1:$port/live/alice?token=$capped",
+         '-t', '30', '-f', 'null', '-';
+}
+$n = () = $ng->error_log =~ /viewer allowed .* rtmp/g;
+ok(wait_for(10, sub { (() = $ng->error_log =~ /viewer allowed .* rtmp/g) > $n }),
+   'a capped token (one address) plays');
+is(other_address(), 0, '... and holds its place against another address');
+my $conf = $ng->{conf};
+kill 'KILL', $ng->all_pids;
+$ng->{running} = 0;
+kill 'KILL', $ff, $pid;
 waitpid $ff, 0;
+waitpid $pid, 0;
+is($pg->psql("SELECT count(*) FROM pgauth.viewer_sessions WHERE protocol = 'rtmp'"
+             . " AND ended_at IS NULL"), 1,
+   'nginx killed with -9: the play is left open in the database');
+$ng = Pgauth::Nginx->new(pg => $pg, conf => $conf);
+ok(wait_for(5, sub {
+       $pg->psql("SELECT string_agg(coalesce(v.end_reason, 'open'), ',')"
+                 . " FROM pgauth.viewer_sessions v"
+                 . " JOIN pgauth.viewer_tokens t ON t.id = v.token_id"
+                 . " WHERE v.protocol = 'rtmp' AND t.comment = 'one place'")
+       eq 'worker gone' }),
+   'restarted: the gone worker\'s play ends as "worker gone"');
+is(other_address(), 1, '... and another address may watch with the capped token');
+
+# a node that never comes back: its plays end with its workers' sessions,
+# by the next heartbeat of any worker (as "node lost")
+$pg->psql("INSERT INTO pgauth.workers (node, pid, heartbeat, seen_at)"
+          . " VALUES ('lost', 4242, '1 second', now() - interval '1 hour')");
+$pg->psql("INSERT INTO pgauth.viewer_sessions (token_id, stream_name, app,"
+          . " protocol, node, worker_pid, until)"
+          . " VALUES (NULL, 'alice', 'live', 'rtmp', 'lost', 4242, 'infinity')");
+ok(wait_for(5, sub {
+       $pg->psql("SELECT end_reason FROM pgauth.viewer_sessions WHERE node = 'lost'")
+       eq 'node lost' }),
+   'a lost node\'s play ends as "node lost"');
+is($pg->psql("SELECT count(*) FROM pgauth.workers WHERE node = 'lost'"), 0,
+   '... and the node is forgotten');
+
 $ng->stop;
 is(join("\n", $ng->bad_lines), '', 'no alert, crash or sanitizer report');
 

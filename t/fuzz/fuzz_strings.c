@@ -214,12 +214,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
 
-    /* seconds: within what a timer holds; plain integers exact */
+    /* seconds: at most NGX_RTMP_PGAUTH_MAX_SECONDS; plain integers exact */
 
     ms = 0;
 
     if (ngx_rtmp_pgauth_parse_seconds(p, size, &ms) == NGX_OK) {
-        if (ms > (ngx_msec_t) NGX_RTMP_PGAUTH_MAX_SECONDS * 1000) {
+        if (ms > (ngx_msec_t) (NGX_RTMP_PGAUTH_MAX_SECONDS * 1000)) {
             abort();
         }
 
