@@ -53,6 +53,20 @@
     (1 + NGX_RTMP_PGAUTH_DIGEST_LEN + NGX_RTMP_MAX_NAME                      \
      + NGX_RTMP_PGAUTH_NAME_LEN + 1 + NGX_SOCKADDR_STRLEN)
 
+/*
+ * A playlist asks for a session's successor this long before it lapses
+ * (half its time, when shorter): the URIs it lists hold for that long
+ */
+#define NGX_HTTP_PGAUTH_RENEW          60000
+
+/*
+ * A playlist waits for the successor this long at most, then goes out
+ * with the session it came with (a database outage delays no viewer
+ * more); another one asks again after the gap
+ */
+#define NGX_HTTP_PGAUTH_RENEW_WAIT     1000
+#define NGX_HTTP_PGAUTH_RENEW_GAP      10000
+
 /* a viewer is counted while it asks for something this often */
 #define NGX_HTTP_PGAUTH_VIEWER_SEEN    30000
 
@@ -83,15 +97,22 @@ struct ngx_rtmp_pgauth_viewers_s {
 };
 
 
-/* by session: "s" and the id */
+/*
+ * By session: "s" and the id.  A session is its client address's: another
+ * address needs the token.
+ */
 
 typedef struct {
     ngx_msec_t                      until;
     ngx_msec_t                      seen;       /* its last request */
+    ngx_msec_t                      renew;      /* a playlist asks again */
     u_char                          secret[NGX_RTMP_PGAUTH_SECRET_LEN];
+    u_char                          digest[NGX_RTMP_PGAUTH_DIGEST_LEN];
+    u_char                          renewed;    /* its successor is out */
     u_char                          app_len;
     u_char                          name_len;
-    u_char                          data[1];    /* app, then name */
+    u_char                          addr_len;
+    u_char                          data[1];    /* app, name, address */
 } ngx_http_pgauth_session_node_t;
 
 
@@ -114,6 +135,8 @@ typedef struct {
     ngx_str_t                       dir;        /* of the URI */
     ngx_str_t                       session;    /* to hand out */
     ngx_msec_t                      left;       /* it holds */
+    size_t                          old_len;    /* a session renewed */
+    u_char                          old[NGX_RTMP_PGAUTH_SID_LEN];
     u_char                          digest[NGX_RTMP_PGAUTH_DIGEST_LEN];
     u_char                          session_buf[NGX_HTTP_PGAUTH_SESSION_LEN];
 
@@ -121,6 +144,7 @@ typedef struct {
     ngx_shm_zone_t                 *limit;      /* counted in */
 
     unsigned                        token:1;    /* its digest is here */
+    unsigned                        renew:1;    /* the session is, still */
     unsigned                        limited:1;  /* counted by the limiter */
     unsigned                        decided:1;
     unsigned                        allowed:1;
@@ -146,6 +170,12 @@ static ngx_http_pgauth_session_node_t *ngx_http_pgauth_viewer_find(
     ngx_rtmp_pgauth_viewers_t *vs, u_char *sid, size_t len);
 static ngx_int_t ngx_http_pgauth_viewer_session(ngx_http_request_t *r,
     ngx_http_pgauth_viewer_ctx_t *ctx, ngx_str_t *app, ngx_str_t *value);
+static ngx_uint_t ngx_http_pgauth_viewer_holds(ngx_http_request_t *r,
+    ngx_http_pgauth_viewer_ctx_t *ctx, ngx_http_pgauth_session_node_t *sn,
+    ngx_str_t *app);
+static void ngx_http_pgauth_viewer_renewal(ngx_http_request_t *r,
+    ngx_http_pgauth_viewer_ctx_t *ctx, ngx_http_pgauth_session_node_t *sn,
+    ngx_str_t *sid);
 static ngx_int_t ngx_http_pgauth_viewer_token(ngx_http_request_t *r,
     ngx_http_pgauth_viewer_ctx_t *ctx, ngx_str_t *app);
 static ngx_int_t ngx_http_pgauth_viewer_ask(ngx_http_request_t *r,
@@ -342,8 +372,7 @@ ngx_http_pgauth_viewer_handler(ngx_http_request_t *r)
         && ngx_http_pgauth_viewer_session(r, ctx, &vlcf->app, &value)
            == NGX_OK)
     {
-        ctx->allowed = 1;
-        return NGX_OK;
+        goto allowed;
     }
 
     cookie.len = sizeof("pgauth_") - 1 + ctx->name.len;
@@ -368,16 +397,33 @@ ngx_http_pgauth_viewer_handler(ngx_http_request_t *r)
         if (ngx_http_pgauth_viewer_session(r, ctx, &vlcf->app, &value)
             == NGX_OK)
         {
-            ctx->allowed = 1;
-            return NGX_OK;
+            goto allowed;
         }
     }
 
     rc = ngx_http_pgauth_viewer_token(r, ctx, &vlcf->app);
 
+    if (rc == NGX_OK && ctx->renew) {
+        goto allowed;
+    }
+
     ctx->allowed = (rc == NGX_OK);
 
     return rc;
+
+allowed:
+
+    ctx->allowed = 1;
+
+    if (!ctx->renew) {
+        return NGX_OK;
+    }
+
+    /* the session's successor; without one, it holds as it is */
+
+    rc = ngx_http_pgauth_viewer_ask(r, ctx, &vlcf->app);
+
+    return (rc == NGX_AGAIN) ? NGX_AGAIN : NGX_OK;
 }
 
 
@@ -424,15 +470,15 @@ ngx_http_pgauth_viewer_session(ngx_http_request_t *r,
     if (sn
         && (ngx_msec_int_t) (sn->until - ngx_current_msec) > 0
         && CRYPTO_memcmp(sn->secret, secret, sizeof(secret)) == 0
-        && sn->app_len == app->len
-        && ngx_strncmp(sn->data, app->data, app->len) == 0
-        && sn->name_len == ctx->name.len
-        && ngx_strncmp(sn->data + sn->app_len, ctx->name.data,
-                       ctx->name.len)
-           == 0)
+        && ngx_http_pgauth_viewer_holds(r, ctx, sn, app))
     {
         ctx->left = sn->until - ngx_current_msec;
-        sn->seen = ngx_current_msec;
+
+        if (!sn->renewed) {
+            sn->seen = ngx_current_msec;
+            ngx_http_pgauth_viewer_renewal(r, ctx, sn, &id);
+        }
+
         ngx_rtmp_pgauth_shm_touch(&vs->shm, sn);
         rc = NGX_OK;
     }
@@ -449,6 +495,74 @@ ngx_http_pgauth_viewer_session(ngx_http_request_t *r,
 }
 
 
+/* whether session sn is of this stream and address; under the lock */
+
+static ngx_uint_t
+ngx_http_pgauth_viewer_holds(ngx_http_request_t *r,
+    ngx_http_pgauth_viewer_ctx_t *ctx, ngx_http_pgauth_session_node_t *sn,
+    ngx_str_t *app)
+{
+    u_char     *p;
+    ngx_str_t  *addr;
+
+    addr = &r->connection->addr_text;
+    p = sn->data;
+
+    if (sn->app_len != app->len || ngx_strncmp(p, app->data, app->len) != 0)
+    {
+        return 0;
+    }
+
+    p += sn->app_len;
+
+    if (sn->name_len != ctx->name.len
+        || ngx_strncmp(p, ctx->name.data, ctx->name.len) != 0)
+    {
+        return 0;
+    }
+
+    p += sn->name_len;
+
+    if (sn->addr_len != addr->len
+        || ngx_strncmp(p, addr->data, addr->len) != 0)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "pgauth: viewer session of another address "
+                      "name=\"%V\"", &ctx->name);
+        return 0;
+    }
+
+    return 1;
+}
+
+
+/*
+ * A playlist past the session's renewal point asks for its successor
+ * with the session's token (its digest); under the lock.
+ */
+
+static void
+ngx_http_pgauth_viewer_renewal(ngx_http_request_t *r,
+    ngx_http_pgauth_viewer_ctx_t *ctx, ngx_http_pgauth_session_node_t *sn,
+    ngx_str_t *sid)
+{
+    if (!ctx->playlist
+        || (ngx_msec_int_t) (ngx_current_msec - sn->renew) < 0
+        || sid->len > sizeof(ctx->old))
+    {
+        return;
+    }
+
+    sn->renew = ngx_current_msec + NGX_HTTP_PGAUTH_RENEW_GAP;
+
+    ngx_memcpy(ctx->digest, sn->digest, sizeof(ctx->digest));
+    ngx_memcpy(ctx->old, sid->data, sid->len);
+    ctx->old_len = sid->len;
+    ctx->token = 1;
+    ctx->renew = 1;
+}
+
+
 /*
  * A viewer token: the session it has on this node already, or the
  * database is asked for one.
@@ -462,7 +576,7 @@ ngx_http_pgauth_viewer_token(ngx_http_request_t *r,
     u_char                            key[NGX_HTTP_PGAUTH_TOKEN_KEY_LEN];
     u_char                            secret[NGX_RTMP_PGAUTH_SECRET_LEN];
     size_t                            len;
-    ngx_str_t                         session;
+    ngx_str_t                         session, sid;
     ngx_rtmp_pgauth_viewers_t        *vs;
     ngx_http_pgauth_token_node_t     *tn;
     ngx_http_pgauth_session_node_t   *sn;
@@ -490,8 +604,14 @@ ngx_http_pgauth_viewer_token(ngx_http_request_t *r,
 
         sn = ngx_http_pgauth_viewer_find(vs, tn->sid, tn->sid_len);
 
-        if (sn && (ngx_msec_int_t) (sn->until - ngx_current_msec) > 0) {
+        if (sn && (ngx_msec_int_t) (sn->until - ngx_current_msec) > 0
+            && !sn->renewed)
+        {
+            sid.data = tn->sid;
+            sid.len = tn->sid_len;
+
             sn->seen = ngx_current_msec;
+            ngx_http_pgauth_viewer_renewal(r, ctx, sn, &sid);
             ngx_memcpy(secret, sn->secret, sizeof(secret));
             ctx->left = sn->until - ngx_current_msec;
 
@@ -531,7 +651,7 @@ ngx_http_pgauth_viewer_ask(ngx_http_request_t *r,
 
     vlcf = ngx_http_get_module_loc_conf(r, ngx_http_pgauth_viewer_module);
 
-    if (vlcf->limit) {
+    if (vlcf->limit && !ctx->renew) {
         if (ngx_rtmp_pgauth_limit_take(vlcf->limit, r->connection, &left)
             == NGX_BUSY)
         {
@@ -554,8 +674,10 @@ ngx_http_pgauth_viewer_ask(ngx_http_request_t *r,
         ngx_http_pgauth_viewer_unlimit(ctx, 0);
 
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "pgauth: viewer refused name=\"%V\": no pool in this "
-                      "process (pgauth_dsn in the rtmp block?)", &ctx->name);
+                      "pgauth: %s name=\"%V\": no pool in this process "
+                      "(pgauth_dsn in the rtmp block?)",
+                      ctx->renew ? "viewer session not renewed"
+                                 : "viewer refused", &ctx->name);
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
@@ -574,14 +696,20 @@ ngx_http_pgauth_viewer_ask(ngx_http_request_t *r,
     /* before: the pool may decide at once, from inside submit() */
     ctx->req = req;
 
-    if (ngx_rtmp_pgauth_req_submit(req, vlcf->timeout) != NGX_OK) {
+    if (ngx_rtmp_pgauth_req_submit(req, ctx->renew
+                                        ? ngx_min(vlcf->timeout,
+                                                  NGX_HTTP_PGAUTH_RENEW_WAIT)
+                                        : vlcf->timeout)
+        != NGX_OK)
+    {
         ctx->req = NULL;
         ngx_rtmp_pgauth_req_free(req);
         ngx_http_pgauth_viewer_unlimit(ctx, 0);
 
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "pgauth: viewer refused name=\"%V\": too many "
-                      "decisions queued", &ctx->name);
+                      "pgauth: %s name=\"%V\": too many decisions queued",
+                      ctx->renew ? "viewer session not renewed"
+                                 : "viewer refused", &ctx->name);
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
@@ -595,6 +723,7 @@ ngx_http_pgauth_viewer_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
 {
     ngx_http_pgauth_viewer_ctx_t  *ctx = req->data;
 
+    char                               *what;
     u_char                              fp[NGX_RTMP_PGAUTH_FP_LEN + 1];
     ngx_msec_t                          left;
     ngx_http_request_t                 *r;
@@ -610,11 +739,13 @@ ngx_http_pgauth_viewer_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
 
     *ngx_hex_dump(fp, ctx->digest, NGX_RTMP_PGAUTH_FP_LEN / 2) = '\0';
 
+    what = ctx->renew ? "viewer session not renewed" : "viewer refused";
+
     if (rc != NGX_RTMP_PGAUTH_RESULT) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "pgauth: viewer refused app=\"%V\" name=\"%V\" "
+                      "pgauth: %s app=\"%V\" name=\"%V\" "
                       "fp=%s reason=\"%s%s%V\"",
-                      &vlcf->app, &ctx->name, fp,
+                      what, &vlcf->app, &ctx->name, fp,
                       rc == NGX_RTMP_PGAUTH_TIMEDOUT
                       ? "timed out" : "database error",
                       err->len ? ": " : "", err);
@@ -629,9 +760,9 @@ ngx_http_pgauth_viewer_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
         || PQgetlength(res, 0, 0) >= NGX_RTMP_PGAUTH_SID_LEN)
     {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "pgauth: viewer refused app=\"%V\" name=\"%V\" "
+                      "pgauth: %s app=\"%V\" name=\"%V\" "
                       "fp=%s reason=\"no matching token\"",
-                      &vlcf->app, &ctx->name, fp);
+                      what, &vlcf->app, &ctx->name, fp);
         ctx->rc = NGX_HTTP_FORBIDDEN;
         goto resume;
     }
@@ -670,6 +801,11 @@ ngx_http_pgauth_viewer_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
 
 resume:
 
+    if (ctx->renew && ctx->rc != NGX_OK) {
+        /* the session holds as it is, until it lapses */
+        ctx->rc = NGX_OK;
+    }
+
     ctx->decided = 1;
 
     /* a wrong token counts against the address, as a wrong key does */
@@ -701,11 +837,14 @@ ngx_http_pgauth_viewer_open(ngx_http_pgauth_viewer_ctx_t *ctx,
     u_char                            secret[NGX_RTMP_PGAUTH_SECRET_LEN];
     size_t                            klen;
     ngx_int_t                         rc;
+    ngx_str_t                        *addr;
     ngx_rtmp_pgauth_viewers_t        *vs;
     ngx_http_pgauth_token_node_t     *tn;
     ngx_http_pgauth_session_node_t   *sn;
 
-    if (app->len > 255 || ctx->name.len > 255) {
+    addr = &ctx->request->connection->addr_text;
+
+    if (app->len > 255 || ctx->name.len > 255 || addr->len > 255) {
         return NGX_ERROR;
     }
 
@@ -719,6 +858,15 @@ ngx_http_pgauth_viewer_open(ngx_http_pgauth_viewer_ctx_t *ctx,
 
     ngx_rtmp_pgauth_shm_lock(&vs->shm);
 
+    /* the session it succeeds is no longer counted */
+
+    if (ctx->renew) {
+        sn = ngx_http_pgauth_viewer_find(vs, ctx->old, ctx->old_len);
+        if (sn) {
+            sn->renewed = 1;
+        }
+    }
+
     key[0] = 's';
     ngx_memcpy(key + 1, sid, len);
 
@@ -726,18 +874,23 @@ ngx_http_pgauth_viewer_open(ngx_http_pgauth_viewer_ctx_t *ctx,
                                  len + 1,
                                  offsetof(ngx_http_pgauth_session_node_t,
                                           data)
-                                 + app->len + ctx->name.len);
+                                 + app->len + ctx->name.len + addr->len);
     if (sn == NULL) {
         goto done;
     }
 
     sn->until = ngx_current_msec + left;
     sn->seen = ngx_current_msec;
+    sn->renew = sn->until - ngx_min(left / 2, NGX_HTTP_PGAUTH_RENEW);
     ngx_memcpy(sn->secret, secret, sizeof(secret));
+    ngx_memcpy(sn->digest, ctx->digest, sizeof(sn->digest));
+    sn->renewed = 0;
     sn->app_len = (u_char) app->len;
     sn->name_len = (u_char) ctx->name.len;
-    ngx_memcpy(ngx_cpymem(sn->data, app->data, app->len), ctx->name.data,
-               ctx->name.len);
+    sn->addr_len = (u_char) addr->len;
+    p = ngx_cpymem(sn->data, app->data, app->len);
+    p = ngx_cpymem(p, ctx->name.data, ctx->name.len);
+    ngx_memcpy(p, addr->data, addr->len);
 
     /* later requests with the token find the session */
 
@@ -855,11 +1008,6 @@ ngx_http_pgauth_viewer_mask(ngx_str_t *s)
 }
 
 
-/*
- * By token: of one client address, so that a token's cap on addresses
- * (max_viewers) is the database's to tell for each new one.
- */
-
 /* the limiter's count of a question to the database, given back once */
 
 static void
@@ -882,6 +1030,11 @@ ngx_http_pgauth_viewer_unlimit(ngx_http_pgauth_viewer_ctx_t *ctx,
                                pmcf ? pmcf->stats : NULL, "viewer tokens");
 }
 
+
+/*
+ * By token: of one client address, so that a token's cap on addresses
+ * (max_viewers) is the database's to tell for each new one.
+ */
 
 static size_t
 ngx_http_pgauth_viewer_token_key(u_char *key, u_char *digest, ngx_str_t *app,
@@ -1249,7 +1402,7 @@ ngx_http_pgauth_viewer_count(void *value, u_char *key, size_t len,
 
     sn = value;
 
-    if (key[0] != 's' || w->rc != NGX_OK
+    if (key[0] != 's' || w->rc != NGX_OK || sn->renewed
         || (ngx_msec_int_t) (sn->until - ngx_current_msec) <= 0
         || ngx_current_msec - sn->seen > NGX_HTTP_PGAUTH_VIEWER_SEEN)
     {

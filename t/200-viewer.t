@@ -152,6 +152,15 @@ is($r->{status}, 403, "alice's session does not open bob's stream");
 $r = http_request($port, "/private/$seg?pgauth=$forged");
 is($r->{status}, 403, 'a session with a wrong secret: 403');
 
+# a session is its client address's: copied elsewhere, the token is needed
+is(http_request({ from => '127.0.0.2' }, $port, "/private/$seg?pgauth=$session")->{status},
+   403, 'the session from another address: 403');
+is(http_request({ from => '127.0.0.2' }, $port, "/private/$seg",
+                [ Cookie => "pgauth_alice=$session" ])->{status},
+   403, '... as a cookie too');
+like($ng->error_log, qr/pgauth: viewer session of another address name="alice"/,
+     '... logged');
+
 # zero queries after the first
 for (1 .. 50) {
     http_request($port, "/private/alice.m3u8?token=$good");
@@ -269,6 +278,45 @@ is($r->{status}, 503, '... a new viewer gets 503');
 cmp_ok($r->{seconds}, '<', 4, sprintf('... within the timeout (%.1f s)', $r->{seconds}));
 is(http_request($port, '/ping')->{status}, 200, '... and the rest of HTTP carries on');
 $pg->start;
+
+# a session runs out: a playlist asks for its successor in time (half its
+# life, or a minute, before), so a player that fetches segments a while
+# after their playlist is never refused, whether it keeps the token in the
+# playlist's address or only the cookie (a variant playlist's address
+# carries no token)
+$pg->psql("UPDATE pgauth.settings SET viewer_session = '6 seconds'");
+my $t5 = token('alice');
+ok(wait_for(10, sub {
+       http_request($port, "/private/alice.m3u8?token=$t5")->{status} == 200 }),
+   'the database is back: a new viewer watches');
+for my $how ('token', 'cookie') {
+    my ($refused, %sessions, @pending) = (0);
+    my $jar = '';
+    my $end = time + 14;
+    while (time < $end) {
+        my $p = $how eq 'token'
+              ? http_request($port, "/private/alice.m3u8?token=$t5")
+              : http_request($port, '/private/alice.m3u8',
+                             $jar ? ([ Cookie => $jar ]) : ());
+        if ($how eq 'cookie' && !$jar) {
+            $p = http_request($port, "/private/alice.m3u8?token=$t5");
+        }
+        my ($set) = ((($p->{headers}{'set-cookie'} || [])->[0]) // '') =~ /^(pgauth_alice=[^;]+)/;
+        $jar = $set if $set;
+        $refused++ if $p->{status} != 200;
+        for my $u (@pending) {
+            $refused++ if http_request($port, "/private/$u")->{status} != 200;
+        }
+        @pending = grep { !/^#/ && /\S/ } split /\r?\n/, $p->{body};
+        $sessions{$1}++ for map { /pgauth=(\d+)-/ ? $1 : () } @pending;
+        sleep 1.5;
+    }
+    is($refused, 0, "6 s viewer sessions, 14 s of playlists (with the $how)"
+       . ' and their segments fetched 1.5 s later: none refused');
+    my $n = scalar keys %sessions;
+    ok($n >= 3 && $n <= 6, "... each session followed by its successor in turn ($n)");
+}
+$pg->psql("UPDATE pgauth.settings SET viewer_session = '5 minutes'");
 
 unlike(Pgauth::slurp("$ng->{dir}/logs/access.log"), qr/token=[0-9a-f]/,
        'no token is in the access log');
