@@ -164,6 +164,8 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_pgauth_viewer_handler(ngx_http_request_t *r);
+static ngx_http_pgauth_viewer_ctx_t *ngx_http_pgauth_viewer_get_ctx(
+    ngx_http_request_t *r);
 static ngx_rtmp_pgauth_viewers_t *ngx_http_pgauth_viewer_table(
     ngx_http_request_t *r);
 static ngx_http_pgauth_session_node_t *ngx_http_pgauth_viewer_find(
@@ -310,11 +312,20 @@ ngx_http_pgauth_viewer_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_pgauth_viewer_module);
+    ctx = ngx_http_pgauth_viewer_get_ctx(r);
 
     if (ctx) {
-        /* back from the database */
-        return ctx->decided ? ctx->rc : NGX_AGAIN;
+        /* back from the database, or from an internal redirect */
+
+        if (ctx->req) {
+            return NGX_AGAIN;
+        }
+
+        if (ctx->decided) {
+            return ctx->rc;
+        }
+
+        return ctx->allowed ? NGX_OK : NGX_HTTP_FORBIDDEN;
     }
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_pgauth_viewer_ctx_t));
@@ -424,6 +435,37 @@ allowed:
     rc = ngx_http_pgauth_viewer_ask(r, ctx, &vlcf->app);
 
     return (rc == NGX_AGAIN) ? NGX_AGAIN : NGX_OK;
+}
+
+
+/*
+ * The request's context, after an internal redirect too (which clears the
+ * modules' contexts): its answer stays private, and a playlist is still
+ * rewritten, whichever location serves it.  Found through the request
+ * pool's cleanup, as the realip module finds its own.
+ */
+
+static ngx_http_pgauth_viewer_ctx_t *
+ngx_http_pgauth_viewer_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t            *cln;
+    ngx_http_pgauth_viewer_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_pgauth_viewer_module);
+
+    if (ctx || !(r->internal || r->filter_finalize)) {
+        return ctx;
+    }
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_pgauth_viewer_cleanup) {
+            ctx = cln->data;
+            ngx_http_set_ctx(r, ctx, ngx_http_pgauth_viewer_module);
+            break;
+        }
+    }
+
+    return ctx;
 }
 
 
@@ -1071,9 +1113,13 @@ ngx_http_pgauth_viewer_header_filter(ngx_http_request_t *r)
     ngx_table_elt_t               *h;
     ngx_http_pgauth_viewer_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_pgauth_viewer_module);
+    if (r != r->main) {
+        return ngx_http_next_header_filter(r);
+    }
 
-    if (ctx == NULL || r != r->main) {
+    ctx = ngx_http_pgauth_viewer_get_ctx(r);
+
+    if (ctx == NULL) {
         return ngx_http_next_header_filter(r);
     }
 
@@ -1163,10 +1209,14 @@ ngx_http_pgauth_viewer_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     ngx_chain_t                   *cl, out;
     ngx_http_pgauth_viewer_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_pgauth_viewer_module);
+    if (r != r->main) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    ctx = ngx_http_pgauth_viewer_get_ctx(r);
 
     if (ctx == NULL || !ctx->allowed || !ctx->playlist
-        || ctx->session.len == 0 || ctx->done || r != r->main
+        || ctx->session.len == 0 || ctx->done
         || r->headers_out.status != NGX_HTTP_OK || r->header_only)
     {
         return ngx_http_next_body_filter(r, in);

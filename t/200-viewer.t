@@ -28,6 +28,17 @@ my $ng = Pgauth::Nginx->new(pg => $pg, conf => Pgauth::Nginx::default_conf(
             pgauth_viewer on limit=viewers;
             alias %%HLS%%/;
         }
+        # nothing here: the files come from another location, as from a
+        # fallback storage
+        location /origin/ {
+            pgauth_viewer on;
+            root %%DIR%%/empty;
+            error_page 404 = \@storage;
+        }
+        location \@storage {
+            rewrite ^/origin/(.*)\$ /\$1 break;
+            root %%HLS%%;
+        }
         location /private/ {
             pgauth_viewer on;
             access_log %%DIR%%/logs/access.log;
@@ -160,6 +171,18 @@ is(http_request({ from => '127.0.0.2' }, $port, "/private/$seg",
    403, '... as a cookie too');
 like($ng->error_log, qr/pgauth: viewer session of another address name="alice"/,
      '... logged');
+
+# served by another location after an internal redirect: still private,
+# and the playlist still carries the session
+$r = http_request($port, "/origin/alice.m3u8?token=$good");
+is($r->{status}, 200, 'a playlist served after an internal redirect (error_page)');
+is(($r->{headers}{'cache-control'} || [])->[0], 'private, no-store', '... not for shared caches');
+my ($o1) = grep { !/^#/ && /\S/ } split /\r?\n/, $r->{body};
+like($o1 // '', qr/^alice-\d+\.ts\?pgauth=\Q$session\E$/, '... its URIs carry the session');
+$r = http_request($port, "/origin/$o1");
+is($r->{status}, 200, '... a segment of it');
+is(($r->{headers}{'cache-control'} || [])->[0], 'private', '... private');
+is(http_request($port, '/origin/alice.m3u8')->{status}, 403, '... and without a token: 403');
 
 # zero queries after the first
 for (1 .. 50) {
