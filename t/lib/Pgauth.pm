@@ -35,13 +35,23 @@ our $RTMP_MODULE = $ENV{NGX_RTMP_MODULE}
 our $RTMPC = "$TOP/t/tools/rtmpc";
 our $NGINX = $ENV{PGAUTH_NGINX} || '/usr/sbin/nginx';
 
+# A port to listen on, below the ephemeral range: an outgoing connection
+# of another test (a client, libpq) never takes it between this choice and
+# the listen, as one of the kernel's own choices could be.
 sub free_port {
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-                                  Proto => 'tcp', Listen => 1, ReuseAddr => 1)
-        or die "free_port: $!";
-    my $port = $s->sockport;
-    close $s;
-    return $port;
+    my ($low) = (Pgauth::slurp('/proc/sys/net/ipv4/ip_local_port_range') // '')
+                =~ /^(\d+)/;
+    $low = 32768 unless $low && $low > 12000;
+    for (1 .. 100) {
+        my $port = 10000 + int(rand($low - 10000));
+        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+                                      LocalPort => $port, Proto => 'tcp',
+                                      Listen => 1, ReuseAddr => 1)
+            or next;
+        close $s;
+        return $port;
+    }
+    die "free_port: no free port below $low";
 }
 
 sub tmpdir {
