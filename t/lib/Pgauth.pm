@@ -440,8 +440,12 @@ sub start {
     $self->as_user("$self->{bin}/pg_ctl", '-D', $self->{data}, '-l',
                    $self->{log}, '-w', '-t', '30', '-o',
                    "-p $self->{port} -k $self->{dir}"
-                   . " -c listen_addresses=127.0.0.1 -c fsync=off"
-                   . " -c synchronous_commit=off -c full_page_writes=off",
+                   . " -c listen_addresses=127.0.0.1"
+                   # tests need no durability; benchmarks keep
+                   # PostgreSQL's (durable => 1)
+                   . ($self->{durable} ? ''
+                      : " -c fsync=off -c synchronous_commit=off"
+                        . " -c full_page_writes=off"),
                    'start') == 0
         or die "pg_ctl start failed: " . Pgauth::slurp($self->{log});
     $self->{running} = 1;

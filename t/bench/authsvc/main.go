@@ -50,7 +50,13 @@ const (
 
 	// the auth_request way of private HLS: the same viewer decision
 	viewerSQL = `SELECT session_id FROM pgauth.authorize_viewer($1, $2, $3, $4, 'hls')`
-	doneSQL = `SELECT pgauth.publish_done($1, $2)`
+	doneSQL   = `SELECT pgauth.publish_done($1, $2)`
+	// -plain: the usual small service, a key looked up and nothing
+	// recorded (no session, no duplicate check, nothing at the end)
+	plainSQL = `SELECT stream_name, 0::bigint, NULL::float8
+                FROM pgauth.stream_keys
+                WHERE key_digest = $1 AND app = $2 AND enabled
+                  AND (expires_at IS NULL OR expires_at > now())`
 
 	// pgauth.authorize() raises this when the name is live and
 	// duplicate is 'refuse'
@@ -86,6 +92,7 @@ type service struct {
 	viewer    *sql.Stmt
 	duplicate string
 	redirect  string
+	plain     bool
 	timeout   time.Duration
 	log       *log.Logger // nil: no logging
 
@@ -108,6 +115,8 @@ func main() {
 	timeout := flag.Duration("timeout", 3*time.Second,
 		"deadline of every database call")
 	verbose := flag.Bool("v", false, "log one line per decision to stderr")
+	plain := flag.Bool("plain", false,
+		"a plain key lookup, no session recorded (the usual small service)")
 	flag.Parse()
 
 	if *duplicate != "takeover" && *duplicate != "refuse" {
@@ -129,6 +138,7 @@ func main() {
 		duplicate: *duplicate,
 		redirect:  *redirect,
 		timeout:   *timeout,
+		plain:     *plain,
 		pubs:      make(map[pubKey]pub),
 	}
 	if *verbose {
@@ -138,7 +148,11 @@ func main() {
 	// prepared once; database/sql prepares them again on every new
 	// connection of the pool by itself
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	s.authorize, err = db.PrepareContext(ctx, authorizeSQL)
+	if s.plain {
+		s.authorize, err = db.PrepareContext(ctx, plainSQL)
+	} else {
+		s.authorize, err = db.PrepareContext(ctx, authorizeSQL)
+	}
 	if err == nil {
 		s.done, err = db.PrepareContext(ctx, doneSQL)
 	}
@@ -308,8 +322,14 @@ func (s *service) publish(w http.ResponseWriter, r *http.Request, raw string,
 	ch := make(chan decision, 1)
 	go func() {
 		var d decision
-		d.err = s.authorize.QueryRowContext(ctx, digest[:], app, addr,
-			args, s.duplicate).Scan(&d.name, &d.sid, &d.validFor)
+		var row *sql.Row
+		if s.plain {
+			row = s.authorize.QueryRowContext(ctx, digest[:], app)
+		} else {
+			row = s.authorize.QueryRowContext(ctx, digest[:], app, addr,
+				args, s.duplicate)
+		}
+		d.err = row.Scan(&d.name, &d.sid, &d.validFor)
 		if d.err == sql.ErrNoRows {
 			d.err = nil
 		} else if d.err == nil {
@@ -411,6 +431,12 @@ func (s *service) publishDone(w http.ResponseWriter, r *http.Request,
 	}
 	s.mu.Unlock()
 
+	if ok && !p.gone && p.sid == 0 {
+		// -plain: nothing was recorded
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+
 	if !ok || p.gone {
 		s.logf("done app=%q addr=%q clientid=%s: no session (yet)",
 			pk.app, form.Get("addr"), pk.clientid)
@@ -448,7 +474,6 @@ func (s *service) sweep() {
 		s.mu.Unlock()
 	}
 }
-
 
 // nginx's auth_request to /viewer, with the viewer's request in
 // X-Original-URI ("/hls/NAME.m3u8?token=T", "/hls/NAME-N.ts?token=T") and
