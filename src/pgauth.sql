@@ -400,7 +400,8 @@ CREATE OR REPLACE FUNCTION pgauth.valid_for(
     started_at timestamptz)
 RETURNS double precision
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
+-- no SET clause: inlined into its callers (all of them SECURITY DEFINER
+-- with search_path = pg_catalog, pg_temp), not called as a function
 AS $$
     SELECT CASE WHEN least(expires_at, started_at + max_session) IS NOT NULL
            THEN greatest(0, extract(epoch FROM
@@ -464,6 +465,13 @@ DECLARE
     host  text := nullif(current_setting('pgauth.host', true), '');
     other record;
 BEGIN
+    -- Committed without waiting for the WAL flush (the decision's answer
+    -- is not held for it).  A crash of PostgreSQL may lose the last
+    -- sessions recorded: each worker asks about its live sessions when
+    -- its LISTEN connection is back (check_sessions()), and one the
+    -- database does not know ends ('unknown'); its publisher reconnects.
+    PERFORM set_config('synchronous_commit', 'off', true);
+
     -- FOR SHARE: a change of the key (revoke, expiry, delete) waits until
     -- this transaction is over, then its trigger sees the session opened
     -- here; a change that came first is seen here, as the row is read
@@ -587,14 +595,19 @@ CREATE OR REPLACE FUNCTION pgauth.publish_done(
     session_id bigint,
     reason text DEFAULT 'unpublish')
 RETURNS void
-LANGUAGE sql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+-- plpgsql: its plan is kept for the connection (an SQL function's is made
+-- again at every call); committed as usual, with the WAL flush: an end a
+-- crash lost would leave the name live for pgauth_duplicate refuse
 AS $$
+BEGIN
     UPDATE pgauth.sessions s
     SET ended_at = now(), end_reason = coalesce(reason, 'unpublish')
     WHERE s.id = publish_done.session_id AND s.ended_at IS NULL
       AND s.node IS NOT DISTINCT FROM
-          nullif(current_setting('pgauth.node', true), '')
+          nullif(current_setting('pgauth.node', true), '');
+END
 $$;
 
 

@@ -185,6 +185,25 @@ $pg->psql("ALTER ROLE pgauth_nginx LOGIN");
 ok($c->wait_line(qr/^closed/, 5), sprintf('on reconnecting, the re-check ends it (%.2f s)', time - $t));
 like($n1->error_log, qr/pgauth: idle listen connection #\d+ closed by the server/, 'the lost LISTEN connection was noticed');
 
+# a session the database does not know (authorize() commits without the
+# WAL flush: a crash of PostgreSQL may lose the last sessions, as if their
+# rows were deleted): the re-check on reconnecting ends it
+my $unrecorded = $pg->create_key('unrecorded');
+$c = rtmpc_start($n1->{rtmp_port}, 'live', name => $unrecorded);
+ok($c->wait_line(qr/Publish\.Start/, 5), 'live on n1');
+$pg->psql("ALTER ROLE pgauth_nginx NOLOGIN");
+$pg->psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+          . " WHERE application_name = 'nginx-rtmp-pgauth-listen'");
+sleep 0.5;
+$pg->psql("DELETE FROM pgauth.sessions WHERE stream_name = 'unrecorded'");
+$t = time;
+$pg->psql("ALTER ROLE pgauth_nginx LOGIN");
+ok($c->wait_line(qr/^closed/, 5),
+   sprintf('a session the database lost ends on reconnecting (%.2f s)', time - $t));
+like($n1->error_log, qr/name="unrecorded".*reason="unknown"/, '... as "unknown"');
+my $r = rtmpc($n1->{rtmp_port}, 'live', name => $unrecorded);
+is($r->{status}{code}, 'NetStream.Publish.Start', '... and its publisher comes back');
+
 $n1->stop;
 $n2->stop;
 is(join("\n", $n1->bad_lines, $n2->bad_lines), '', 'no alert, crash or sanitizer report');
