@@ -49,6 +49,12 @@
     "SELECT session_id, end_reason"                                         \
     " FROM pgauth.check_viewer_sessions($1::text[])"
 
+#define NGX_RTMP_PGAUTH_DONE_MANY                                           \
+    "SELECT pgauth.publish_done_many($1::bigint[], $2::text[])"
+
+/* the ends of sessions recorded in one transaction at most */
+#define NGX_RTMP_PGAUTH_END_BATCH      256
+
 /* viewer sessions of this node named by notifications, checked at once */
 #define NGX_RTMP_PGAUTH_VIEWERS        256
 
@@ -144,6 +150,31 @@ ngx_rtmp_pgauth_end_t  ngx_rtmp_pgauth_ends[] = {
 };
 
 
+/*
+ * The ends of sessions the default pgauth_done_query records, in batches
+ * (pgauth.publish_done_many()): one batch in flight at a time, and the
+ * ends that come meanwhile go together in the next.  At a few ends a
+ * second each goes alone, at once; under load many share one transaction
+ * and its WAL flush.  One per worker: a worker has one pool.
+ */
+
+typedef struct {
+    ngx_rtmp_pgauth_pool_t         *pool;
+    ngx_msec_t                      timeout;
+    ngx_uint_t                      n;
+    ngx_uint_t                      sending;    /* batches in flight */
+    u_char                          sid[NGX_RTMP_PGAUTH_END_BATCH]
+                                       [NGX_RTMP_PGAUTH_SID_LEN];
+    u_char                          reason[NGX_RTMP_PGAUTH_END_BATCH]
+                                          [NGX_RTMP_PGAUTH_REASON_LEN];
+} ngx_rtmp_pgauth_batch_t;
+
+
+static ngx_rtmp_pgauth_batch_t  ngx_rtmp_pgauth_batch;
+
+static ngx_str_t  ngx_rtmp_pgauth_live_done_many_query =
+    ngx_string(NGX_RTMP_PGAUTH_DONE_MANY);
+
 static ngx_str_t  ngx_rtmp_pgauth_live_play_done_query =
     ngx_string(NGX_RTMP_PGAUTH_PLAY_DONE);
 
@@ -198,6 +229,11 @@ static ngx_rtmp_pgauth_end_e ngx_rtmp_pgauth_live_end_reason(
 static void ngx_rtmp_pgauth_live_end_text(ngx_rtmp_pgauth_ctx_t *ctx,
     ngx_rtmp_pgauth_end_e end, ngx_str_t *text);
 static void ngx_rtmp_pgauth_live_expired(ngx_event_t *ev);
+static void ngx_rtmp_pgauth_live_end_later(ngx_rtmp_pgauth_pool_t *pool,
+    ngx_msec_t timeout, u_char *sid, size_t len, ngx_str_t *reason);
+static void ngx_rtmp_pgauth_live_send_ends(void);
+static void ngx_rtmp_pgauth_live_ends_recorded(ngx_rtmp_pgauth_req_t *req,
+    ngx_uint_t rc, PGresult *res, ngx_str_t *err);
 static void ngx_rtmp_pgauth_live_recorded(ngx_rtmp_pgauth_req_t *req,
     ngx_uint_t rc, PGresult *res, ngx_str_t *err);
 static void ngx_rtmp_pgauth_live_unchecked(ngx_rtmp_pgauth_live_t *live,
@@ -1777,6 +1813,12 @@ ngx_rtmp_pgauth_live_record_end(ngx_rtmp_pgauth_pool_t *pool,
     u_char                 *p;
     ngx_rtmp_pgauth_req_t  *req;
 
+    if (pacf->done_batch && len < NGX_RTMP_PGAUTH_SID_LEN) {
+        ngx_rtmp_pgauth_live_end_later(pool, pacf->timeout, sid, len,
+                                       reason);
+        return;
+    }
+
     req = ngx_rtmp_pgauth_req_create(pool, len + 1 + reason->len + 1);
     if (req == NULL) {
         return;
@@ -1808,6 +1850,117 @@ ngx_rtmp_pgauth_live_record_end(ngx_rtmp_pgauth_pool_t *pool,
                       "pgauth: the end of session \"%s\" is not recorded: "
                       "the worker is exiting", (u_char *) (req + 1));
         ngx_rtmp_pgauth_req_free(req);
+    }
+}
+
+
+static void
+ngx_rtmp_pgauth_live_end_later(ngx_rtmp_pgauth_pool_t *pool,
+    ngx_msec_t timeout, u_char *sid, size_t len, ngx_str_t *reason)
+{
+    ngx_rtmp_pgauth_batch_t  *ends = &ngx_rtmp_pgauth_batch;
+
+    if (ends->n && (ends->pool != pool || ends->n == NGX_RTMP_PGAUTH_END_BATCH))
+    {
+        ngx_rtmp_pgauth_live_send_ends();
+    }
+
+    ends->pool = pool;
+    ends->timeout = timeout;
+
+    *ngx_cpymem(ends->sid[ends->n], sid, len) = '\0';
+    *ngx_cpymem(ends->reason[ends->n], reason->data,
+                ngx_min(reason->len, NGX_RTMP_PGAUTH_REASON_LEN - 1))
+        = '\0';
+
+    ends->n++;
+
+    /* a worker that is going does not wait */
+
+    if (ends->sending == 0 || ngx_exiting || ngx_quit || ngx_terminate) {
+        ngx_rtmp_pgauth_live_send_ends();
+    }
+}
+
+
+static void
+ngx_rtmp_pgauth_live_send_ends(void)
+{
+    ngx_rtmp_pgauth_batch_t  *ends = &ngx_rtmp_pgauth_batch;
+
+    u_char                 *p;
+    size_t                  size;
+    ngx_uint_t              i;
+    ngx_rtmp_pgauth_req_t  *req;
+
+    size = 8;
+
+    for (i = 0; i < ends->n; i++) {
+        size += 2 * ngx_strlen(ends->sid[i]) + 4
+                + 2 * ngx_strlen(ends->reason[i]) + 4;
+    }
+
+    req = ngx_rtmp_pgauth_req_create(ends->pool, size);
+    if (req == NULL) {
+        ends->n = 0;
+        return;
+    }
+
+    /* $1: {"id",...}, $2: {"reason",...} */
+
+    p = (u_char *) (req + 1);
+    req->values[0] = (char *) p;
+
+    for (i = 0; i < ends->n; i++) {
+        p = ngx_rtmp_pgauth_array_add(p, ends->sid[i],
+                                      ngx_strlen(ends->sid[i]), i == 0);
+    }
+
+    p = ngx_rtmp_pgauth_array_end(p, ends->n == 0) + 1;
+    req->values[1] = (char *) p;
+
+    for (i = 0; i < ends->n; i++) {
+        p = ngx_rtmp_pgauth_array_add(p, ends->reason[i],
+                                      ngx_strlen(ends->reason[i]), i == 0);
+    }
+
+    (void) ngx_rtmp_pgauth_array_end(p, ends->n == 0);
+
+    req->query = &ngx_rtmp_pgauth_live_done_many_query;
+    req->nparams = 2;
+    req->handler = ngx_rtmp_pgauth_live_ends_recorded;
+    req->urgent = 1;
+
+    ends->n = 0;
+
+    if (ngx_rtmp_pgauth_req_submit(req, ends->timeout) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, req->log, 0,
+                      "pgauth: the end of sessions %s is not recorded: "
+                      "the worker is exiting", req->values[0]);
+        ngx_rtmp_pgauth_req_free(req);
+        return;
+    }
+
+    ends->sending++;
+}
+
+
+static void
+ngx_rtmp_pgauth_live_ends_recorded(ngx_rtmp_pgauth_req_t *req,
+    ngx_uint_t rc, PGresult *res, ngx_str_t *err)
+{
+    ngx_rtmp_pgauth_batch_t  *ends = &ngx_rtmp_pgauth_batch;
+
+    ends->sending--;
+
+    if (rc != NGX_RTMP_PGAUTH_RESULT) {
+        ngx_log_error(NGX_LOG_ERR, req->log, 0,
+                      "pgauth: recording the end of sessions %s failed: %V",
+                      req->values[0], err);
+    }
+
+    if (ends->n && ends->sending == 0) {
+        ngx_rtmp_pgauth_live_send_ends();
     }
 }
 

@@ -608,6 +608,14 @@ ngx_rtmp_pgauth_merge_app_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->done_query, prev->done_query,
                              NGX_RTMP_PGAUTH_DONE_QUERY);
 
+    /* the default one's ends go in batches (publish_done_many()) */
+    conf->done_batch = (conf->done_query.len
+                            == sizeof(NGX_RTMP_PGAUTH_DONE_QUERY) - 1
+                        && ngx_strncmp(conf->done_query.data,
+                                       NGX_RTMP_PGAUTH_DONE_QUERY,
+                                       conf->done_query.len)
+                           == 0);
+
     if (conf->enable || conf->play) {
         pmcf = ngx_rtmp_conf_get_module_main_conf(cf,
                                                   ngx_rtmp_pgauth_module);

@@ -326,6 +326,7 @@ typedef struct {
     ngx_str_t                       query;      /* as configured */
     ngx_str_t                       run_query;  /* what runs */
     ngx_str_t                       done_query;
+    ngx_flag_t                      done_batch; /* the default done query */
     ngx_uint_t                      key_hash;
     ngx_uint_t                      duplicate;
     ngx_shm_zone_t                 *limit;

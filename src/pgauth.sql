@@ -611,6 +611,28 @@ END
 $$;
 
 
+-- What nginx calls with the default pgauth_done_query: the ends of
+-- several sessions at once (those that came while the previous call was
+-- in flight), one transaction and one WAL flush for all of them; as
+-- publish_done(), only sessions of the connection's node.
+CREATE OR REPLACE FUNCTION pgauth.publish_done_many(
+    session_ids bigint[],
+    reasons text[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE pgauth.sessions s
+    SET ended_at = now(), end_reason = coalesce(e.reason, 'unpublish')
+    FROM unnest(session_ids, reasons) AS e(id, reason)
+    WHERE s.id = e.id AND s.ended_at IS NULL
+      AND s.node IS NOT DISTINCT FROM
+          nullif(current_setting('pgauth.node', true), '');
+END
+$$;
+
+
 -- nginx asks about its live sessions (after its LISTEN connection was
 -- lost, or periodically): a row for each that must end (with the
 -- reason) or whose time limit is known (seconds left).
@@ -1143,6 +1165,7 @@ GRANT EXECUTE ON FUNCTION
     pgauth.authorize(bytea, text, text, text, text, boolean),
     pgauth.take_over(bigint),
     pgauth.publish_done(bigint, text),
+    pgauth.publish_done_many(bigint[], text[]),
     pgauth.check_sessions(text[]),
     pgauth.worker_register(text, integer, integer, text),
     pgauth.worker_start(text, integer, integer),

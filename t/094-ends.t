@@ -1,0 +1,52 @@
+#!/usr/bin/perl
+# The ends of sessions go to the database in batches (publish_done_many()):
+# forty publishers gone at once are all recorded, in fewer transactions
+# than ends; a publish alone ends at once.
+
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Time::HiRes qw(time sleep);
+use Pgauth;
+
+need_tools('psql', $RTMPC);
+
+my $pg = Pgauth::Pg->new(conf => [ "shared_preload_libraries = 'pg_stat_statements'" ]);
+$pg->psql("CREATE EXTENSION pg_stat_statements");
+$pg->psql("SELECT pg_stat_statements_reset()");
+my $ng = Pgauth::Nginx->new(pg => $pg);
+my $port = $ng->{rtmp_port};
+
+sub calls {
+    return $pg->psql("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements"
+                     . " WHERE query ~ '^SELECT pgauth.publish_done_many'");
+}
+sub open_sessions {
+    return $pg->psql("SELECT count(*) FROM pgauth.sessions WHERE ended_at IS NULL");
+}
+
+my $key = $pg->create_key('alone');
+my $r = rtmpc($port, 'live', name => $key);
+is($r->{status}{code}, 'NetStream.Publish.Start', 'a publish');
+ok(wait_for(3, sub { open_sessions() == 0 }), '... its end recorded at once');
+is(calls(), 1, '... in one call');
+
+my @keys = map { $pg->create_key("many$_") } 1 .. 40;
+my @c = map { rtmpc_start($port, 'live', name => $_) } @keys;
+ok(!grep({ !$_->wait_line(qr/Publish\.Start/, 10) } @c), 'forty publishers live');
+is(open_sessions(), 40, '... forty sessions open');
+$pg->psql("SELECT pg_stat_statements_reset()");
+kill 'KILL', map { $_->{pid} } @c;
+ok(wait_for(10, sub { open_sessions() == 0 }), 'all gone at once: every end recorded');
+is($pg->psql("SELECT count(*) FROM pgauth.sessions WHERE stream_name LIKE 'many%'"
+             . " AND end_reason IS NOT NULL"), 40, '... with its reason');
+my $n = calls();
+ok($n >= 1 && $n < 40, "... in $n calls");
+diag "40 ends at once: $n calls of publish_done_many()";
+
+$ng->stop;
+is(join("\n", $ng->bad_lines), '', 'no alert, crash or sanitizer report');
+
+done_testing();
