@@ -52,6 +52,9 @@
 #define NGX_RTMP_PGAUTH_DONE_MANY                                           \
     "SELECT pgauth.publish_done_many($1::bigint[], $2::text[])"
 
+/* undefined_function: a schema without publish_done_many() */
+#define NGX_RTMP_PGAUTH_SQLSTATE_NO_FUNCTION  "42883"
+
 /* the ends of sessions recorded in one transaction at most */
 #define NGX_RTMP_PGAUTH_END_BATCH      256
 
@@ -160,9 +163,11 @@ ngx_rtmp_pgauth_end_t  ngx_rtmp_pgauth_ends[] = {
 
 typedef struct {
     ngx_rtmp_pgauth_pool_t         *pool;
+    ngx_str_t                      *done_query; /* without batches */
     ngx_msec_t                      timeout;
     ngx_uint_t                      n;
     ngx_uint_t                      sending;    /* batches in flight */
+    ngx_uint_t                      missing;    /* a schema without them */
     u_char                          sid[NGX_RTMP_PGAUTH_END_BATCH]
                                        [NGX_RTMP_PGAUTH_SID_LEN];
     u_char                          reason[NGX_RTMP_PGAUTH_END_BATCH]
@@ -229,8 +234,12 @@ static ngx_rtmp_pgauth_end_e ngx_rtmp_pgauth_live_end_reason(
 static void ngx_rtmp_pgauth_live_end_text(ngx_rtmp_pgauth_ctx_t *ctx,
     ngx_rtmp_pgauth_end_e end, ngx_str_t *text);
 static void ngx_rtmp_pgauth_live_expired(ngx_event_t *ev);
+static void ngx_rtmp_pgauth_live_record_one(ngx_rtmp_pgauth_pool_t *pool,
+    ngx_str_t *query, ngx_msec_t timeout, u_char *sid, size_t len,
+    ngx_str_t *reason);
 static void ngx_rtmp_pgauth_live_end_later(ngx_rtmp_pgauth_pool_t *pool,
-    ngx_msec_t timeout, u_char *sid, size_t len, ngx_str_t *reason);
+    ngx_rtmp_pgauth_app_conf_t *pacf, u_char *sid, size_t len,
+    ngx_str_t *reason);
 static void ngx_rtmp_pgauth_live_send_ends(void);
 static void ngx_rtmp_pgauth_live_ends_recorded(ngx_rtmp_pgauth_req_t *req,
     ngx_uint_t rc, PGresult *res, ngx_str_t *err);
@@ -1810,14 +1819,25 @@ ngx_rtmp_pgauth_live_record_end(ngx_rtmp_pgauth_pool_t *pool,
     ngx_rtmp_pgauth_app_conf_t *pacf, u_char *sid, size_t len,
     ngx_str_t *reason)
 {
-    u_char                 *p;
-    ngx_rtmp_pgauth_req_t  *req;
-
-    if (pacf->done_batch && len < NGX_RTMP_PGAUTH_SID_LEN) {
-        ngx_rtmp_pgauth_live_end_later(pool, pacf->timeout, sid, len,
-                                       reason);
+    if (pacf->done_batch && !ngx_rtmp_pgauth_batch.missing
+        && len < NGX_RTMP_PGAUTH_SID_LEN)
+    {
+        ngx_rtmp_pgauth_live_end_later(pool, pacf, sid, len, reason);
         return;
     }
+
+    ngx_rtmp_pgauth_live_record_one(pool, &pacf->done_query, pacf->timeout,
+                                    sid, len, reason);
+}
+
+
+static void
+ngx_rtmp_pgauth_live_record_one(ngx_rtmp_pgauth_pool_t *pool,
+    ngx_str_t *query, ngx_msec_t timeout, u_char *sid, size_t len,
+    ngx_str_t *reason)
+{
+    u_char                 *p;
+    ngx_rtmp_pgauth_req_t  *req;
 
     req = ngx_rtmp_pgauth_req_create(pool, len + 1 + reason->len + 1);
     if (req == NULL) {
@@ -1838,14 +1858,14 @@ ngx_rtmp_pgauth_live_record_end(ngx_rtmp_pgauth_pool_t *pool,
     req->values[1] = (char *) p;
     req->types[1] = NGX_RTMP_PGAUTH_TEXTOID;
 
-    req->query = &pacf->done_query;
+    req->query = query;
     req->nparams = 2;
     req->handler = ngx_rtmp_pgauth_live_recorded;
 
     /* the end of a session is recorded even when the queue is full */
     req->urgent = 1;
 
-    if (ngx_rtmp_pgauth_req_submit(req, pacf->timeout) != NGX_OK) {
+    if (ngx_rtmp_pgauth_req_submit(req, timeout) != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, req->log, 0,
                       "pgauth: the end of session \"%s\" is not recorded: "
                       "the worker is exiting", (u_char *) (req + 1));
@@ -1856,7 +1876,8 @@ ngx_rtmp_pgauth_live_record_end(ngx_rtmp_pgauth_pool_t *pool,
 
 static void
 ngx_rtmp_pgauth_live_end_later(ngx_rtmp_pgauth_pool_t *pool,
-    ngx_msec_t timeout, u_char *sid, size_t len, ngx_str_t *reason)
+    ngx_rtmp_pgauth_app_conf_t *pacf, u_char *sid, size_t len,
+    ngx_str_t *reason)
 {
     ngx_rtmp_pgauth_batch_t  *ends = &ngx_rtmp_pgauth_batch;
 
@@ -1866,7 +1887,8 @@ ngx_rtmp_pgauth_live_end_later(ngx_rtmp_pgauth_pool_t *pool,
     }
 
     ends->pool = pool;
-    ends->timeout = timeout;
+    ends->done_query = &pacf->done_query;
+    ends->timeout = pacf->timeout;
 
     *ngx_cpymem(ends->sid[ends->n], sid, len) = '\0';
     *ngx_cpymem(ends->reason[ends->n], reason->data,
@@ -1893,11 +1915,12 @@ ngx_rtmp_pgauth_live_send_ends(void)
     ngx_uint_t              i;
     ngx_rtmp_pgauth_req_t  *req;
 
-    size = 8;
+    size = 9;
 
     for (i = 0; i < ends->n; i++) {
-        size += 2 * ngx_strlen(ends->sid[i]) + 4
-                + 2 * ngx_strlen(ends->reason[i]) + 4;
+        /* in the two arrays, and as they are, for a schema without them */
+        size += 3 * ngx_strlen(ends->sid[i]) + 5
+                + 3 * ngx_strlen(ends->reason[i]) + 5;
     }
 
     req = ngx_rtmp_pgauth_req_create(ends->pool, size);
@@ -1924,7 +1947,18 @@ ngx_rtmp_pgauth_live_send_ends(void)
                                       ngx_strlen(ends->reason[i]), i == 0);
     }
 
-    (void) ngx_rtmp_pgauth_array_end(p, ends->n == 0);
+    p = ngx_rtmp_pgauth_array_end(p, ends->n == 0) + 1;
+
+    /* "sid\0reason\0" each, then "\0" */
+
+    req->data = p;
+
+    for (i = 0; i < ends->n; i++) {
+        p = ngx_cpymem(p, ends->sid[i], ngx_strlen(ends->sid[i]) + 1);
+        p = ngx_cpymem(p, ends->reason[i], ngx_strlen(ends->reason[i]) + 1);
+    }
+
+    *p = '\0';
 
     req->query = &ngx_rtmp_pgauth_live_done_many_query;
     req->nparams = 2;
@@ -1951,7 +1985,51 @@ ngx_rtmp_pgauth_live_ends_recorded(ngx_rtmp_pgauth_req_t *req,
 {
     ngx_rtmp_pgauth_batch_t  *ends = &ngx_rtmp_pgauth_batch;
 
+    char        *state;
+    u_char      *p;
+    size_t       len;
+    ngx_str_t    reason;
+    ngx_uint_t   i;
+
     ends->sending--;
+
+    state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+    if (rc != NGX_RTMP_PGAUTH_RESULT && state
+        && ngx_strcmp(state, NGX_RTMP_PGAUTH_SQLSTATE_NO_FUNCTION) == 0)
+    {
+        /* a schema older than the module: one by one, from now on */
+
+        if (!ends->missing) {
+            ngx_log_error(NGX_LOG_WARN, req->log, 0,
+                          "pgauth: pgauth.publish_done_many() is not in the "
+                          "database (apply the new pgauth.sql): the ends of "
+                          "sessions are recorded one by one");
+            ends->missing = 1;
+        }
+
+        for (p = req->data; *p; p += len + 1 + reason.len + 1) {
+            len = ngx_strlen(p);
+            reason.data = p + len + 1;
+            reason.len = ngx_strlen(reason.data);
+
+            ngx_rtmp_pgauth_live_record_one(ends->pool, ends->done_query,
+                                            ends->timeout, p, len, &reason);
+        }
+
+        for (i = 0; i < ends->n; i++) {
+            reason.data = ends->reason[i];
+            reason.len = ngx_strlen(reason.data);
+
+            ngx_rtmp_pgauth_live_record_one(ends->pool, ends->done_query,
+                                            ends->timeout, ends->sid[i],
+                                            ngx_strlen(ends->sid[i]),
+                                            &reason);
+        }
+
+        ends->n = 0;
+        return;
+    }
 
     if (rc != NGX_RTMP_PGAUTH_RESULT) {
         ngx_log_error(NGX_LOG_ERR, req->log, 0,

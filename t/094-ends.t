@@ -46,6 +46,18 @@ my $n = calls();
 ok($n >= 1 && $n < 40, "... in $n calls");
 diag "40 ends at once: $n calls of publish_done_many()";
 
+# a schema older than the module: the ends go one by one
+$pg->psql("DROP FUNCTION pgauth.publish_done_many(bigint[], text[])");
+my @old = map { rtmpc_start($port, 'live', name => $_) } @keys[0 .. 9];
+ok(!grep({ !$_->wait_line(qr/Publish\.Start/, 10) } @old), 'ten publishers live again');
+kill 'KILL', map { $_->{pid} } @old;
+ok(wait_for(10, sub { open_sessions() == 0 }),
+   'a schema without publish_done_many(): every end recorded still');
+like($ng->error_log, qr/pgauth\.publish_done_many\(\) is not in the database \(apply the new pgauth\.sql\)/,
+     '... and the log says why they go one by one');
+$r = rtmpc($port, 'live', name => $key);
+ok(wait_for(3, sub { open_sessions() == 0 }), '... the next end too');
+
 $ng->stop;
 is(join("\n", $ng->bad_lines), '', 'no alert, crash or sanitizer report');
 

@@ -203,6 +203,11 @@ sub queries {
                      . " AND query !~* 'pg_stat_statements'");
 }
 
+sub batches {
+    return $pg->psql("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements"
+                     . " WHERE query ~* '^SELECT pgauth\\.publish_done_many'");
+}
+
 sub loadc {
     my ($port, @args) = @_;
     return run_json($LOADC, '-j', '-k', $keyfile, @args,
@@ -224,7 +229,7 @@ print "bench: $machine\n";
 # --- 1. sequential latency, 2. throughput, 3. CPU per decision,
 #        4. queries per publish ---
 
-my (%seq, %conc, %cpu, %pgcpu, %qpp, %unconfirmed);
+my (%seq, %conc, %cpu, %pgcpu, %qpp, %unconfirmed, $batch);
 my $server = '';
 
 for my $w (qw(a b c d e)) {
@@ -253,6 +258,7 @@ for my $w (qw(a b c d e)) {
     printf "bench: %s sequential p50 %.3f p99 %.3f ms (%d start)\n", $w,
            $r->{latency_start_ms}{p50}, $r->{latency_start_ms}{p99}, $r->{outcomes}{start};
 
+    my $b0 = batches();
     my $c0 = stat_cpu($worker);
     my $p0 = pg_cpu($pg);
     $r = loadc($ng->{rtmp_port}, '-q', '-c', $CONC, '-w', 1, '-d', $CONC_SECS);
@@ -261,6 +267,8 @@ for my $w (qw(a b c d e)) {
     $pgcpu{$w} = pg_cpu_since($pg, $p0) / ($r->{attempts} || 1);
     $conc{$w} = $r;
     $cpu{$w} = ($c1 - $c0) / ($r->{attempts} || 1);
+    # c: how many ends of sessions each publish_done_many() carried
+    $batch = ($r->{outcomes}{start} || 0) / ((batches() - $b0) || 1) if $w eq 'c';
     printf "bench: %s %d concurrent: %.0f starts/s, worker %.0f us, PostgreSQL %.0f us a publish\n",
            $w, $CONC, $r->{start_per_s}, $cpu{$w}, $pgcpu{$w};
     $unconfirmed{$w} = () = $ng->error_log =~ /pgauth: not confirmed/g;
@@ -425,29 +433,53 @@ my %dbcost;
     # one script per key, picked at random: the digest as nginx sends it
     my @digests = split /\n/, $pg->psql("SELECT encode(key_digest, 'hex') FROM pgauth.stream_keys"
                                         . " WHERE stream_name LIKE 'bench%' ORDER BY id");
-    my @files;
+    # before: authorize() and publish_done() for each publish; now: as
+    # many authorize() as c's publish_done_many() carried ends on average,
+    # then one publish_done_many() of them
+    my $b = int(($batch // 1) + 0.5) || 1;
+    $dbcost{batch} = $batch;
+    my (%files, $auth);
     for my $i (0 .. $#digests) {
-        my $f = "$dir/publish$i.sql";
-        Pgauth::spew($f, "SELECT stream_name, session_id, valid_for, takeover"
-                         . " FROM pgauth.authorize('\\x$digests[$i]'::bytea, 'live',"
-                         . " '127.0.0.1', '', 'takeover', true) \\gset p_\n"
+        $auth = sub {
+            my ($d, $p) = @_;
+            return "SELECT stream_name, session_id, valid_for, takeover"
+                   . " FROM pgauth.authorize('\\x$d'::bytea, 'live',"
+                   . " '127.0.0.1', '', 'takeover', true) \\gset $p\n";
+        };
+        my $f = "$dir/before$i.sql";
+        Pgauth::spew($f, $auth->($digests[$i], 'p_')
                          . "SELECT pgauth.publish_done(:p_session_id, 'unpublish');\n");
-        push @files, '-f', $f;
+        push @{$files{pgauth_base}}, '-f', $f;
+        $f = "$dir/now$i.sql";
+        Pgauth::spew($f, join('', map { $auth->($digests[($i + $_) % @digests], "p${_}_") } 1 .. $b)
+                         . "SELECT pgauth.publish_done_many(ARRAY["
+                         . join(',', map { ":p${_}_session_id" } 1 .. $b) . "]::bigint[], ARRAY["
+                         . join(',', map { "'unpublish'" } 1 .. $b) . "]);\n");
+        push @{$files{pgauth}}, '-f', $f;
     }
     my $secs = $quick ? 3 : 10;
+    # in turn, three times each: the disk's flushes vary from run to run
+    for my $round (1 .. 3) {
+        for my $db ('pgauth_base', 'pgauth') {
+            my $per = $db eq 'pgauth' ? $b : 1;
+            my $p0 = pg_cpu($pg);
+            my $cmd = "PGOPTIONS='-c pgauth.node=bench -c pgauth.worker=1'"
+                      . " $pg->{bin}/pgbench -n -h 127.0.0.1 -p $pg->{port} -U pgauth_nginx"
+                      . " -c $POOL -j 2 -M extended -T $secs @{$files{$db}} $db 2>&1";
+            my $out = `$cmd`;
+            my $us = pg_cpu_since($pg, $p0);
+            my ($n) = $out =~ /number of transactions actually processed: (\d+)/;
+            my ($tps) = $out =~ /tps = ([\d.]+)/;
+            die "pgbench $db: $out" unless $n && defined $tps;
+            push @{$dbcost{$db}{runs}}, $tps * $per;
+            push @{$dbcost{$db}{cpus}}, $us / ($n * $per);
+            printf "bench: pgbench %s, %d clients: %.0f publishes/s, PostgreSQL %.0f us a publish\n",
+                   $db, $POOL, $tps * $per, $us / ($n * $per);
+        }
+    }
     for my $db ('pgauth_base', 'pgauth') {
-        my $p0 = pg_cpu($pg);
-        my $cmd = "PGOPTIONS='-c pgauth.node=bench -c pgauth.worker=1'"
-                  . " $pg->{bin}/pgbench -n -h 127.0.0.1 -p $pg->{port} -U pgauth_nginx"
-                  . " -c $POOL -j 2 -M extended -T $secs @files $db 2>&1";
-        my $out = `$cmd`;
-        my $us = pg_cpu_since($pg, $p0);
-        my ($n) = $out =~ /number of transactions actually processed: (\d+)/;
-        my ($tps) = $out =~ /tps = ([\d.]+)/;
-        die "pgbench $db: $out" unless $n && defined $tps;
-        $dbcost{$db} = { tps => $tps, n => $n, cpu => $us / $n };
-        printf "bench: pgbench %s, %d clients: %.0f publishes/s, PostgreSQL %.0f us a publish\n",
-               $db, $POOL, $tps, $us / $n;
+        $dbcost{$db}{tps} = median(@{$dbcost{$db}{runs}});
+        $dbcost{$db}{cpu} = median(@{$dbcost{$db}{cpus}});
     }
 }
 
@@ -628,12 +660,16 @@ $md .= "## Where PostgreSQL's time goes\n\n"
      . "(the authorization still runs, after the publish has started).\n\n";
 
 $md .= "## The database's cost per publish\n\n"
-     . "pgbench running the SQL the module sends per publish (`authorize()` as\n"
-     . "nginx calls it, then `publish_done()`, each its own transaction, the\n"
-     . "digest of one of the $NKEYS keys at random), $POOL clients as the\n"
-     . "module's pool has connections, " . ($quick ? 3 : 10) . " s, on the same PostgreSQL: against\n"
-     . "this schema and against the schema before issue 13 ($BASE), in a\n"
-     . "database of its own:\n\n"
+     . "pgbench running the SQL the module sends per publish, $POOL clients as\n"
+     . "the module's pool has connections, " . ($quick ? 3 : 10) . " s, on the same PostgreSQL, each\n"
+     . "statement its own transaction, the digests of the $NKEYS keys: against the\n"
+     . "schema before issue 13 ($BASE, in a database of its own), what that\n"
+     . "module sent, `authorize()` then `publish_done()` for each publish;\n"
+     . "against this schema, what this module sends: `authorize()` for each, and\n"
+     . "one `publish_done_many()` for as many ends as it carried on average in\n"
+     . "c's concurrent run (" . f($dbcost{batch}, 1) . ").  Three runs of each in turn, medians\n"
+     . "(runs: before " . join(', ', map { f($_, 0) } @{$dbcost{pgauth_base}{runs}})
+     . "; now " . join(', ', map { f($_, 0) } @{$dbcost{pgauth}{runs}}) . "):\n\n"
      . "| schema | publishes/s | PostgreSQL CPU per publish (µs) |\n|---|---|---|\n"
      . "| before ($BASE) | " . f($dbcost{pgauth_base}{tps}, 0) . " | " . f($dbcost{pgauth_base}{cpu}, 0) . " |\n"
      . "| now | " . f($dbcost{pgauth}{tps}, 0) . " | " . f($dbcost{pgauth}{cpu}, 0) . " |\n"
