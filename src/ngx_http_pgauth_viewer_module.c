@@ -62,7 +62,8 @@
 /*
  * A playlist waits for the successor this long at most, then goes out
  * with the session it came with (a database outage delays no viewer
- * more); another one asks again after the gap
+ * more); another one asks again after the gap (a third of what the
+ * session has left, when less)
  */
 #define NGX_HTTP_PGAUTH_RENEW_WAIT     1000
 #define NGX_HTTP_PGAUTH_RENEW_GAP      10000
@@ -131,6 +132,7 @@ typedef struct {
     ngx_event_t                     resume;
     ngx_int_t                       rc;         /* once decided */
 
+    ngx_str_t                       app;        /* checked for */
     ngx_str_t                       name;       /* of the stream */
     ngx_str_t                       dir;        /* of the URI */
     ngx_str_t                       session;    /* to hand out */
@@ -145,6 +147,7 @@ typedef struct {
 
     unsigned                        token:1;    /* its digest is here */
     unsigned                        renew:1;    /* the session is, still */
+    unsigned                        successor:1;    /* is opened */
     unsigned                        limited:1;  /* counted by the limiter */
     unsigned                        decided:1;
     unsigned                        allowed:1;
@@ -166,6 +169,8 @@ typedef struct {
 static ngx_int_t ngx_http_pgauth_viewer_handler(ngx_http_request_t *r);
 static ngx_http_pgauth_viewer_ctx_t *ngx_http_pgauth_viewer_get_ctx(
     ngx_http_request_t *r);
+static ngx_uint_t ngx_http_pgauth_viewer_other(ngx_http_request_t *r,
+    ngx_http_pgauth_viewer_ctx_t *ctx, ngx_str_t *app);
 static ngx_rtmp_pgauth_viewers_t *ngx_http_pgauth_viewer_table(
     ngx_http_request_t *r);
 static ngx_http_pgauth_session_node_t *ngx_http_pgauth_viewer_find(
@@ -178,6 +183,8 @@ static ngx_uint_t ngx_http_pgauth_viewer_holds(ngx_http_request_t *r,
 static void ngx_http_pgauth_viewer_renewal(ngx_http_request_t *r,
     ngx_http_pgauth_viewer_ctx_t *ctx, ngx_http_pgauth_session_node_t *sn,
     ngx_str_t *sid);
+static void ngx_http_pgauth_viewer_succeeded(ngx_http_request_t *r,
+    ngx_http_pgauth_viewer_ctx_t *ctx);
 static ngx_int_t ngx_http_pgauth_viewer_token(ngx_http_request_t *r,
     ngx_http_pgauth_viewer_ctx_t *ctx, ngx_str_t *app);
 static ngx_int_t ngx_http_pgauth_viewer_ask(ngx_http_request_t *r,
@@ -314,6 +321,13 @@ ngx_http_pgauth_viewer_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_pgauth_viewer_get_ctx(r);
 
+    if (ctx && !ctx->req
+        && ngx_http_pgauth_viewer_other(r, ctx, &vlcf->app))
+    {
+        /* redirected to another stream's file: checked anew */
+        ctx = NULL;
+    }
+
     if (ctx) {
         /* back from the database, or from an internal redirect */
 
@@ -342,6 +356,7 @@ ngx_http_pgauth_viewer_handler(ngx_http_request_t *r)
     cln->data = ctx;
 
     ctx->request = r;
+    ctx->app = vlcf->app;
 
     ngx_http_set_ctx(r, ctx, ngx_http_pgauth_viewer_module);
 
@@ -466,6 +481,30 @@ ngx_http_pgauth_viewer_get_ctx(ngx_http_request_t *r)
     }
 
     return ctx;
+}
+
+
+/* whether the request, redirected, is for another stream than ctx's */
+
+static ngx_uint_t
+ngx_http_pgauth_viewer_other(ngx_http_request_t *r,
+    ngx_http_pgauth_viewer_ctx_t *ctx, ngx_str_t *app)
+{
+    ngx_str_t   name, dir;
+    ngx_uint_t  playlist;
+
+    if (ngx_rtmp_pgauth_hls_stream(r->uri.data, r->uri.len, &name, &dir,
+                                   &playlist)
+        != NGX_OK)
+    {
+        /* not a stream's file: refused as a first request would be */
+        return 1;
+    }
+
+    return app->len != ctx->app.len
+           || ngx_strncmp(app->data, ctx->app.data, app->len) != 0
+           || name.len != ctx->name.len
+           || ngx_strncmp(name.data, ctx->name.data, name.len) != 0;
 }
 
 
@@ -595,7 +634,10 @@ ngx_http_pgauth_viewer_renewal(ngx_http_request_t *r,
         return;
     }
 
-    sn->renew = ngx_current_msec + NGX_HTTP_PGAUTH_RENEW_GAP;
+    /* the next try: in the gap, or sooner for a short session */
+    sn->renew = ngx_current_msec
+                + ngx_min(NGX_HTTP_PGAUTH_RENEW_GAP,
+                          (sn->until - ngx_current_msec) / 3);
 
     ngx_memcpy(ctx->digest, sn->digest, sizeof(ctx->digest));
     ngx_memcpy(ctx->old, sid->data, sid->len);
@@ -767,6 +809,7 @@ ngx_http_pgauth_viewer_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
 
     char                               *what;
     u_char                              fp[NGX_RTMP_PGAUTH_FP_LEN + 1];
+    ngx_uint_t                          level;
     ngx_msec_t                          left;
     ngx_http_request_t                 *r;
     ngx_rtmp_pgauth_outcome_e           outcome;
@@ -783,8 +826,11 @@ ngx_http_pgauth_viewer_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
 
     what = ctx->renew ? "viewer session not renewed" : "viewer refused";
 
+    /* a renewal refused: the viewer is served all the same */
+    level = ctx->renew ? NGX_LOG_INFO : NGX_LOG_ERR;
+
     if (rc != NGX_RTMP_PGAUTH_RESULT) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+        ngx_log_error(level, r->connection->log, 0,
                       "pgauth: %s app=\"%V\" name=\"%V\" "
                       "fp=%s reason=\"%s%s%V\"",
                       what, &vlcf->app, &ctx->name, fp,
@@ -801,7 +847,7 @@ ngx_http_pgauth_viewer_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
     if (PQntuples(res) != 1 || PQnfields(res) < 2 || PQgetisnull(res, 0, 0)
         || PQgetlength(res, 0, 0) >= NGX_RTMP_PGAUTH_SID_LEN)
     {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+        ngx_log_error(level, r->connection->log, 0,
                       "pgauth: %s app=\"%V\" name=\"%V\" "
                       "fp=%s reason=\"no matching token\"",
                       what, &vlcf->app, &ctx->name, fp);
@@ -839,6 +885,7 @@ ngx_http_pgauth_viewer_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
     ctx->rc = NGX_OK;
     ctx->allowed = 1;
     ctx->cookie = 1;
+    ctx->successor = ctx->renew;
     outcome = NGX_RTMP_PGAUTH_OUT_VIEWER_ALLOWED;
 
 resume:
@@ -854,7 +901,9 @@ resume:
     ngx_http_pgauth_viewer_unlimit(ctx, outcome
                                         == NGX_RTMP_PGAUTH_OUT_VIEWER_DENIED);
 
-    if (pmcf) {
+    /* a viewer's decisions; a renewal is the same viewer's */
+
+    if (pmcf && !ctx->renew) {
         ngx_rtmp_pgauth_stats_viewer(pmcf->stats, outcome);
     }
 
@@ -899,15 +948,6 @@ ngx_http_pgauth_viewer_open(ngx_http_pgauth_viewer_ctx_t *ctx,
     rc = NGX_ERROR;
 
     ngx_rtmp_pgauth_shm_lock(&vs->shm);
-
-    /* the session it succeeds is no longer counted */
-
-    if (ctx->renew) {
-        sn = ngx_http_pgauth_viewer_find(vs, ctx->old, ctx->old_len);
-        if (sn) {
-            sn->renewed = 1;
-        }
-    }
 
     key[0] = 's';
     ngx_memcpy(key + 1, sid, len);
@@ -1074,6 +1114,35 @@ ngx_http_pgauth_viewer_unlimit(ngx_http_pgauth_viewer_ctx_t *ctx,
 
 
 /*
+ * A renewed session's successor went out: the old one holds for the URIs
+ * it was written into, and is no longer counted nor renewed.  Until then
+ * (an answer that was not a 2xx, a client gone) the old one is renewed
+ * again.
+ */
+
+static void
+ngx_http_pgauth_viewer_succeeded(ngx_http_request_t *r,
+    ngx_http_pgauth_viewer_ctx_t *ctx)
+{
+    ngx_rtmp_pgauth_viewers_t       *vs;
+    ngx_http_pgauth_session_node_t  *sn;
+
+    ctx->successor = 0;
+
+    vs = ngx_http_pgauth_viewer_table(r);
+
+    ngx_rtmp_pgauth_shm_lock(&vs->shm);
+
+    sn = ngx_http_pgauth_viewer_find(vs, ctx->old, ctx->old_len);
+    if (sn) {
+        sn->renewed = 1;
+    }
+
+    ngx_rtmp_pgauth_shm_unlock(&vs->shm);
+}
+
+
+/*
  * By token: of one client address, so that a token's cap on addresses
  * (max_viewers) is the database's to tell for each new one.
  */
@@ -1146,6 +1215,13 @@ ngx_http_pgauth_viewer_header_filter(ngx_http_request_t *r)
 
     if (!ctx->allowed) {
         return ngx_http_next_header_filter(r);
+    }
+
+    if (ctx->successor
+        && r->headers_out.status >= NGX_HTTP_OK
+        && r->headers_out.status < NGX_HTTP_SPECIAL_RESPONSE)
+    {
+        ngx_http_pgauth_viewer_succeeded(r, ctx);
     }
 
     if (ctx->cookie && ctx->session.len

@@ -1993,10 +1993,17 @@ ngx_rtmp_pgauth_live_ends_recorded(ngx_rtmp_pgauth_req_t *req,
 
     ends->sending--;
 
+    if (rc == NGX_RTMP_PGAUTH_RESULT) {
+        if (ends->n && ends->sending == 0) {
+            ngx_rtmp_pgauth_live_send_ends();
+        }
+
+        return;
+    }
+
     state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
-    if (rc != NGX_RTMP_PGAUTH_RESULT && state
-        && ngx_strcmp(state, NGX_RTMP_PGAUTH_SQLSTATE_NO_FUNCTION) == 0)
+    if (state && ngx_strcmp(state, NGX_RTMP_PGAUTH_SQLSTATE_NO_FUNCTION) == 0)
     {
         /* a schema older than the module: one by one, from now on */
 
@@ -2008,38 +2015,40 @@ ngx_rtmp_pgauth_live_ends_recorded(ngx_rtmp_pgauth_req_t *req,
             ends->missing = 1;
         }
 
-        for (p = req->data; *p; p += len + 1 + reason.len + 1) {
-            len = ngx_strlen(p);
-            reason.data = p + len + 1;
-            reason.len = ngx_strlen(reason.data);
+    } else {
+        /* each is tried once more alone, and fails alone */
+        ngx_log_error(NGX_LOG_WARN, req->log, 0,
+                      "pgauth: recording the end of sessions %s failed: "
+                      "%V; each is recorded alone", req->values[0], err);
+    }
 
-            ngx_rtmp_pgauth_live_record_one(ends->pool, ends->done_query,
-                                            ends->timeout, p, len, &reason);
+    for (p = req->data; *p; p += len + 1 + reason.len + 1) {
+        len = ngx_strlen(p);
+        reason.data = p + len + 1;
+        reason.len = ngx_strlen(reason.data);
+
+        ngx_rtmp_pgauth_live_record_one(ends->pool, ends->done_query,
+                                        ends->timeout, p, len, &reason);
+    }
+
+    if (!ends->missing) {
+        if (ends->n && ends->sending == 0) {
+            ngx_rtmp_pgauth_live_send_ends();
         }
 
-        for (i = 0; i < ends->n; i++) {
-            reason.data = ends->reason[i];
-            reason.len = ngx_strlen(reason.data);
-
-            ngx_rtmp_pgauth_live_record_one(ends->pool, ends->done_query,
-                                            ends->timeout, ends->sid[i],
-                                            ngx_strlen(ends->sid[i]),
-                                            &reason);
-        }
-
-        ends->n = 0;
         return;
     }
 
-    if (rc != NGX_RTMP_PGAUTH_RESULT) {
-        ngx_log_error(NGX_LOG_ERR, req->log, 0,
-                      "pgauth: recording the end of sessions %s failed: %V",
-                      req->values[0], err);
+    for (i = 0; i < ends->n; i++) {
+        reason.data = ends->reason[i];
+        reason.len = ngx_strlen(reason.data);
+
+        ngx_rtmp_pgauth_live_record_one(ends->pool, ends->done_query,
+                                        ends->timeout, ends->sid[i],
+                                        ngx_strlen(ends->sid[i]), &reason);
     }
 
-    if (ends->n && ends->sending == 0) {
-        ngx_rtmp_pgauth_live_send_ends();
-    }
+    ends->n = 0;
 }
 
 

@@ -433,7 +433,10 @@ AS $$
     WHERE w.seen_at < now() - 3 * w.heartbeat
       AND NOT EXISTS (SELECT FROM pgauth.sessions s
                       WHERE s.node = w.node AND s.worker_pid = w.pid
-                        AND s.ended_at IS NULL);
+                        AND s.ended_at IS NULL)
+      AND NOT EXISTS (SELECT FROM pgauth.viewer_sessions v
+                      WHERE v.node = w.node AND v.worker_pid = w.pid
+                        AND v.ended_at IS NULL AND v.protocol = 'rtmp');
 $$;
 
 
@@ -623,6 +626,14 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    -- locked in id order first, as every other end of several sessions
+    -- locks them: two never wait for each other (the array comes in the
+    -- order the ends came)
+    PERFORM FROM pgauth.sessions s
+    WHERE s.id = ANY (session_ids) AND s.ended_at IS NULL
+    ORDER BY s.id
+    FOR UPDATE;
+
     UPDATE pgauth.sessions s
     SET ended_at = now(), end_reason = coalesce(e.reason, 'unpublish')
     FROM unnest(session_ids, reasons) AS e(id, reason)

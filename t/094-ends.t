@@ -46,6 +46,20 @@ my $n = calls();
 ok($n >= 1 && $n < 40, "... in $n calls");
 diag "40 ends at once: $n calls of publish_done_many()";
 
+# a batch the database refuses (here: no right to run it): each end is
+# tried again alone
+$pg->psql("REVOKE EXECUTE ON FUNCTION pgauth.publish_done_many(bigint[], text[])"
+          . " FROM pgauth_nginx");
+my @refused = map { rtmpc_start($port, 'live', name => $_) } @keys[0 .. 9];
+ok(!grep({ !$_->wait_line(qr/Publish\.Start/, 10) } @refused), 'ten publishers live');
+kill 'KILL', map { $_->{pid} } @refused;
+ok(wait_for(10, sub { open_sessions() == 0 }),
+   'a batch refused by the database: every end recorded still');
+like($ng->error_log, qr/pgauth: recording the end of sessions \{.*\} failed: .*; each is recorded alone/,
+     '... alone, as the log says');
+$pg->psql("GRANT EXECUTE ON FUNCTION pgauth.publish_done_many(bigint[], text[])"
+          . " TO pgauth_nginx");
+
 # a schema older than the module: the ends go one by one
 $pg->psql("DROP FUNCTION pgauth.publish_done_many(bigint[], text[])");
 my @old = map { rtmpc_start($port, 'live', name => $_) } @keys[0 .. 9];

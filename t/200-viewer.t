@@ -35,6 +35,12 @@ my $ng = Pgauth::Nginx->new(pg => $pg, conf => Pgauth::Nginx::default_conf(
             root %%DIR%%/empty;
             error_page 404 = \@storage;
         }
+        # a redirect to another stream's file is checked for that stream
+        location /jump/ {
+            pgauth_viewer on;
+            root %%DIR%%/empty;
+            error_page 404 = /private/bob.m3u8;
+        }
         location \@storage {
             rewrite ^/origin/(.*)\$ /\$1 break;
             root %%HLS%%;
@@ -183,6 +189,8 @@ $r = http_request($port, "/origin/$o1");
 is($r->{status}, 200, '... a segment of it');
 is(($r->{headers}{'cache-control'} || [])->[0], 'private', '... private');
 is(http_request($port, '/origin/alice.m3u8')->{status}, 403, '... and without a token: 403');
+is(http_request($port, "/jump/alice.m3u8?token=$good")->{status}, 403,
+   "alice's token, redirected to bob's playlist: checked for bob, 403");
 
 # zero queries after the first
 for (1 .. 50) {
@@ -339,6 +347,23 @@ for my $how ('token', 'cookie') {
     my $n = scalar keys %sessions;
     ok($n >= 3 && $n <= 6, "... each session followed by its successor in turn ($n)");
 }
+
+# a renewal whose answer is not a 2xx (a playlist not there: the successor
+# it opened never reaches the player): the next playlist renews again
+$pg->psql("UPDATE pgauth.settings SET viewer_session = '12 seconds'");
+$r = http_request($port, "/private/alice.m3u8?token=$t5");
+my ($jar) = ((($r->{headers}{'set-cookie'} || [])->[0]) // '') =~ /^(pgauth_alice=[^;]+)/;
+sleep 6.5;
+is(http_request($port, '/private/sub/alice.m3u8', [ Cookie => $jar ])->{status}, 404,
+   'past the renewal point, a playlist that is not there: 404');
+sleep 2.5;
+$r = http_request($port, '/private/alice.m3u8', [ Cookie => $jar ]);
+my ($next) = ((($r->{headers}{'set-cookie'} || [])->[0]) // '') =~ /^(pgauth_alice=[^;]+)/;
+ok($r->{status} == 200 && $next && $next ne $jar,
+   '... the next playlist is renewed again, and hands its successor out');
+sleep 3.5;
+is(http_request($port, '/private/alice.m3u8', [ Cookie => $next // '' ])->{status}, 200,
+   '... which holds after the first session lapsed');
 $pg->psql("UPDATE pgauth.settings SET viewer_session = '5 minutes'");
 
 unlike(Pgauth::slurp("$ng->{dir}/logs/access.log"), qr/token=[0-9a-f]/,
