@@ -545,6 +545,12 @@ AS $$
 DECLARE
     s  pgauth.sessions%ROWTYPE;
 BEGIN
+    -- without the WAL flush, as authorize(): only pgauth_duplicate
+    -- takeover calls this, and under it a takeover a crash lost leaves
+    -- the old session live in the table, which the next publish of the
+    -- name ends (its publisher was told at the commit, by NOTIFY)
+    PERFORM set_config('synchronous_commit', 'off', true);
+
     SELECT * INTO s
     FROM pgauth.sessions ps
     WHERE ps.id = take_over.session_id AND ps.ended_at IS NULL;
