@@ -208,6 +208,11 @@ sub batches {
                      . " WHERE query ~* '^SELECT pgauth\\.publish_done_many'");
 }
 
+sub takeovers {
+    return $pg->psql("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements"
+                     . " WHERE query ~* '^SELECT pgauth\\.take_over'");
+}
+
 sub loadc {
     my ($port, @args) = @_;
     return run_json($LOADC, '-j', '-k', $keyfile, @args,
@@ -229,7 +234,7 @@ print "bench: $machine\n";
 # --- 1. sequential latency, 2. throughput, 3. CPU per decision,
 #        4. queries per publish ---
 
-my (%seq, %conc, %cpu, %pgcpu, %qpp, %unconfirmed, $batch);
+my (%seq, %conc, %cpu, %pgcpu, %qpp, %unconfirmed, $batch, $takeovers);
 my $server = '';
 
 for my $w (qw(a b c d e)) {
@@ -259,6 +264,7 @@ for my $w (qw(a b c d e)) {
            $r->{latency_start_ms}{p50}, $r->{latency_start_ms}{p99}, $r->{outcomes}{start};
 
     my $b0 = batches();
+    my $t0 = takeovers();
     my $c0 = stat_cpu($worker);
     my $p0 = pg_cpu($pg);
     $r = loadc($ng->{rtmp_port}, '-q', '-c', $CONC, '-w', 1, '-d', $CONC_SECS);
@@ -268,7 +274,11 @@ for my $w (qw(a b c d e)) {
     $conc{$w} = $r;
     $cpu{$w} = ($c1 - $c0) / ($r->{attempts} || 1);
     # c: how many ends of sessions each publish_done_many() carried
-    $batch = ($r->{outcomes}{start} || 0) / ((batches() - $b0) || 1) if $w eq 'c';
+    if ($w eq 'c') {
+        $batch = ($r->{outcomes}{start} || 0) / ((batches() - $b0) || 1);
+        # and how many of its publishes took a name over (take_over())
+        $takeovers = (takeovers() - $t0) / ($r->{outcomes}{start} || 1);
+    }
     printf "bench: %s %d concurrent: %.0f starts/s, worker %.0f us, PostgreSQL %.0f us a publish\n",
            $w, $CONC, $r->{start_per_s}, $cpu{$w}, $pgcpu{$w};
     $unconfirmed{$w} = () = $ng->error_log =~ /pgauth: not confirmed/g;
@@ -437,7 +447,9 @@ my %dbcost;
     # many authorize() as c's publish_done_many() carried ends on average,
     # then one publish_done_many() of them
     my $b = int(($batch // 1) + 0.5) || 1;
+    my $per_mille = int(1000 * ($takeovers // 0) + 0.5);
     $dbcost{batch} = $batch;
+    $dbcost{takeovers} = $takeovers;
     my (%files, $auth);
     for my $i (0 .. $#digests) {
         $auth = sub {
@@ -451,7 +463,11 @@ my %dbcost;
                          . "SELECT pgauth.publish_done(:p_session_id, 'unpublish');\n");
         push @{$files{pgauth_base}}, '-f', $f;
         $f = "$dir/now$i.sql";
-        Pgauth::spew($f, join('', map { $auth->($digests[($i + $_) % @digests], "p${_}_") } 1 .. $b)
+        Pgauth::spew($f, join('', map { $auth->($digests[($i + $_) % @digests], "p${_}_")
+                                        . "\\set t$_ random(1, 1000)\n"
+                                        . "\\if :t$_ <= $per_mille\n"
+                                        . "SELECT pgauth.take_over(:p${_}_session_id);\n"
+                                        . "\\endif\n" } 1 .. $b)
                          . "SELECT pgauth.publish_done_many(ARRAY["
                          . join(',', map { ":p${_}_session_id" } 1 .. $b) . "]::bigint[], ARRAY["
                          . join(',', map { "'unpublish'" } 1 .. $b) . "]);\n");
@@ -665,9 +681,11 @@ $md .= "## The database's cost per publish\n\n"
      . "statement its own transaction, the digests of the $NKEYS keys: against the\n"
      . "schema before issue 13 ($BASE, in a database of its own), what that\n"
      . "module sent, `authorize()` then `publish_done()` for each publish;\n"
-     . "against this schema, what this module sends: `authorize()` for each, and\n"
-     . "one `publish_done_many()` for as many ends as it carried on average in\n"
-     . "c's concurrent run (" . f($dbcost{batch}, 1) . ").  Three runs of each in turn, medians\n"
+     . "against this schema, what this module sends: `authorize()` for each,\n"
+     . "`take_over()` after as many of them as in c's concurrent run ("
+     . f(100 * ($dbcost{takeovers} // 0), 0) . "%),\n"
+     . "and one `publish_done_many()` for as many ends as it carried there on\n"
+     . "average (" . f($dbcost{batch}, 1) . ").  Three runs of each in turn, medians\n"
      . "(runs: before " . join(', ', map { f($_, 0) } @{$dbcost{pgauth_base}{runs}})
      . "; now " . join(', ', map { f($_, 0) } @{$dbcost{pgauth}{runs}}) . "):\n\n"
      . "| schema | publishes/s | PostgreSQL CPU per publish (µs) |\n|---|---|---|\n"
