@@ -68,6 +68,10 @@
 #define NGX_HTTP_PGAUTH_RENEW_WAIT     1000
 #define NGX_HTTP_PGAUTH_RENEW_GAP      10000
 
+/* what a refusal's log line calls it */
+#define ngx_http_pgauth_viewer_what(ctx)                                    \
+    ((ctx)->renew ? "viewer session not renewed" : "viewer refused")
+
 /* a viewer is counted while it asks for something this often */
 #define NGX_HTTP_PGAUTH_VIEWER_SEEN    30000
 
@@ -760,8 +764,7 @@ ngx_http_pgauth_viewer_ask(ngx_http_request_t *r,
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "pgauth: %s name=\"%V\": no pool in this process "
                       "(pgauth_dsn in the rtmp block?)",
-                      ctx->renew ? "viewer session not renewed"
-                                 : "viewer refused", &ctx->name);
+                      ngx_http_pgauth_viewer_what(ctx), &ctx->name);
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
@@ -792,8 +795,7 @@ ngx_http_pgauth_viewer_ask(ngx_http_request_t *r,
 
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "pgauth: %s name=\"%V\": too many decisions queued",
-                      ctx->renew ? "viewer session not renewed"
-                                 : "viewer refused", &ctx->name);
+                      ngx_http_pgauth_viewer_what(ctx), &ctx->name);
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
@@ -824,7 +826,7 @@ ngx_http_pgauth_viewer_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
 
     *ngx_hex_dump(fp, ctx->digest, NGX_RTMP_PGAUTH_FP_LEN / 2) = '\0';
 
-    what = ctx->renew ? "viewer session not renewed" : "viewer refused";
+    what = ngx_http_pgauth_viewer_what(ctx);
 
     /* a renewal refused: the viewer is served all the same */
     level = ctx->renew ? NGX_LOG_INFO : NGX_LOG_ERR;

@@ -1994,11 +1994,7 @@ ngx_rtmp_pgauth_live_ends_recorded(ngx_rtmp_pgauth_req_t *req,
     ends->sending--;
 
     if (rc == NGX_RTMP_PGAUTH_RESULT) {
-        if (ends->n && ends->sending == 0) {
-            ngx_rtmp_pgauth_live_send_ends();
-        }
-
-        return;
+        goto next;
     }
 
     state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
@@ -2031,24 +2027,28 @@ ngx_rtmp_pgauth_live_ends_recorded(ngx_rtmp_pgauth_req_t *req,
                                         ends->timeout, p, len, &reason);
     }
 
-    if (!ends->missing) {
-        if (ends->n && ends->sending == 0) {
-            ngx_rtmp_pgauth_live_send_ends();
+    if (ends->missing) {
+        /* those waiting too, and from now on record_end() does so */
+
+        for (i = 0; i < ends->n; i++) {
+            reason.data = ends->reason[i];
+            reason.len = ngx_strlen(reason.data);
+
+            ngx_rtmp_pgauth_live_record_one(ends->pool, ends->done_query,
+                                            ends->timeout, ends->sid[i],
+                                            ngx_strlen(ends->sid[i]),
+                                            &reason);
         }
 
+        ends->n = 0;
         return;
     }
 
-    for (i = 0; i < ends->n; i++) {
-        reason.data = ends->reason[i];
-        reason.len = ngx_strlen(reason.data);
+next:
 
-        ngx_rtmp_pgauth_live_record_one(ends->pool, ends->done_query,
-                                        ends->timeout, ends->sid[i],
-                                        ngx_strlen(ends->sid[i]), &reason);
+    if (ends->n && ends->sending == 0) {
+        ngx_rtmp_pgauth_live_send_ends();
     }
-
-    ends->n = 0;
 }
 
 
