@@ -58,6 +58,9 @@
 /* the ends of sessions recorded in one transaction at most */
 #define NGX_RTMP_PGAUTH_END_BATCH      256
 
+/* ends on their way known by key: those waiting and two batches' */
+#define NGX_RTMP_PGAUTH_ENDING         (3 * NGX_RTMP_PGAUTH_END_BATCH)
+
 /* viewer sessions of this node named by notifications, checked at once */
 #define NGX_RTMP_PGAUTH_VIEWERS        256
 
@@ -159,7 +162,19 @@ ngx_rtmp_pgauth_end_t  ngx_rtmp_pgauth_ends[] = {
  * ends that come meanwhile go together in the next.  At a few ends a
  * second each goes alone, at once; under load many share one transaction
  * and its WAL flush.  One per worker: a worker has one pool.
+ *
+ * Until its batch is answered an end is also kept with the key's digest:
+ * the next decision for the key names it (ngx_rtmp_pgauth_live_ending()),
+ * so that a publisher back before its end is committed is not taken for
+ * another one live.
  */
+
+typedef struct {
+    u_char                          sid[NGX_RTMP_PGAUTH_SID_LEN];
+    u_char                          digest[NGX_RTMP_PGAUTH_DIGEST_LEN];
+    ngx_uint_t                      batch;      /* 0: not sent yet */
+} ngx_rtmp_pgauth_ending_t;
+
 
 typedef struct {
     ngx_rtmp_pgauth_pool_t         *pool;
@@ -168,10 +183,13 @@ typedef struct {
     ngx_uint_t                      n;
     ngx_uint_t                      sending;    /* batches in flight */
     ngx_uint_t                      missing;    /* a schema without them */
+    ngx_uint_t                      batch;      /* the last one sent */
+    ngx_uint_t                      nending;
     u_char                          sid[NGX_RTMP_PGAUTH_END_BATCH]
                                        [NGX_RTMP_PGAUTH_SID_LEN];
     u_char                          reason[NGX_RTMP_PGAUTH_END_BATCH]
                                           [NGX_RTMP_PGAUTH_REASON_LEN];
+    ngx_rtmp_pgauth_ending_t        ending[NGX_RTMP_PGAUTH_ENDING];
 } ngx_rtmp_pgauth_batch_t;
 
 
@@ -239,8 +257,9 @@ static void ngx_rtmp_pgauth_live_record_one(ngx_rtmp_pgauth_pool_t *pool,
     ngx_str_t *reason);
 static void ngx_rtmp_pgauth_live_end_later(ngx_rtmp_pgauth_pool_t *pool,
     ngx_rtmp_pgauth_app_conf_t *pacf, u_char *sid, size_t len,
-    ngx_str_t *reason);
+    u_char *digest, ngx_str_t *reason);
 static void ngx_rtmp_pgauth_live_send_ends(void);
+static void ngx_rtmp_pgauth_live_ended(ngx_uint_t batch);
 static void ngx_rtmp_pgauth_live_ends_recorded(ngx_rtmp_pgauth_req_t *req,
     ngx_uint_t rc, PGresult *res, ngx_str_t *err);
 static void ngx_rtmp_pgauth_live_recorded(ngx_rtmp_pgauth_req_t *req,
@@ -1809,7 +1828,7 @@ ngx_rtmp_pgauth_live_end(ngx_rtmp_pgauth_ctx_t *ctx, ngx_rtmp_pgauth_end_e end)
 
     if (ctx->sid[0]) {
         ngx_rtmp_pgauth_live_record_end(ctx->pool, ctx->pacf, ctx->sid,
-                             ngx_strlen(ctx->sid), &reason);
+                             ngx_strlen(ctx->sid), ctx->digest, &reason);
     }
 }
 
@@ -1817,12 +1836,12 @@ ngx_rtmp_pgauth_live_end(ngx_rtmp_pgauth_ctx_t *ctx, ngx_rtmp_pgauth_end_e end)
 void
 ngx_rtmp_pgauth_live_record_end(ngx_rtmp_pgauth_pool_t *pool,
     ngx_rtmp_pgauth_app_conf_t *pacf, u_char *sid, size_t len,
-    ngx_str_t *reason)
+    u_char *digest, ngx_str_t *reason)
 {
     if (pacf->done_batch && !ngx_rtmp_pgauth_batch.missing
         && len < NGX_RTMP_PGAUTH_SID_LEN)
     {
-        ngx_rtmp_pgauth_live_end_later(pool, pacf, sid, len, reason);
+        ngx_rtmp_pgauth_live_end_later(pool, pacf, sid, len, digest, reason);
         return;
     }
 
@@ -1877,13 +1896,34 @@ ngx_rtmp_pgauth_live_record_one(ngx_rtmp_pgauth_pool_t *pool,
 static void
 ngx_rtmp_pgauth_live_end_later(ngx_rtmp_pgauth_pool_t *pool,
     ngx_rtmp_pgauth_app_conf_t *pacf, u_char *sid, size_t len,
-    ngx_str_t *reason)
+    u_char *digest, ngx_str_t *reason)
 {
     ngx_rtmp_pgauth_batch_t  *ends = &ngx_rtmp_pgauth_batch;
+
+    ngx_uint_t                 i;
+    ngx_rtmp_pgauth_ending_t  *e;
 
     if (ends->n && (ends->pool != pool || ends->n == NGX_RTMP_PGAUTH_END_BATCH))
     {
         ngx_rtmp_pgauth_live_send_ends();
+    }
+
+    /* kept by key: an id, as authorize() takes them, and room for it */
+
+    for (i = 0; i < len; i++) {
+        if (sid[i] < '0' || sid[i] > '9') {
+            break;
+        }
+    }
+
+    if (digest && len && i == len && len < 20
+        && ends->nending < NGX_RTMP_PGAUTH_ENDING)
+    {
+        e = &ends->ending[ends->nending++];
+
+        *ngx_cpymem(e->sid, sid, len) = '\0';
+        ngx_memcpy(e->digest, digest, NGX_RTMP_PGAUTH_DIGEST_LEN);
+        e->batch = 0;
     }
 
     ends->pool = pool;
@@ -1915,7 +1955,8 @@ ngx_rtmp_pgauth_live_send_ends(void)
     ngx_uint_t              i;
     ngx_rtmp_pgauth_req_t  *req;
 
-    size = 9;
+    /* the batch's number, then what follows */
+    size = sizeof(ngx_uint_t) + 9;
 
     for (i = 0; i < ends->n; i++) {
         /* in the two arrays, and as they are, for a schema without them */
@@ -1925,13 +1966,14 @@ ngx_rtmp_pgauth_live_send_ends(void)
 
     req = ngx_rtmp_pgauth_req_create(ends->pool, size);
     if (req == NULL) {
+        ngx_rtmp_pgauth_live_ended(0);
         ends->n = 0;
         return;
     }
 
     /* $1: {"id",...}, $2: {"reason",...} */
 
-    p = (u_char *) (req + 1);
+    p = (u_char *) (req + 1) + sizeof(ngx_uint_t);
     req->values[0] = (char *) p;
 
     for (i = 0; i < ends->n; i++) {
@@ -1965,17 +2007,100 @@ ngx_rtmp_pgauth_live_send_ends(void)
     req->handler = ngx_rtmp_pgauth_live_ends_recorded;
     req->urgent = 1;
 
+    /* the ends kept by key are in this batch from now */
+
+    ends->batch = ends->batch + 1 ? ends->batch + 1 : 1;
+    *(ngx_uint_t *) (req + 1) = ends->batch;
+
+    for (i = 0; i < ends->nending; i++) {
+        if (ends->ending[i].batch == 0) {
+            ends->ending[i].batch = ends->batch;
+        }
+    }
+
     ends->n = 0;
 
     if (ngx_rtmp_pgauth_req_submit(req, ends->timeout) != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, req->log, 0,
                       "pgauth: the end of sessions %s is not recorded: "
                       "the worker is exiting", req->values[0]);
+        ngx_rtmp_pgauth_live_ended(ends->batch);
         ngx_rtmp_pgauth_req_free(req);
         return;
     }
 
     ends->sending++;
+}
+
+
+/* the ends of a batch answered (or given up) are no longer kept by key */
+
+static void
+ngx_rtmp_pgauth_live_ended(ngx_uint_t batch)
+{
+    ngx_rtmp_pgauth_batch_t  *ends = &ngx_rtmp_pgauth_batch;
+
+    ngx_uint_t  i, n;
+
+    n = 0;
+
+    for (i = 0; i < ends->nending; i++) {
+        if (ends->ending[i].batch == batch) {
+            continue;
+        }
+
+        if (n != i) {
+            ends->ending[n] = ends->ending[i];
+        }
+
+        n++;
+    }
+
+    ends->nending = n;
+}
+
+
+/*
+ * Writes the ids of the worker's sessions of the key whose ends are on
+ * their way as an array literal ("{}" when none, or no room for more) of
+ * at most size bytes, the NUL included.
+ */
+
+void
+ngx_rtmp_pgauth_live_ending(u_char *digest, u_char *buf, size_t size)
+{
+    ngx_rtmp_pgauth_batch_t  *ends = &ngx_rtmp_pgauth_batch;
+
+    u_char      *p;
+    size_t       len;
+    ngx_uint_t   i;
+
+    p = buf;
+    *p++ = '{';
+
+    for (i = 0; i < ends->nending; i++) {
+        if (ngx_memcmp(ends->ending[i].digest, digest,
+                       NGX_RTMP_PGAUTH_DIGEST_LEN)
+            != 0)
+        {
+            continue;
+        }
+
+        len = ngx_strlen(ends->ending[i].sid);
+
+        if ((size_t) (p - buf) + len + sizeof(",}") > size) {
+            break;
+        }
+
+        if (p != buf + 1) {
+            *p++ = ',';
+        }
+
+        p = ngx_cpymem(p, ends->ending[i].sid, len);
+    }
+
+    *p++ = '}';
+    *p = '\0';
 }
 
 
@@ -1992,6 +2117,8 @@ ngx_rtmp_pgauth_live_ends_recorded(ngx_rtmp_pgauth_req_t *req,
     ngx_uint_t   i;
 
     ends->sending--;
+
+    ngx_rtmp_pgauth_live_ended(*(ngx_uint_t *) (req + 1));
 
     if (rc == NGX_RTMP_PGAUTH_RESULT) {
         goto next;
@@ -2029,6 +2156,8 @@ ngx_rtmp_pgauth_live_ends_recorded(ngx_rtmp_pgauth_req_t *req,
 
     if (ends->missing) {
         /* those waiting too, and from now on record_end() does so */
+
+        ngx_rtmp_pgauth_live_ended(0);
 
         for (i = 0; i < ends->n; i++) {
             reason.data = ends->reason[i];

@@ -29,11 +29,11 @@
 /* a takeover waits for the client to be confirmed: take_over() */
 #define NGX_RTMP_PGAUTH_QUERY                                               \
     "SELECT stream_name, session_id, valid_for, takeover"                   \
-    " FROM pgauth.authorize($1, $2, $3, $4, $5, true)"
+    " FROM pgauth.authorize($1, $2, $3, $4, $5, true, $6::bigint[])"
 #define NGX_RTMP_PGAUTH_QUERY_RAW                                           \
     "SELECT stream_name, session_id, valid_for, takeover"                   \
     " FROM pgauth.authorize(sha256(convert_to($1, 'UTF8')), $2, $3, $4, $5,"\
-    " true)"
+    " true, $6::bigint[])"
 #define NGX_RTMP_PGAUTH_DONE_QUERY                                          \
     "SELECT pgauth.publish_done($1, $2)"
 

@@ -20,7 +20,7 @@
 #include <openssl/evp.h>
 
 
-#define NGX_RTMP_PGAUTH_NPARAMS        5
+#define NGX_RTMP_PGAUTH_NPARAMS        6
 #define NGX_RTMP_PGAUTH_FP_LEN         8
 
 #define NGX_RTMP_PGAUTH_HASH_SHA256    0
@@ -531,7 +531,8 @@ void ngx_rtmp_pgauth_live_play_end(ngx_rtmp_pgauth_ctx_t *ctx,
     ngx_rtmp_pgauth_end_e end);
 void ngx_rtmp_pgauth_live_record_end(ngx_rtmp_pgauth_pool_t *pool,
     ngx_rtmp_pgauth_app_conf_t *pacf, u_char *sid, size_t len,
-    ngx_str_t *reason);
+    u_char *digest, ngx_str_t *reason);
+void ngx_rtmp_pgauth_live_ending(u_char *digest, u_char *buf, size_t size);
 
 extern ngx_rtmp_pgauth_end_t  ngx_rtmp_pgauth_ends[];
 

@@ -76,16 +76,22 @@ static ngx_rtmp_pgauth_outcome_t
 };
 
 
+/* the ids named in a decision as the worker's sessions of the key ending */
+#define NGX_RTMP_PGAUTH_ENDING_LEN     128
+
+
 /* what a decision request carries: it may outlive the session */
 
 typedef struct {
     ngx_rtmp_pgauth_app_conf_t     *pacf;
+    u_char                          digest[NGX_RTMP_PGAUTH_DIGEST_LEN];
     u_char                          key[NGX_RTMP_PGAUTH_NAME_LEN];
     u_char                          args[NGX_RTMP_PGAUTH_NAME_LEN];
     u_char                          fp[NGX_RTMP_PGAUTH_FP_LEN + 1];
     u_char                          app[NGX_RTMP_MAX_NAME];
     u_char                          addr[NGX_SOCKADDR_STRLEN + 1];
     u_char                          duplicate[sizeof("takeover")];
+    u_char                          ending[NGX_RTMP_PGAUTH_ENDING_LEN];
 } ngx_rtmp_pgauth_decision_t;
 
 
@@ -365,6 +371,7 @@ ngx_rtmp_pgauth_ask(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx)
     d = (ngx_rtmp_pgauth_decision_t *) (req + 1);
 
     ngx_memcpy(d->fp, ctx->fp, sizeof(d->fp));
+    ngx_memcpy(d->digest, ctx->digest, sizeof(d->digest));
     ngx_memcpy(d->args, ctx->publish.args, sizeof(d->args));
     d->pacf = pacf;
 
@@ -406,6 +413,12 @@ ngx_rtmp_pgauth_ask(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx)
     req->types[2] = NGX_RTMP_PGAUTH_TEXTOID;
     req->types[3] = NGX_RTMP_PGAUTH_TEXTOID;
     req->types[4] = NGX_RTMP_PGAUTH_TEXTOID;
+
+    /* $6: this worker's sessions of the key whose end is on its way */
+    ngx_rtmp_pgauth_live_ending(d->digest, d->ending, sizeof(d->ending));
+
+    req->values[5] = (char *) d->ending;
+    req->types[5] = NGX_RTMP_PGAUTH_TEXTOID;
 
     req->handler = ngx_rtmp_pgauth_decided;
     req->late = ngx_rtmp_pgauth_decided_late;
@@ -1071,7 +1084,7 @@ ngx_rtmp_pgauth_decided_late(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
                   "ending session \"%*s\"",
                   d->app, d->addr, d->fp, ngx_min(len, 64), sid);
 
-    ngx_rtmp_pgauth_live_record_end(req->pool, d->pacf, sid, len,
+    ngx_rtmp_pgauth_live_record_end(req->pool, d->pacf, sid, len, d->digest,
                          &ngx_rtmp_pgauth_ends[NGX_RTMP_PGAUTH_END_CLIENT_GONE]
                              .reason);
 }

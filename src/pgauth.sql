@@ -203,6 +203,8 @@ CREATE INDEX IF NOT EXISTS viewer_sessions_live_play
 -- the new one, through its defaults).
 DROP FUNCTION IF EXISTS pgauth.authorize(bytea, text, text, text);
 DROP FUNCTION IF EXISTS pgauth.authorize(bytea, text, text, text, text);
+DROP FUNCTION IF EXISTS pgauth.authorize(bytea, text, text, text, text,
+                                         boolean);
 DROP FUNCTION IF EXISTS pgauth.publish_done(bigint);
 DROP FUNCTION IF EXISTS pgauth.heartbeat(text, integer, integer);
 
@@ -449,13 +451,17 @@ $$;
 -- with 'takeover' it is ended here, or, with defer_takeover, left live and
 -- the row says takeover: nginx calls take_over() once it knows its client
 -- is still waiting, so a decision that came too late ends no one.
+-- ending: the worker's own sessions of the key whose end it is recording
+-- (in a batch not yet committed): not live for this decision, so that a
+-- publisher coming back at once is neither refused nor a takeover.
 CREATE OR REPLACE FUNCTION pgauth.authorize(
     key_digest bytea,
     app text,
     client_addr text,
     args text,
     duplicate text DEFAULT 'takeover',
-    defer_takeover boolean DEFAULT false)
+    defer_takeover boolean DEFAULT false,
+    ending bigint[] DEFAULT NULL)
 RETURNS TABLE (stream_name text, session_id bigint,
                valid_for double precision, takeover boolean)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -498,7 +504,8 @@ BEGIN
     takeover := false;
 
     FOR other IN
-        SELECT s.id, w.seen_at < now() - 3 * w.heartbeat AS lost
+        SELECT s.id, s.node, s.worker_pid,
+               w.seen_at < now() - 3 * w.heartbeat AS lost
         FROM pgauth.sessions s
         LEFT JOIN pgauth.workers w
                ON w.node = s.node AND w.pid = s.worker_pid
@@ -506,7 +513,13 @@ BEGIN
           AND s.ended_at IS NULL
         ORDER BY s.id
     LOOP
-        IF other.lost THEN
+        IF other.id = ANY (authorize.ending)
+           AND other.node IS NOT DISTINCT FROM node
+           AND other.worker_pid IS NOT DISTINCT FROM pid
+        THEN
+            -- ended by this worker, its end on the way
+            CONTINUE;
+        ELSIF other.lost THEN
             PERFORM pgauth.end_session(other.id, 'node lost');
         ELSIF authorize.duplicate = 'refuse' THEN
             RAISE EXCEPTION 'stream "%" is already live', k.stream_name
@@ -1179,7 +1192,7 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA pgauth FROM PUBLIC, pgauth_nginx;
 
 GRANT USAGE ON SCHEMA pgauth TO pgauth_nginx;
 GRANT EXECUTE ON FUNCTION
-    pgauth.authorize(bytea, text, text, text, text, boolean),
+    pgauth.authorize(bytea, text, text, text, text, boolean, bigint[]),
     pgauth.take_over(bigint),
     pgauth.publish_done(bigint, text),
     pgauth.publish_done_many(bigint[], text[]),

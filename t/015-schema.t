@@ -128,6 +128,37 @@ $as_nginx->("SELECT set_config('pgauth.node', 'n1', false); "
 is($pg->psql("SELECT end_reason FROM pgauth.sessions WHERE id = $dsid"),
    'unpublish', '... from its own node it does');
 
+# ending: a live session the worker names as ending is not live for its
+# decision (the publisher is back before its end is committed), only the
+# worker's own: another's is refused under 'refuse', or taken over
+my $k4 = $pg->create_key('erin');
+my $decide = sub {
+    my ($worker, $duplicate, $ending) = @_;
+    my $o = $as_nginx->("SELECT set_config('pgauth.node', 'n1', false),"
+                        . " set_config('pgauth.worker', '$worker', false); "
+                        . "SELECT session_id || ' ' || takeover FROM pgauth.authorize("
+                        . "sha256(convert_to('$k4', 'UTF8')), 'live', '::1', '',"
+                        . " '$duplicate', true, '$ending')");
+    return $o =~ /(\d+ (?:true|false))\s*\z/ ? $1 : $o;
+};
+my ($esid) = $decide->(11, 'refuse', '{}') =~ /^(\d+) false$/;
+ok($esid, 'a session of worker 11');
+like($decide->(11, 'refuse', '{}'), qr/already live/,
+     '... its name refused to another publish under refuse');
+like($decide->(11, 'refuse', "{$esid}"), qr/^\d+ false$/,
+     '... allowed when worker 11 names it as ending');
+like($decide->(11, 'takeover', "{$esid}"), qr/^\d+ true$/,
+     '... which leaves the session just opened live: a takeover');
+$pg->psql("UPDATE pgauth.sessions SET ended_at = now() WHERE stream_name = 'erin'"
+          . " AND id <> $esid");
+like($decide->(12, 'refuse', "{$esid}"), qr/already live/,
+     '... refused when another worker names it');
+like($decide->(11, 'takeover', "{$esid}"), qr/^\d+ false$/,
+     '... no takeover when worker 11 names it');
+is($pg->psql("SELECT coalesce(end_reason, 'live') FROM pgauth.sessions WHERE id = $esid"),
+   'live', '... and naming it ends nothing (its end comes from publish_done)');
+$pg->psql("UPDATE pgauth.sessions SET ended_at = now() WHERE stream_name = 'erin'");
+
 # history: ended sessions older than the given age go, live ones stay
 $pg->psql("UPDATE pgauth.sessions SET ended_at = now() - interval '100 days'"
           . " WHERE id = $dsid");

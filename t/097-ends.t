@@ -1,7 +1,8 @@
 #!/usr/bin/perl
 # The ends of sessions go to the database in batches (publish_done_many()):
 # forty publishers gone at once are all recorded, in fewer transactions
-# than ends; a publish alone ends at once.
+# than ends; a publish alone ends at once; a publisher back before its end
+# is recorded is no takeover.
 
 use strict;
 use warnings;
@@ -45,6 +46,34 @@ is($pg->psql("SELECT count(*) FROM pgauth.sessions WHERE stream_name LIKE 'many%
 my $n = calls();
 ok($n >= 1 && $n < 40, "... in $n calls");
 diag "40 ends at once: $n calls of publish_done_many()";
+
+# a publisher back while its end is still on its way (the batch waits
+# here for a row lock): the decision names that session as ending, the
+# publisher goes live at once, no takeover
+my $back = $pg->create_key('back');
+my $first = rtmpc_start($port, 'live', name => $back);
+ok($first->wait_line(qr/Publish\.Start/, 10), 'a publisher live');
+my $sid = $pg->psql("SELECT id FROM pgauth.sessions WHERE stream_name = 'back'"
+                    . " AND ended_at IS NULL");
+my $hold = Pgauth::Psql->new($pg);
+$hold->{dbh}->begin_work;
+$hold->{dbh}->do("SELECT FROM pgauth.sessions WHERE id = $sid FOR UPDATE");
+$pg->psql("SELECT pg_stat_statements_reset()");
+kill 'KILL', $first->{pid};
+ok(wait_for(5, sub { $pg->psql("SELECT count(*) FROM pg_stat_activity"
+                               . " WHERE wait_event_type = 'Lock'"
+                               . " AND query ~ 'publish_done_many'") == 1 }),
+   '... gone, its end waits in a batch');
+my $t0 = time;
+$r = rtmpc($port, 'live', name => $back);
+is($r->{status}{code}, 'NetStream.Publish.Start', '... and back: live');
+ok(time - $t0 < 2, sprintf('... at once (%.3f s), the end still waiting', time - $t0));
+is($pg->psql("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements"
+             . " WHERE query ~ 'take_over'"), 0, '... without a takeover');
+$hold->{dbh}->commit;
+ok(wait_for(5, sub { open_sessions() == 0 }), 'the lock gone: both ends recorded');
+is($pg->psql("SELECT end_reason FROM pgauth.sessions WHERE id = $sid"),
+   'disconnect', '... the first as its own end, not a takeover');
 
 # a batch the database refuses (here: no right to run it): each end is
 # tried again alone

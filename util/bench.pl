@@ -452,18 +452,20 @@ my %dbcost;
     $dbcost{takeovers} = $takeovers;
     my (%files, $auth);
     for my $i (0 .. $#digests) {
+        # now: with $6 as nginx binds it ("{}": no end of the key on its way)
         $auth = sub {
-            my ($d, $p) = @_;
+            my ($d, $p, $now) = @_;
             return "SELECT stream_name, session_id, valid_for, takeover"
                    . " FROM pgauth.authorize('\\x$d'::bytea, 'live',"
-                   . " '127.0.0.1', '', 'takeover', true) \\gset $p\n";
+                   . " '127.0.0.1', '', 'takeover', true"
+                   . ($now ? ", '{}'::text::bigint[]" : '') . ") \\gset $p\n";
         };
         my $f = "$dir/before$i.sql";
         Pgauth::spew($f, $auth->($digests[$i], 'p_')
                          . "SELECT pgauth.publish_done(:p_session_id, 'unpublish');\n");
         push @{$files{pgauth_base}}, '-f', $f;
         $f = "$dir/now$i.sql";
-        Pgauth::spew($f, join('', map { $auth->($digests[($i + $_) % @digests], "p${_}_")
+        Pgauth::spew($f, join('', map { $auth->($digests[($i + $_) % @digests], "p${_}_", 1)
                                         . "\\set t$_ random(1, 1000)\n"
                                         . "\\if :t$_ <= $per_mille\n"
                                         . "SELECT pgauth.take_over(:p${_}_session_id);\n"
