@@ -34,6 +34,11 @@
     "SELECT stream_name, session_id, valid_for, takeover"                   \
     " FROM pgauth.authorize(sha256(convert_to($1, 'UTF8')), $2, $3, $4, $5,"\
     " true, $6::bigint[])"
+/* several decisions of the default query at once, when they queue up */
+#define NGX_RTMP_PGAUTH_QUERY_MANY                                          \
+    "SELECT n, stream_name, session_id, valid_for, takeover"                \
+    " FROM pgauth.authorize_many($1::bytea[], $2::text[], $3::text[],"      \
+    " $4::text[], $5::text[], $6::text[])"
 #define NGX_RTMP_PGAUTH_DONE_QUERY                                          \
     "SELECT pgauth.publish_done($1, $2)"
 
@@ -109,6 +114,10 @@ static ngx_conf_num_bounds_t  ngx_rtmp_pgauth_pool_size_bounds = {
 static ngx_conf_num_bounds_t  ngx_rtmp_pgauth_queue_size_bounds = {
     ngx_rtmp_pgauth_check_bounds, 1, 65536
 };
+
+
+static ngx_str_t  ngx_rtmp_pgauth_query_many =
+    ngx_string(NGX_RTMP_PGAUTH_QUERY_MANY);
 
 
 static ngx_conf_post_t  ngx_rtmp_pgauth_timeout_post = {
@@ -593,12 +602,19 @@ ngx_rtmp_pgauth_merge_app_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_str_value(conf->query, prev->query, "");
 
+    conf->decide_batch = NULL;
+
     if (conf->query.len == 0) {
         if (conf->key_hash == NGX_RTMP_PGAUTH_HASH_NONE) {
             ngx_str_set(&conf->run_query, NGX_RTMP_PGAUTH_QUERY_RAW);
 
         } else {
             ngx_str_set(&conf->run_query, NGX_RTMP_PGAUTH_QUERY);
+
+            /* a refusal (PA001) would fail all of a batch: alone */
+            if (conf->duplicate == NGX_RTMP_PGAUTH_TAKEOVER) {
+                conf->decide_batch = &ngx_rtmp_pgauth_query_many;
+            }
         }
 
     } else {

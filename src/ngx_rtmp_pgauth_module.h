@@ -263,6 +263,18 @@ struct ngx_rtmp_pgauth_req_s {
     ngx_msec_t                      start;
     size_t                          size;       /* of what follows */
 
+    /*
+     * batch: a query that answers several requests of the same query at
+     * once, when they wait together (each parameter an array of theirs,
+     * as text; column 1 of a row the place, from 1, of the request it
+     * answers, the other columns its own row); NULL: alone.  carrier:
+     * the request it went in, whose items are those it carries.
+     */
+    ngx_str_t                      *batch;
+    ngx_rtmp_pgauth_req_t          *carrier;
+    ngx_rtmp_pgauth_req_t         **items;
+    ngx_uint_t                      nitems;
+
     int                             nparams;
     const char                     *values[NGX_RTMP_PGAUTH_NPARAMS];
     int                             lengths[NGX_RTMP_PGAUTH_NPARAMS];
@@ -327,6 +339,7 @@ typedef struct {
     ngx_str_t                       run_query;  /* what runs */
     ngx_str_t                       done_query;
     ngx_flag_t                      done_batch; /* the default done query */
+    ngx_str_t                      *decide_batch;  /* its batch, or NULL */
     ngx_uint_t                      key_hash;
     ngx_uint_t                      duplicate;
     ngx_shm_zone_t                 *limit;

@@ -30,6 +30,12 @@
 #define NGX_RTMP_PGAUTH_BUSY           3
 
 #define NGX_RTMP_PGAUTH_BACKOFF_MIN    100
+
+/* requests answered by one batch query at most */
+#define NGX_RTMP_PGAUTH_BATCH_MAX      64
+
+/* undefined_function: a schema without the batch query's function */
+#define NGX_RTMP_PGAUTH_NO_FUNCTION    "42883"
 #define NGX_RTMP_PGAUTH_BACKOFF_MAX    2000
 
 
@@ -72,6 +78,7 @@ struct ngx_rtmp_pgauth_pool_s {
     ngx_event_t                     retry;
 
     unsigned                        exiting:1;
+    unsigned                        nobatch:1;  /* the schema has none */
 };
 
 
@@ -114,6 +121,14 @@ static void ngx_rtmp_pgauth_req_dequeue(ngx_rtmp_pgauth_req_t *req);
 static void ngx_rtmp_pgauth_req_finish(ngx_rtmp_pgauth_req_t *req,
     ngx_uint_t rc, PGresult *res, ngx_str_t *err);
 static void ngx_rtmp_pgauth_req_timeout(ngx_event_t *ev);
+static ngx_rtmp_pgauth_req_t *ngx_rtmp_pgauth_req_gather(
+    ngx_rtmp_pgauth_req_t *req);
+static u_char *ngx_rtmp_pgauth_req_param(u_char *p,
+    ngx_rtmp_pgauth_req_t *req, ngx_uint_t i, ngx_uint_t first);
+static void ngx_rtmp_pgauth_req_batched(ngx_rtmp_pgauth_req_t *carrier,
+    ngx_uint_t rc, PGresult *res, ngx_str_t *err);
+static PGresult *ngx_rtmp_pgauth_req_rows(PGresult *res, int *places,
+    int place);
 static void ngx_rtmp_pgauth_error_text(ngx_str_t *err, u_char *buf,
     size_t size, const char *msg);
 
@@ -282,7 +297,7 @@ ngx_rtmp_pgauth_req_detach(ngx_rtmp_pgauth_req_t *req)
         ngx_del_timer(&req->deadline);
     }
 
-    if (req->conn == NULL) {
+    if (req->conn == NULL && req->carrier == NULL) {
         ngx_rtmp_pgauth_req_free(req);
         return;
     }
@@ -297,6 +312,8 @@ ngx_rtmp_pgauth_req_detach(ngx_rtmp_pgauth_req_t *req)
 void
 ngx_rtmp_pgauth_req_free(ngx_rtmp_pgauth_req_t *req)
 {
+    ngx_uint_t  i;
+
     if (req->deadline.timer_set) {
         ngx_del_timer(&req->deadline);
     }
@@ -307,6 +324,23 @@ ngx_rtmp_pgauth_req_free(ngx_rtmp_pgauth_req_t *req)
 
     if (req->conn) {
         req->conn->req = NULL;
+    }
+
+    /* a carrier freed unanswered (the worker exits): its items too */
+
+    for (i = 0; i < req->nitems; i++) {
+        if (req->items[i]) {
+            req->items[i]->carrier = NULL;
+            ngx_rtmp_pgauth_req_free(req->items[i]);
+        }
+    }
+
+    if (req->carrier) {
+        for (i = 0; i < req->carrier->nitems; i++) {
+            if (req->carrier->items[i] == req) {
+                req->carrier->items[i] = NULL;
+            }
+        }
     }
 
     /* what it carried may be a stream key */
@@ -392,7 +426,7 @@ ngx_rtmp_pgauth_req_timeout(ngx_event_t *ev)
 
     ngx_str_set(&err, "timed out");
 
-    if (req->conn == NULL) {
+    if (req->conn == NULL && req->carrier == NULL) {
         ngx_rtmp_pgauth_req_finish(req, NGX_RTMP_PGAUTH_TIMEDOUT, NULL, &err);
         return;
     }
@@ -409,6 +443,308 @@ ngx_rtmp_pgauth_req_timeout(ngx_event_t *ev)
         req->handler = NULL;
         req->data = NULL;
     }
+}
+
+
+/*
+ * The requests waiting with the same batch query as req, req first, go
+ * in one request of that query, when there are several: the carrier,
+ * answered by ngx_rtmp_pgauth_req_batched().  Each keeps its deadline
+ * and handlers, and is in flight as the carrier is.  Returns what to
+ * send: req itself when alone, NULL when out of memory.
+ */
+
+static ngx_rtmp_pgauth_req_t *
+ngx_rtmp_pgauth_req_gather(ngx_rtmp_pgauth_req_t *req)
+{
+    u_char                 *p;
+    size_t                  size;
+    ngx_int_t               k;
+    ngx_uint_t              i, n;
+    ngx_queue_t            *q;
+    ngx_rtmp_pgauth_req_t  *r, *carrier, *items[NGX_RTMP_PGAUTH_BATCH_MAX];
+
+    n = 0;
+
+    for (q = &req->queue;
+         q != ngx_queue_sentinel(&req->pool->waiting)
+         && n < NGX_RTMP_PGAUTH_BATCH_MAX;
+         q = ngx_queue_next(q))
+    {
+        r = ngx_queue_data(q, ngx_rtmp_pgauth_req_t, queue);
+
+        if (r->batch == req->batch && r->nparams == req->nparams) {
+            items[n++] = r;
+        }
+    }
+
+    if (n == 1) {
+        return req;
+    }
+
+    /* each parameter an array: quoted, escaped, bytea as \x and hex */
+
+    size = n * sizeof(ngx_rtmp_pgauth_req_t *);
+
+    for (k = 0; k < req->nparams; k++) {
+        size += 3;
+
+        for (i = 0; i < n; i++) {
+            r = items[i];
+            size += r->values[k] == NULL ? sizeof(",NULL")
+                    : r->formats[k] ? 4 * (size_t) r->lengths[k] + 8
+                    : 2 * ngx_strlen(r->values[k]) + 4;
+        }
+    }
+
+    carrier = ngx_rtmp_pgauth_req_create(req->pool, size);
+    if (carrier == NULL) {
+        return req;
+    }
+
+    carrier->items = (ngx_rtmp_pgauth_req_t **) (carrier + 1);
+    p = (u_char *) (carrier->items + n);
+
+    for (k = 0; k < req->nparams; k++) {
+        carrier->values[k] = (char *) p;
+        carrier->types[k] = 0;
+
+        for (i = 0; i < n; i++) {
+            p = ngx_rtmp_pgauth_req_param(p, items[i], k, i == 0);
+        }
+
+        p = ngx_rtmp_pgauth_array_end(p, 0) + 1;
+    }
+
+    for (i = 0; i < n; i++) {
+        r = items[i];
+
+        ngx_rtmp_pgauth_req_dequeue(r);
+        r->carrier = carrier;
+        carrier->items[i] = r;
+    }
+
+    carrier->nitems = n;
+    carrier->query = req->batch;
+    carrier->nparams = req->nparams;
+    carrier->handler = ngx_rtmp_pgauth_req_batched;
+    carrier->urgent = 1;
+    carrier->start = ngx_current_msec;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_RTMP, req->pool->log, 0,
+                   "pgauth: %ui requests in one batch", n);
+
+    return carrier;
+}
+
+
+/* parameter k of req as an element of a text[] literal */
+
+static u_char *
+ngx_rtmp_pgauth_req_param(u_char *p, ngx_rtmp_pgauth_req_t *req,
+    ngx_uint_t k, ngx_uint_t first)
+{
+    u_char  hex[2 * NGX_RTMP_PGAUTH_NAME_LEN + 3];
+    size_t  len;
+
+    if (req->values[k] == NULL) {
+        return ngx_cpymem(p, first ? "{NULL" : ",NULL", 5);
+    }
+
+    if (req->formats[k] == 0) {
+        return ngx_rtmp_pgauth_array_add(p, (u_char *) req->values[k],
+                                         ngx_strlen(req->values[k]), first);
+    }
+
+    /* binary: bytea, written as PostgreSQL reads it in text */
+
+    len = ngx_min((size_t) req->lengths[k], NGX_RTMP_PGAUTH_NAME_LEN);
+
+    hex[0] = '\\';
+    hex[1] = 'x';
+
+    return ngx_rtmp_pgauth_array_add(p, hex,
+                                     ngx_hex_dump(hex + 2,
+                                                  (u_char *) req->values[k],
+                                                  len)
+                                     - hex, first);
+}
+
+
+/*
+ * The answer to a batch: each request it carried gets its own rows, or
+ * the error.  An error of the server's (the transaction was rolled back)
+ * sends each again alone, where it fails or not on its own; a schema
+ * without the batch query's function ends batching.  The handlers may
+ * detach or submit requests: each item is taken off the carrier first.
+ */
+
+static void
+ngx_rtmp_pgauth_req_batched(ngx_rtmp_pgauth_req_t *carrier, ngx_uint_t rc,
+    PGresult *res, ngx_str_t *err)
+{
+    int                     *places, t;
+    char                    *state;
+    PGresult                *own;
+    ngx_str_t                failure;
+    ngx_uint_t               i, alone;
+    ngx_rtmp_pgauth_req_t   *r;
+    ngx_rtmp_pgauth_pool_t  *pool;
+
+    pool = carrier->pool;
+    places = NULL;
+    alone = 0;
+
+    if (rc == NGX_RTMP_PGAUTH_RESULT) {
+
+        /* the place each row answers, read once */
+
+        places = ngx_alloc((PQntuples(res) + 1) * sizeof(int), pool->log);
+        if (places == NULL) {
+            rc = NGX_RTMP_PGAUTH_FAILED;
+            ngx_str_set(&failure, "out of memory");
+            err = &failure;
+
+        } else {
+            for (t = 0; t < PQntuples(res); t++) {
+                places[t] = PQnfields(res) > 1 && !PQgetisnull(res, t, 0)
+                            ? ngx_atoi((u_char *) PQgetvalue(res, t, 0),
+                                       PQgetlength(res, t, 0))
+                            : -1;
+            }
+        }
+
+    } else if (res) {
+        state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+        if (state && ngx_strcmp(state, NGX_RTMP_PGAUTH_NO_FUNCTION) == 0) {
+            ngx_log_error(NGX_LOG_WARN, pool->log, 0,
+                          "pgauth: the batch query failed: %V; the schema "
+                          "is older than the module (apply the new "
+                          "pgauth.sql): decisions go one by one", err);
+            pool->nobatch = 1;
+
+        } else {
+            ngx_log_error(NGX_LOG_WARN, pool->log, 0,
+                          "pgauth: a batch of %ui failed: %V; each is sent "
+                          "again alone", carrier->nitems, err);
+        }
+
+        alone = 1;
+    }
+
+    for (i = 0; i < carrier->nitems; i++) {
+        r = carrier->items[i];
+
+        if (r == NULL) {
+            continue;
+        }
+
+        carrier->items[i] = NULL;
+        r->carrier = NULL;
+
+        if (alone && !pool->exiting) {
+            r->batch = NULL;
+            ngx_rtmp_pgauth_req_enqueue(r, 1);
+            continue;
+        }
+
+        if (rc != NGX_RTMP_PGAUTH_RESULT) {
+            ngx_rtmp_pgauth_req_finish(r, rc, NULL, err);
+            continue;
+        }
+
+        own = ngx_rtmp_pgauth_req_rows(res, places, (int) i + 1);
+
+        if (own == NULL) {
+            ngx_str_set(&failure, "out of memory");
+            ngx_rtmp_pgauth_req_finish(r, NGX_RTMP_PGAUTH_FAILED, NULL,
+                                       &failure);
+            continue;
+        }
+
+        ngx_rtmp_pgauth_req_finish(r, NGX_RTMP_PGAUTH_RESULT, own, NULL);
+        PQclear(own);
+    }
+
+    carrier->nitems = 0;
+
+    if (places) {
+        ngx_free(places);
+    }
+
+    if (alone) {
+        ngx_rtmp_pgauth_pool_run(pool);
+    }
+}
+
+
+/* the rows of res for one place, without column 1, as a result alone */
+
+static PGresult *
+ngx_rtmp_pgauth_req_rows(PGresult *res, int *places, int place)
+{
+    int            f, t, row, nfields;
+    PGresult      *own;
+    PGresAttDesc  *attrs;
+
+    nfields = PQnfields(res) - 1;
+
+    own = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+    if (own == NULL) {
+        return NULL;
+    }
+
+    if (nfields <= 0) {
+        return own;
+    }
+
+    attrs = PQresultAlloc(own, nfields * sizeof(PGresAttDesc));
+    if (attrs == NULL) {
+        goto failed;
+    }
+
+    for (f = 0; f < nfields; f++) {
+        attrs[f].name = PQfname(res, f + 1);
+        attrs[f].tableid = PQftable(res, f + 1);
+        attrs[f].columnid = PQftablecol(res, f + 1);
+        attrs[f].format = PQfformat(res, f + 1);
+        attrs[f].typid = PQftype(res, f + 1);
+        attrs[f].typlen = PQfsize(res, f + 1);
+        attrs[f].atttypmod = PQfmod(res, f + 1);
+    }
+
+    if (!PQsetResultAttrs(own, nfields, attrs)) {
+        goto failed;
+    }
+
+    row = 0;
+
+    for (t = 0; t < PQntuples(res); t++) {
+        if (places[t] != place) {
+            continue;
+        }
+
+        for (f = 0; f < nfields; f++) {
+            if (!PQsetvalue(own, row, f,
+                            PQgetisnull(res, t, f + 1)
+                                ? NULL : PQgetvalue(res, t, f + 1),
+                            PQgetisnull(res, t, f + 1)
+                                ? -1 : PQgetlength(res, t, f + 1)))
+            {
+                goto failed;
+            }
+        }
+
+        row++;
+    }
+
+    return own;
+
+failed:
+
+    PQclear(own);
+    return NULL;
 }
 
 
@@ -434,6 +770,13 @@ ngx_rtmp_pgauth_pool_run(ngx_rtmp_pgauth_pool_t *pool)
 
         q = ngx_queue_head(&pool->idle);
         pc = ngx_queue_data(q, ngx_rtmp_pgauth_conn_t, queue);
+
+        if (req->batch && !pool->nobatch) {
+            req = ngx_rtmp_pgauth_req_gather(req);
+            if (req == NULL) {
+                break;
+            }
+        }
 
         ngx_rtmp_pgauth_conn_send(pc, req);
     }
@@ -1037,7 +1380,9 @@ ngx_rtmp_pgauth_conn_send(ngx_rtmp_pgauth_conn_t *pc,
 
     pool = pc->pool;
 
-    ngx_rtmp_pgauth_req_dequeue(req);
+    if (req->waiting) {
+        ngx_rtmp_pgauth_req_dequeue(req);
+    }
 
     ngx_queue_remove(&pc->queue);
     ngx_queue_insert_tail(&pool->busy, &pc->queue);

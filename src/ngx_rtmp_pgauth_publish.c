@@ -383,6 +383,7 @@ ngx_rtmp_pgauth_ask(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx)
     *ngx_cpymem(d->addr, addr->data, len) = '\0';
 
     req->query = &pacf->run_query;
+    req->batch = pacf->decide_batch;
     req->nparams = NGX_RTMP_PGAUTH_NPARAMS;
 
     if (pacf->key_hash == NGX_RTMP_PGAUTH_HASH_SHA256) {

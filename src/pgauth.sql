@@ -545,6 +545,41 @@ END
 $$;
 
 
+-- What nginx calls with the default pgauth_query when decisions queue up
+-- (pgauth_duplicate takeover): several at once, one transaction and one
+-- commit for all of them.  Each is authorize() as nginx calls it alone
+-- ($6 is each one's array literal); a row for each allowed one, n its
+-- place in the arrays.  Taken in the order of the digests, so that
+-- batches running side by side lock the keys in one order.
+CREATE OR REPLACE FUNCTION pgauth.authorize_many(
+    key_digests bytea[],
+    apps text[],
+    client_addrs text[],
+    args text[],
+    duplicates text[],
+    endings text[])
+RETURNS TABLE (n integer, stream_name text, session_id bigint,
+               valid_for double precision, takeover boolean)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    i  integer;
+BEGIN
+    FOR i IN
+        SELECT g FROM generate_subscripts(key_digests, 1) AS g
+        ORDER BY key_digests[g], g
+    LOOP
+        RETURN QUERY
+            SELECT i, a.stream_name, a.session_id, a.valid_for, a.takeover
+            FROM pgauth.authorize(key_digests[i], apps[i], client_addrs[i],
+                                  args[i], duplicates[i], true,
+                                  endings[i]::bigint[]) a;
+    END LOOP;
+END
+$$;
+
+
 -- The publish of session_id takes its stream name over, once nginx knows
 -- its client is still there: the other live publishers of the name end
 -- ('takeover').  The latest publish wins: false, and this session ended,
@@ -1193,6 +1228,7 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA pgauth FROM PUBLIC, pgauth_nginx;
 GRANT USAGE ON SCHEMA pgauth TO pgauth_nginx;
 GRANT EXECUTE ON FUNCTION
     pgauth.authorize(bytea, text, text, text, text, boolean, bigint[]),
+    pgauth.authorize_many(bytea[], text[], text[], text[], text[], text[]),
     pgauth.take_over(bigint),
     pgauth.publish_done(bigint, text),
     pgauth.publish_done_many(bigint[], text[]),
