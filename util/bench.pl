@@ -200,7 +200,17 @@ sub queries {
                      . "|take_over|check_sessions)'"
                      # e's plain lookup
                      . " OR query ~* '^SELECT stream_name, 0::bigint')"
-                     . " AND query !~* 'pg_stat_statements'");
+                     . " AND query !~* 'pg_stat_statements' AND toplevel");
+}
+
+# the statements that decided: authorize() alone, authorize_many() for
+# several (calls, and the publishes they allowed)
+sub decisions {
+    my ($many) = @_;
+    my $re = $many ? '^SELECT n, stream_name, session_id, valid_for, takeover FROM pgauth\\.authorize_many'
+                   : '^SELECT stream_name, session_id, valid_for, takeover FROM pgauth\\.authorize\\(';
+    return split /\|/, $pg->psql("SELECT coalesce(sum(calls), 0) || '|' || coalesce(sum(rows), 0)"
+                                 . " FROM pg_stat_statements WHERE toplevel AND query ~* '$re'");
 }
 
 sub batches {
@@ -234,7 +244,8 @@ print "bench: $machine\n";
 # --- 1. sequential latency, 2. throughput, 3. CPU per decision,
 #        4. queries per publish ---
 
-my (%seq, %conc, %cpu, %pgcpu, %qpp, %unconfirmed, $batch, $takeovers);
+my (%seq, %conc, %cpu, %pgcpu, %qpp, %unconfirmed, $batch, $takeovers,
+    %decided);
 my $server = '';
 
 for my $w (qw(a b c d e)) {
@@ -265,6 +276,8 @@ for my $w (qw(a b c d e)) {
 
     my $b0 = batches();
     my $t0 = takeovers();
+    my ($s0) = decisions(0);
+    my ($m0, $r0) = decisions(1);
     my $c0 = stat_cpu($worker);
     my $p0 = pg_cpu($pg);
     $r = loadc($ng->{rtmp_port}, '-q', '-c', $CONC, '-w', 1, '-d', $CONC_SECS);
@@ -278,6 +291,11 @@ for my $w (qw(a b c d e)) {
         $batch = ($r->{outcomes}{start} || 0) / ((batches() - $b0) || 1);
         # and how many of its publishes took a name over (take_over())
         $takeovers = (takeovers() - $t0) / ($r->{outcomes}{start} || 1);
+        # and how many were decided alone, how many in batches of how many
+        my ($s1) = decisions(0);
+        my ($m1, $r1) = decisions(1);
+        %decided = (alone => $s1 - $s0, batches => $m1 - $m0,
+                    batched => $r1 - $r0);
     }
     printf "bench: %s %d concurrent: %.0f starts/s, worker %.0f us, PostgreSQL %.0f us a publish\n",
            $w, $CONC, $r->{start_per_s}, $cpu{$w}, $pgcpu{$w};
@@ -448,6 +466,12 @@ my %dbcost;
     # then one publish_done_many() of them
     my $b = int(($batch // 1) + 0.5) || 1;
     my $per_mille = int(1000 * ($takeovers // 0) + 0.5);
+    my $all = ($decided{alone} // 1) + ($decided{batched} // 0);
+    my $alone = int($b * ($decided{alone} // 1) / ($all || 1) + 0.5);
+    my $many = $decided{batches}
+               ? int($decided{batched} / $decided{batches} + 0.5) || 1 : 1;
+    $dbcost{alone} = ($decided{alone} // 1) / ($all || 1);
+    $dbcost{many} = $decided{batches} ? $decided{batched} / $decided{batches} : 0;
     $dbcost{batch} = $batch;
     $dbcost{takeovers} = $takeovers;
     my (%files, $auth);
@@ -465,14 +489,38 @@ my %dbcost;
                          . "SELECT pgauth.publish_done(:p_session_id, 'unpublish');\n");
         push @{$files{pgauth_base}}, '-f', $f;
         $f = "$dir/now$i.sql";
-        Pgauth::spew($f, join('', map { $auth->($digests[($i + $_) % @digests], "p${_}_", 1)
-                                        . "\\set t$_ random(1, 1000)\n"
-                                        . "\\if :t$_ <= $per_mille\n"
-                                        . "SELECT pgauth.take_over(:p${_}_session_id);\n"
-                                        . "\\endif\n" } 1 .. $b)
-                         . "SELECT pgauth.publish_done_many(ARRAY["
-                         . join(',', map { ":p${_}_session_id" } 1 .. $b) . "]::bigint[], ARRAY["
-                         . join(',', map { "'unpublish'" } 1 .. $b) . "]);\n");
+        # the $b publishes: as many alone as in c's run, the others in
+        # batches of authorize_many() as large as there
+        my ($sql, @ids) = ('');
+        my $j = 0;
+        while ($j < $b) {
+            my $k = $j < $alone ? 1 : ($many < $b - $j ? $many : $b - $j);
+            my @d = map { $digests[($i + $j + $_) % @digests] } 1 .. $k;
+            my $v = "g$j";
+            if ($k == 1) {
+                $sql .= $auth->($d[0], "${v}_", 1);
+                push @ids, ":${v}_session_id";
+            } else {
+                my $arr = sub { "ARRAY[" . join(',', map { $_[0] } 1 .. $k) . "]" };
+                $sql .= "SELECT string_agg(session_id::text, ',') AS ${v}_ids"
+                        . " FROM pgauth.authorize_many(ARRAY["
+                        . join(',', map { "'\\x$_'::bytea" } @d) . "], "
+                        . join(', ', map { $arr->($_) } "'live'", "'127.0.0.1'", "''",
+                                                        "'takeover'", "'{}'")
+                        . ") \\gset\n";
+                push @ids, ":${v}_ids";
+            }
+            $sql .= "\\set t$j random(1, 1000)\n"
+                    . "\\if :t$j <= " . ($per_mille * $k) . "\n"
+                    . "SELECT pgauth.take_over(split_part($ids[-1]::text, ',', 1)::bigint);\n"
+                    . "\\endif\n";
+            $j += $k;
+        }
+        Pgauth::spew($f, $sql
+                         # pgbench binds each variable: ids joined in SQL
+                         . "SELECT pgauth.publish_done_many(string_to_array(concat_ws(',', "
+                         . join(', ', map { "${_}::text" } @ids) . "), ',')::bigint[],"
+                         . " array_fill('unpublish'::text, ARRAY[$b]));\n");
         push @{$files{pgauth}}, '-f', $f;
     }
     my $secs = $quick ? 3 : 10;
@@ -683,11 +731,14 @@ $md .= "## The database's cost per publish\n\n"
      . "statement its own transaction, the digests of the $NKEYS keys: against the\n"
      . "schema before issue 13 ($BASE, in a database of its own), what that\n"
      . "module sent, `authorize()` then `publish_done()` for each publish;\n"
-     . "against this schema, what this module sends: `authorize()` for each,\n"
-     . "`take_over()` after as many of them as in c's concurrent run ("
-     . f(100 * ($dbcost{takeovers} // 0), 0) . "%),\n"
-     . "and one `publish_done_many()` for as many ends as it carried there on\n"
-     . "average (" . f($dbcost{batch}, 1) . ").  Three runs of each in turn, medians\n"
+     . "against this schema, what this module sends, in the proportions of c's\n"
+     . "concurrent run: decisions alone (`authorize()`, "
+     . f(100 * ($dbcost{alone} // 1), 0) . "% of them) and in\n"
+     . "batches of `authorize_many()` (" . f($dbcost{many}, 1) . " a batch on average), "
+     . "`take_over()` after\n"
+     . f(100 * ($dbcost{takeovers} // 0), 1) . "% of publishes, "
+     . "and one `publish_done_many()` for as many ends as\n"
+     . "it carried there on average (" . f($dbcost{batch}, 1) . ").  Three runs of each in turn, medians\n"
      . "(runs: before " . join(', ', map { f($_, 0) } @{$dbcost{pgauth_base}{runs}})
      . "; now " . join(', ', map { f($_, 0) } @{$dbcost{pgauth}{runs}}) . "):\n\n"
      . "| schema | publishes/s | PostgreSQL CPU per publish (µs) |\n|---|---|---|\n"
