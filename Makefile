@@ -156,6 +156,7 @@ uninstall:
 		$(DESTDIR)$(AVAILABLE)/mod-rtmp-pgauth.conf \
 		$(DESTDIR)$(ENABLED)/70-mod-rtmp-pgauth.conf \
 		$(DESTDIR)$(DATADIR)/pgauth.sql
+	rmdir $(DESTDIR)$(DATADIR) 2>/dev/null || true
 
 clean:
 	@if [ -f run/logs/nginx.pid ] || [ -f run/pg/data/postmaster.pid ]; then \

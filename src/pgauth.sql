@@ -879,6 +879,103 @@ AS $$
 $$;
 
 
+-- The keys an operator names with what is at hand: a stream name (every
+-- key of it, in every application), or else a fingerprint as nginx logs
+-- it (fp=, the first 8 hex digits of the digest, or more of them).  The
+-- functions below that take text instead of an id act on all of them and
+-- return how many keys they changed.
+CREATE OR REPLACE FUNCTION pgauth.find_keys(name_or_fp text)
+RETURNS SETOF bigint
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT k.id FROM pgauth.stream_keys k
+    WHERE k.stream_name = name_or_fp
+    UNION ALL
+    SELECT k.id FROM pgauth.stream_keys k
+    WHERE NOT EXISTS (SELECT FROM pgauth.stream_keys n
+                      WHERE n.stream_name = name_or_fp)
+      AND name_or_fp ~ '^[0-9A-Fa-f]{8,64}$'
+      AND starts_with(encode(k.key_digest, 'hex'), lower(name_or_fp))
+$$;
+
+
+CREATE OR REPLACE FUNCTION pgauth.disable_key(name_or_fp text)
+RETURNS integer
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH changed AS (
+        UPDATE pgauth.stream_keys SET enabled = false
+        WHERE id IN (SELECT pgauth.find_keys(name_or_fp))
+        RETURNING 1)
+    SELECT count(*)::integer FROM changed
+$$;
+
+
+CREATE OR REPLACE FUNCTION pgauth.revoke_key(name_or_fp text)
+RETURNS integer
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pgauth.disable_key(name_or_fp)
+$$;
+
+
+CREATE OR REPLACE FUNCTION pgauth.enable_key(name_or_fp text)
+RETURNS integer
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH changed AS (
+        UPDATE pgauth.stream_keys SET enabled = true
+        WHERE id IN (SELECT pgauth.find_keys(name_or_fp))
+        RETURNING 1)
+    SELECT count(*)::integer FROM changed
+$$;
+
+
+CREATE OR REPLACE FUNCTION pgauth.delete_key(name_or_fp text)
+RETURNS integer
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH changed AS (
+        DELETE FROM pgauth.stream_keys
+        WHERE id IN (SELECT pgauth.find_keys(name_or_fp))
+        RETURNING 1)
+    SELECT count(*)::integer FROM changed
+$$;
+
+
+CREATE OR REPLACE FUNCTION pgauth.expire_key(
+    name_or_fp text, at timestamptz DEFAULT now())
+RETURNS integer
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH changed AS (
+        UPDATE pgauth.stream_keys SET expires_at = at
+        WHERE id IN (SELECT pgauth.find_keys(name_or_fp))
+        RETURNING 1)
+    SELECT count(*)::integer FROM changed
+$$;
+
+
+CREATE OR REPLACE FUNCTION pgauth.set_max_session(
+    name_or_fp text, max_session interval)
+RETURNS integer
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH changed AS (
+        UPDATE pgauth.stream_keys SET max_session = set_max_session.max_session
+        WHERE id IN (SELECT pgauth.find_keys(name_or_fp))
+        RETURNING 1)
+    SELECT count(*)::integer FROM changed
+$$;
+
+
 -- Ends the live publish of a stream; the key stays valid, so the encoder
 -- may reconnect (revoke_key() prevents that).  Returns the sessions ended.
 CREATE OR REPLACE FUNCTION pgauth.kick_stream(

@@ -128,6 +128,38 @@ $as_nginx->("SELECT set_config('pgauth.node', 'n1', false); "
 is($pg->psql("SELECT end_reason FROM pgauth.sessions WHERE id = $dsid"),
    'unpublish', '... from its own node it does');
 
+# key management by what an operator has at hand: the stream name, or the
+# fingerprint nginx logs (fp=), as well as the id
+my $kf1 = $pg->create_key('frank');
+my $kf2 = $pg->create_key('frank', 'other');
+my $kg = $pg->create_key('grace');
+my $gfp = $pg->psql("SELECT pgauth.fingerprint(sha256(convert_to('$kg', 'UTF8')))");
+is($pg->psql("SELECT pgauth.revoke_key('frank')"), 2,
+   'revoke_key by stream name: each of its keys, in every application');
+is(authorize($kf1), '', '... refused');
+is(authorize($kf2, 'other'), '', '... in the other application too');
+is(authorize($kg), 'grace', '... another stream untouched');
+is($pg->psql("SELECT pgauth.enable_key('frank')"), 2, 'enable_key by stream name');
+is(authorize($kf1), 'frank', '... allowed again');
+is($pg->psql("SELECT pgauth.revoke_key('$gfp')"), 1, 'revoke_key by the fingerprint of the log');
+is(authorize($kg), '', '... refused');
+is(authorize($kf1), 'frank', '... another key untouched');
+is($pg->psql("SELECT pgauth.enable_key(upper('$gfp'))"), 1, '... any case');
+is($pg->psql("SELECT pgauth.expire_key('grace', now() - interval '1 second')"), 1,
+   'expire_key by stream name');
+is(authorize($kg), '', '... refused');
+is($pg->psql("SELECT pgauth.expire_key('grace', NULL)"), 1, '... and cleared');
+is($pg->psql("SELECT pgauth.set_max_session('grace', '1 hour')"), 1,
+   'set_max_session by stream name');
+is($pg->psql("SELECT max_session FROM pgauth.stream_keys WHERE stream_name = 'grace'"),
+   '01:00:00', '... set');
+is($pg->psql("SELECT pgauth.revoke_key('nobody')"), 0, 'a name or fingerprint of no key: 0');
+is($pg->psql("SELECT pgauth.revoke_key('0')"), 0, '... nor a short hex string');
+is($pg->psql("SELECT pgauth.delete_key('frank')"), 2, 'delete_key by stream name');
+is($pg->psql("SELECT count(*) FROM pgauth.stream_keys WHERE stream_name = 'frank'"), 0,
+   '... gone');
+is($pg->psql("SELECT pgauth.delete_key('grace')"), 1, '... and grace');
+
 # ending: a live session the worker names as ending is not live for its
 # decision (the publisher is back before its end is committed), only the
 # worker's own: another's is refused under 'refuse', or taken over

@@ -86,5 +86,6 @@ like($o, qr/ngx_rtmp_pgauth_module\.so.*(undefined symbol|failed)/,
 $out = `make -s -C $TOP uninstall DESTDIR=$dest 2>&1`;
 ok(!-e "$dest/usr/lib/nginx/modules/ngx_rtmp_pgauth_module.so"
    && !-l $link, 'make uninstall removes it');
+ok(!-e "$dest/usr/share/ngx-rtmp-pgauth", '... and leaves no empty directory of ours');
 
 done_testing();

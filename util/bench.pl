@@ -196,11 +196,12 @@ sub nginx_for {
 
 sub queries {
     return $pg->psql("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements"
-                     . " WHERE (query ~* 'pgauth\\.(authorize|publish_done"
-                     . "|take_over|check_sessions)'"
+                     # not authorize() inside authorize_many()
+                     . " WHERE ((query ~* 'pgauth\\.(authorize|publish_done"
+                     . "|take_over|check_sessions)' AND toplevel)"
                      # e's plain lookup
                      . " OR query ~* '^SELECT stream_name, 0::bigint')"
-                     . " AND query !~* 'pg_stat_statements' AND toplevel");
+                     . " AND query !~* 'pg_stat_statements'");
 }
 
 # the statements that decided: authorize() alone, authorize_many() for
