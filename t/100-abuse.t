@@ -62,6 +62,21 @@ my @hits = grep { /$re/ } split /\n/, $ng->error_log;
 is(scalar @hits, 1, 'the fail2ban filter matches the block line only');
 is($+{host}, '127.0.0.9', '... and extracts the address') if @hits && $hits[0] =~ /$re/;
 
+# and so does fail2ban itself: Debian's fail2ban-regex, with the filter as
+# shipped, on the error log as written
+my ($f2b) = grep { -x } map { "$_/fail2ban-regex" } split /:/, $ENV{PATH};
+ok($f2b, 'fail2ban-regex is installed (make test installs fail2ban)');
+SKIP: {
+    skip 'no fail2ban-regex', 3 unless $f2b;
+    my $out = `$f2b --print-all-matched $ng->{dir}/logs/error.log $TOP/docs/fail2ban/filter.d/nginx-rtmp-pgauth.conf 2>&1`;
+    like($out, qr/^Lines: \d+ lines, 0 ignored, 1 matched, \d+ missed/m,
+         'fail2ban-regex: one line of the error log matches');
+    like($out, qr/Matched line\(s\):\n\|\s+\S+ \S+ \[warn\].*pgauth: blocked addr="127\.0\.0\.9"/,
+         '... the block of 127.0.0.9');
+    like($out, qr/^Date template hits:\n\|- \[# of hits\] date format\n\|  \[[1-9]\d*\] \^Year\/Month\/Day 24hour:Minute:Second/m,
+         '... its time read with the filter\'s datepattern, nginx\'s own');
+}
+
 sleep 3.2 - (time - $t);
 $r = rtmpc($port, 'live', name => $key, from => '127.0.0.9');
 is($r->{status}{code}, 'NetStream.Publish.Start', 'after the block time the address may publish again');

@@ -22,7 +22,9 @@ run=(postgresql procps)
 deb=(build-essential debhelper dpkg-dev)
 # and clang's libFuzzer runtime, named after the suite's clang: see fuzz_rt
 fuzz=(clang)
-test=("${run[@]}" "${deb[@]}" "${fuzz[@]}" ffmpeg perl libdbd-pg-perl)
+# fail2ban: t/100 runs its fail2ban-regex on the limiter's log
+test=("${run[@]}" "${deb[@]}" "${fuzz[@]}" ffmpeg perl libdbd-pg-perl
+      fail2ban)
 
 case "$mode" in
     build) pkgs=("${build[@]}") ;;
