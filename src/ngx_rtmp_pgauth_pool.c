@@ -30,13 +30,13 @@
 #define NGX_RTMP_PGAUTH_BUSY           3
 
 #define NGX_RTMP_PGAUTH_BACKOFF_MIN    100
+#define NGX_RTMP_PGAUTH_BACKOFF_MAX    2000
 
 /* requests answered by one batch query at most */
 #define NGX_RTMP_PGAUTH_BATCH_MAX      64
 
 /* undefined_function: a schema without the batch query's function */
 #define NGX_RTMP_PGAUTH_NO_FUNCTION    "42883"
-#define NGX_RTMP_PGAUTH_BACKOFF_MAX    2000
 
 
 struct ngx_rtmp_pgauth_conn_s {
@@ -451,7 +451,8 @@ ngx_rtmp_pgauth_req_timeout(ngx_event_t *ev)
  * in one request of that query, when there are several: the carrier,
  * answered by ngx_rtmp_pgauth_req_batched().  Each keeps its deadline
  * and handlers, and is in flight as the carrier is.  Returns what to
- * send: req itself when alone, NULL when out of memory.
+ * send: req itself when alone (or out of memory).  Binary parameters
+ * are digests: at most NGX_RTMP_PGAUTH_NAME_LEN bytes.
  */
 
 static ngx_rtmp_pgauth_req_t *
@@ -773,9 +774,6 @@ ngx_rtmp_pgauth_pool_run(ngx_rtmp_pgauth_pool_t *pool)
 
         if (req->batch && !pool->nobatch) {
             req = ngx_rtmp_pgauth_req_gather(req);
-            if (req == NULL) {
-                break;
-            }
         }
 
         ngx_rtmp_pgauth_conn_send(pc, req);
