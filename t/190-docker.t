@@ -77,4 +77,15 @@ is($r->{status}{code}, 'NetStream.Publish.Denied', 'a wrong key is denied');
 $ng->stop;
 is(join("\n", $ng->bad_lines), '', 'no alert, crash or sanitizer report');
 
+# the host's ports come from the environment; the build context (the
+# repository root) leaves a host-built module out, for either builder
+my $compose = Pgauth::slurp("$TOP/docker/compose.yaml");
+like($compose, qr/"\$\{PGAUTH_RTMP_PORT:-1935\}:1935"/, 'compose: the RTMP port from PGAUTH_RTMP_PORT');
+like($compose, qr/"\$\{PGAUTH_HTTP_PORT:-8080\}:8080"/, '... the HTTP port from PGAUTH_HTTP_PORT');
+like($compose, qr/^\s+context: \.\.$/m, '... the context is the repository root');
+my %ignored = map { $_ => 1 } grep { /\S/ && !/^#/ } split /\n/, Pgauth::slurp("$TOP/.dockerignore");
+ok(!grep({ !$ignored{$_} } qw(objs build node_modules run .git)),
+   'the root .dockerignore leaves out objs, build, node_modules, run and .git');
+ok(!-e "$TOP/docker/Dockerfile.dockerignore", '... and is the only one (BuildKit would prefer docker/Dockerfile.dockerignore)');
+
 done_testing();
