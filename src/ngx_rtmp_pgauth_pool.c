@@ -124,11 +124,12 @@ static void ngx_rtmp_pgauth_req_timeout(ngx_event_t *ev);
 static ngx_rtmp_pgauth_req_t *ngx_rtmp_pgauth_req_gather(
     ngx_rtmp_pgauth_req_t *req);
 static u_char *ngx_rtmp_pgauth_req_param(u_char *p,
-    ngx_rtmp_pgauth_req_t *req, ngx_uint_t i, ngx_uint_t first);
+    ngx_rtmp_pgauth_req_t *req, ngx_uint_t k, ngx_uint_t first);
+static void ngx_rtmp_pgauth_req_scatter(ngx_rtmp_pgauth_req_t *carrier);
 static void ngx_rtmp_pgauth_req_batched(ngx_rtmp_pgauth_req_t *carrier,
     ngx_uint_t rc, PGresult *res, ngx_str_t *err);
-static PGresult *ngx_rtmp_pgauth_req_rows(PGresult *res, int *places,
-    int place);
+static PGresult *ngx_rtmp_pgauth_req_rows(PGresult *res,
+    ngx_int_t *places, ngx_int_t place);
 static void ngx_rtmp_pgauth_error_text(ngx_str_t *err, u_char *buf,
     size_t size, const char *msg);
 
@@ -460,8 +461,7 @@ ngx_rtmp_pgauth_req_gather(ngx_rtmp_pgauth_req_t *req)
 {
     u_char                 *p;
     size_t                  size;
-    ngx_int_t               k;
-    ngx_uint_t              i, n;
+    ngx_uint_t              i, k, n;
     ngx_queue_t            *q;
     ngx_rtmp_pgauth_req_t  *r, *carrier, *items[NGX_RTMP_PGAUTH_BATCH_MAX];
 
@@ -487,7 +487,7 @@ ngx_rtmp_pgauth_req_gather(ngx_rtmp_pgauth_req_t *req)
 
     size = n * sizeof(ngx_rtmp_pgauth_req_t *);
 
-    for (k = 0; k < req->nparams; k++) {
+    for (k = 0; k < (ngx_uint_t) req->nparams; k++) {
         size += 3;
 
         for (i = 0; i < n; i++) {
@@ -506,7 +506,7 @@ ngx_rtmp_pgauth_req_gather(ngx_rtmp_pgauth_req_t *req)
     carrier->items = (ngx_rtmp_pgauth_req_t **) (carrier + 1);
     p = (u_char *) (carrier->items + n);
 
-    for (k = 0; k < req->nparams; k++) {
+    for (k = 0; k < (ngx_uint_t) req->nparams; k++) {
         carrier->values[k] = (char *) p;
         carrier->types[k] = 0;
 
@@ -584,34 +584,42 @@ static void
 ngx_rtmp_pgauth_req_batched(ngx_rtmp_pgauth_req_t *carrier, ngx_uint_t rc,
     PGresult *res, ngx_str_t *err)
 {
-    int                     *places, t;
+    int                      t;
     char                    *state;
     PGresult                *own;
+    ngx_int_t               *places;
     ngx_str_t                failure;
-    ngx_uint_t               i, alone;
+    ngx_uint_t               i;
     ngx_rtmp_pgauth_req_t   *r;
     ngx_rtmp_pgauth_pool_t  *pool;
 
     pool = carrier->pool;
     places = NULL;
-    alone = 0;
 
     if (rc == NGX_RTMP_PGAUTH_RESULT) {
 
         /* the place each row answers, read once */
 
-        places = ngx_alloc((PQntuples(res) + 1) * sizeof(int), pool->log);
+        places = ngx_alloc((PQntuples(res) + 1) * sizeof(ngx_int_t),
+                           pool->log);
         if (places == NULL) {
             rc = NGX_RTMP_PGAUTH_FAILED;
             ngx_str_set(&failure, "out of memory");
             err = &failure;
 
         } else {
+            /* anything but a place of this batch answers no one */
+
             for (t = 0; t < PQntuples(res); t++) {
                 places[t] = PQnfields(res) > 1 && !PQgetisnull(res, t, 0)
                             ? ngx_atoi((u_char *) PQgetvalue(res, t, 0),
                                        PQgetlength(res, t, 0))
-                            : -1;
+                            : NGX_ERROR;
+
+                if (places[t] < 1 || places[t] > (ngx_int_t) carrier->nitems)
+                {
+                    places[t] = NGX_ERROR;
+                }
             }
         }
 
@@ -631,7 +639,10 @@ ngx_rtmp_pgauth_req_batched(ngx_rtmp_pgauth_req_t *carrier, ngx_uint_t rc,
                           "again alone", carrier->nitems, err);
         }
 
-        alone = 1;
+        /* the server did nothing of it */
+        ngx_rtmp_pgauth_req_scatter(carrier);
+        ngx_rtmp_pgauth_pool_run(pool);
+        return;
     }
 
     for (i = 0; i < carrier->nitems; i++) {
@@ -644,18 +655,12 @@ ngx_rtmp_pgauth_req_batched(ngx_rtmp_pgauth_req_t *carrier, ngx_uint_t rc,
         carrier->items[i] = NULL;
         r->carrier = NULL;
 
-        if (alone && !pool->exiting) {
-            r->batch = NULL;
-            ngx_rtmp_pgauth_req_enqueue(r, 1);
-            continue;
-        }
-
         if (rc != NGX_RTMP_PGAUTH_RESULT) {
             ngx_rtmp_pgauth_req_finish(r, rc, NULL, err);
             continue;
         }
 
-        own = ngx_rtmp_pgauth_req_rows(res, places, (int) i + 1);
+        own = ngx_rtmp_pgauth_req_rows(res, places, (ngx_int_t) i + 1);
 
         if (own == NULL) {
             ngx_str_set(&failure, "out of memory");
@@ -673,17 +678,49 @@ ngx_rtmp_pgauth_req_batched(ngx_rtmp_pgauth_req_t *carrier, ngx_uint_t rc,
     if (places) {
         ngx_free(places);
     }
+}
 
-    if (alone) {
-        ngx_rtmp_pgauth_pool_run(pool);
+
+/*
+ * The items of a carrier that was not run (refused by the server, or not
+ * sent) wait again, each alone, in the order they came, at the head of
+ * the queue; those whose owner has gone are dropped: nothing was done
+ * for them.  The carrier is left empty.
+ */
+
+static void
+ngx_rtmp_pgauth_req_scatter(ngx_rtmp_pgauth_req_t *carrier)
+{
+    ngx_uint_t              i;
+    ngx_rtmp_pgauth_req_t  *r;
+
+    for (i = carrier->nitems; i-- > 0; /* void */) {
+        r = carrier->items[i];
+
+        if (r == NULL) {
+            continue;
+        }
+
+        carrier->items[i] = NULL;
+        r->carrier = NULL;
+        r->batch = NULL;
+
+        if (r->handler == NULL || carrier->pool->exiting) {
+            ngx_rtmp_pgauth_req_free(r);
+            continue;
+        }
+
+        ngx_rtmp_pgauth_req_enqueue(r, 1);
     }
+
+    carrier->nitems = 0;
 }
 
 
 /* the rows of res for one place, without column 1, as a result alone */
 
 static PGresult *
-ngx_rtmp_pgauth_req_rows(PGresult *res, int *places, int place)
+ngx_rtmp_pgauth_req_rows(PGresult *res, ngx_int_t *places, ngx_int_t place)
 {
     int            f, t, row, nfields;
     PGresult      *own;
@@ -1400,7 +1437,16 @@ ngx_rtmp_pgauth_conn_send(ngx_rtmp_pgauth_conn_t *pc,
                            req->lengths, req->formats, 0)
         || ngx_rtmp_pgauth_conn_flush(pc) != NGX_OK)
     {
-        if (!req->retried) {
+        if (req->nitems) {
+            /* a batch not sent: its items try again, each alone */
+
+            req->conn = NULL;
+            pc->req = NULL;
+
+            ngx_rtmp_pgauth_req_scatter(req);
+            ngx_rtmp_pgauth_req_free(req);
+
+        } else if (!req->retried) {
             /* a connection the server closed just now: try another once */
 
             req->retried = 1;

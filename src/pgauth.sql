@@ -549,8 +549,9 @@ $$;
 -- (pgauth_duplicate takeover): several at once, one transaction and one
 -- commit for all of them.  Each is authorize() as nginx calls it alone
 -- ($6 is each one's array literal); a row for each allowed one, n its
--- place in the arrays.  Taken in the order of the digests, so that
--- batches running side by side lock the keys in one order.
+-- place in the arrays.  Taken in the order of the name locks authorize()
+-- takes (then as they came), so that batches running side by side take
+-- them in one order.
 CREATE OR REPLACE FUNCTION pgauth.authorize_many(
     key_digests bytea[],
     apps text[],
@@ -568,7 +569,9 @@ DECLARE
 BEGIN
     FOR i IN
         SELECT g FROM generate_subscripts(key_digests, 1) AS g
-        ORDER BY key_digests[g], g
+        LEFT JOIN pgauth.stream_keys sk
+               ON sk.key_digest = key_digests[g] AND sk.app = apps[g]
+        ORDER BY hashtext(sk.app || '/' || sk.stream_name) NULLS FIRST, g
     LOOP
         RETURN QUERY
             SELECT i, a.stream_name, a.session_id, a.valid_for, a.takeover
