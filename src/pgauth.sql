@@ -1271,7 +1271,8 @@ $$;
 
 
 -- Deletes the sessions, and the viewer sessions, that ended more than
--- older_than ago; returns how many.  Live sessions are never touched.  Schedule it (cron, pg_cron):
+-- older_than ago; returns how many.  Live sessions are never touched.
+-- Schedule it (cron, pg_cron):
 --
 --     SELECT pgauth.purge_sessions('90 days');
 CREATE OR REPLACE FUNCTION pgauth.purge_sessions(
