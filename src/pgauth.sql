@@ -903,16 +903,14 @@ AS $$
 $$;
 
 
+-- each by the function of the id, for every key named
 CREATE OR REPLACE FUNCTION pgauth.disable_key(name_or_fp text)
 RETURNS integer
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH changed AS (
-        UPDATE pgauth.stream_keys SET enabled = false
-        WHERE id IN (SELECT pgauth.find_keys(name_or_fp))
-        RETURNING 1)
-    SELECT count(*)::integer FROM changed
+    SELECT count(*)::integer FROM pgauth.find_keys(name_or_fp) AS k(id)
+    WHERE pgauth.disable_key(k.id)
 $$;
 
 
@@ -921,7 +919,8 @@ RETURNS integer
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pgauth.disable_key(name_or_fp)
+    SELECT count(*)::integer FROM pgauth.find_keys(name_or_fp) AS k(id)
+    WHERE pgauth.revoke_key(k.id)
 $$;
 
 
@@ -930,11 +929,8 @@ RETURNS integer
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH changed AS (
-        UPDATE pgauth.stream_keys SET enabled = true
-        WHERE id IN (SELECT pgauth.find_keys(name_or_fp))
-        RETURNING 1)
-    SELECT count(*)::integer FROM changed
+    SELECT count(*)::integer FROM pgauth.find_keys(name_or_fp) AS k(id)
+    WHERE pgauth.enable_key(k.id)
 $$;
 
 
@@ -943,11 +939,8 @@ RETURNS integer
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH changed AS (
-        DELETE FROM pgauth.stream_keys
-        WHERE id IN (SELECT pgauth.find_keys(name_or_fp))
-        RETURNING 1)
-    SELECT count(*)::integer FROM changed
+    SELECT count(*)::integer FROM pgauth.find_keys(name_or_fp) AS k(id)
+    WHERE pgauth.delete_key(k.id)
 $$;
 
 
@@ -957,11 +950,8 @@ RETURNS integer
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH changed AS (
-        UPDATE pgauth.stream_keys SET expires_at = at
-        WHERE id IN (SELECT pgauth.find_keys(name_or_fp))
-        RETURNING 1)
-    SELECT count(*)::integer FROM changed
+    SELECT count(*)::integer FROM pgauth.find_keys(name_or_fp) AS k(id)
+    WHERE pgauth.expire_key(k.id, at)
 $$;
 
 
@@ -971,11 +961,8 @@ RETURNS integer
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH changed AS (
-        UPDATE pgauth.stream_keys SET max_session = set_max_session.max_session
-        WHERE id IN (SELECT pgauth.find_keys(name_or_fp))
-        RETURNING 1)
-    SELECT count(*)::integer FROM changed
+    SELECT count(*)::integer FROM pgauth.find_keys(name_or_fp) AS k(id)
+    WHERE pgauth.set_max_session(k.id, set_max_session.max_session)
 $$;
 
 
