@@ -52,6 +52,13 @@
 #define NGX_RTMP_PGAUTH_DONE_MANY                                           \
     "SELECT pgauth.publish_done_many($1::bigint[], $2::text[])"
 
+/* a notification the LISTEN connection must hear: does LISTEN work? */
+#define NGX_RTMP_PGAUTH_PROBE                                               \
+    "SELECT pg_notify($1, $2)"
+
+/* "probe " and 16 hex digits */
+#define NGX_RTMP_PGAUTH_PROBE_LEN      22
+
 /* undefined_function: a schema without publish_done_many() */
 #define NGX_RTMP_PGAUTH_SQLSTATE_NO_FUNCTION  "42883"
 
@@ -109,12 +116,14 @@ struct ngx_rtmp_pgauth_live_s {
     ngx_event_t                     heartbeat;
     ngx_event_t                     recheck;
     ngx_event_t                     check;
+    ngx_event_t                     probe;      /* its notification due */
     ngx_uint_t                      tokens;     /* checks sent at once */
     ngx_msec_t                      refilled;   /* tokens counted at */
     ngx_msec_t                      shared_at;  /* logged */
 
     u_char                          pid[NGX_INT_T_LEN + 1];
     u_char                          beat[NGX_INT_T_LEN + 1];
+    u_char                          token[NGX_RTMP_PGAUTH_PROBE_LEN + 1];
 
     ngx_rtmp_pgauth_ended_t         ended[NGX_RTMP_PGAUTH_ENDED];
     ngx_uint_t                      nended;     /* ever kept */
@@ -132,6 +141,7 @@ struct ngx_rtmp_pgauth_live_s {
     unsigned                        beating:1;  /* heartbeat in flight */
     unsigned                        checking:1; /* check in flight */
     unsigned                        all:1;      /* check every session */
+    unsigned                        deaf:1;     /* LISTEN hears nothing */
 };
 
 
@@ -203,6 +213,13 @@ static ngx_str_t  ngx_rtmp_pgauth_live_play_done_query =
 
 
 static void ngx_rtmp_pgauth_live_ready(void *data);
+static void ngx_rtmp_pgauth_live_listening(void *data);
+static void ngx_rtmp_pgauth_live_probe(ngx_rtmp_pgauth_live_t *live);
+static void ngx_rtmp_pgauth_live_probed(ngx_rtmp_pgauth_req_t *req,
+    ngx_uint_t rc, PGresult *res, ngx_str_t *err);
+static void ngx_rtmp_pgauth_live_unheard(ngx_event_t *ev);
+static void ngx_rtmp_pgauth_live_heard(ngx_rtmp_pgauth_live_t *live,
+    ngx_str_t *token);
 static void ngx_rtmp_pgauth_live_notify(void *data, PGnotify *notify);
 static ngx_rtmp_pgauth_ctx_t *ngx_rtmp_pgauth_live_find(
     ngx_rtmp_pgauth_live_t *live, u_char *sid, size_t len);
@@ -317,6 +334,11 @@ ngx_rtmp_pgauth_live_create(ngx_cycle_t *cycle,
     live->check.log = cycle->log;
     live->check.cancelable = 1;
 
+    live->probe.handler = ngx_rtmp_pgauth_live_unheard;
+    live->probe.data = live;
+    live->probe.log = cycle->log;
+    live->probe.cancelable = 1;
+
     /* the first heartbeat registers the worker when nothing else does */
     ngx_add_timer(&live->heartbeat, pmcf->channel.len ? pmcf->heartbeat : 1);
 
@@ -345,12 +367,13 @@ ngx_rtmp_pgauth_live_create(ngx_cycle_t *cycle,
     ngx_memzero(&pcf, sizeof(ngx_rtmp_pgauth_pool_conf_t));
 
     pcf.name = "listen ";
+    pcf.dsn = pmcf->listen_dsn.text.len ? &pmcf->listen_dsn : &pmcf->dsn;
     pcf.size = 1;
     pcf.queue_size = 1;
     pcf.app_name = "nginx-rtmp-pgauth-listen";
     pcf.setup = (char *) p;
     pcf.notify = ngx_rtmp_pgauth_live_notify;
-    pcf.ready = ngx_rtmp_pgauth_live_ready;
+    pcf.ready = ngx_rtmp_pgauth_live_listening;
     pcf.keep = ngx_rtmp_pgauth_live_holding;
     pcf.data = live;
 
@@ -376,6 +399,10 @@ ngx_rtmp_pgauth_live_destroy(ngx_rtmp_pgauth_live_t *live)
 
     if (live->check.timer_set) {
         ngx_del_timer(&live->check);
+    }
+
+    if (live->probe.timer_set) {
+        ngx_del_timer(&live->probe);
     }
 
     if (live->listen) {
@@ -743,6 +770,125 @@ ngx_rtmp_pgauth_live_ready(void *data)
 
 
 /*
+ * The LISTEN connection is (again) up.  Behind a pooler in transaction
+ * mode LISTEN succeeds but the session it made is handed to others, and
+ * no notification ever arrives: so the worker sends one through its pool,
+ * as the database does, and waits for it.
+ */
+
+static void
+ngx_rtmp_pgauth_live_listening(void *data)
+{
+    ngx_rtmp_pgauth_live_t  *live = data;
+
+    ngx_rtmp_pgauth_live_ready(live);
+
+    if (live->probe.timer_set) {
+        ngx_del_timer(&live->probe);
+    }
+
+    ngx_rtmp_pgauth_live_probe(live);
+}
+
+
+static void
+ngx_rtmp_pgauth_live_probe(ngx_rtmp_pgauth_live_t *live)
+{
+    /* a token no other login can guess: only this worker's probe counts */
+
+    ngx_sprintf(live->token, "probe %08xD%08xD%Z",
+                (uint32_t) ngx_random(), (uint32_t) ngx_random());
+
+    if (ngx_rtmp_pgauth_live_submit(live, NGX_RTMP_PGAUTH_PROBE,
+                                    ngx_rtmp_pgauth_live_probed, 2,
+                                    live->pmcf->channel.data, live->token)
+        != NGX_OK)
+    {
+        return;
+    }
+
+    /* it is sent through the pool, which may have to connect first */
+
+    ngx_add_timer(&live->probe, live->pmcf->max_timeout
+                                + live->pmcf->heartbeat);
+}
+
+
+static void
+ngx_rtmp_pgauth_live_probed(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
+    PGresult *res, ngx_str_t *err)
+{
+    ngx_rtmp_pgauth_live_t  *live = req->data;
+
+    if (rc == NGX_RTMP_PGAUTH_RESULT) {
+        return;
+    }
+
+    /* not sent: nothing to tell yet; a deaf worker tries at its next beat */
+
+    ngx_log_error(NGX_LOG_WARN, live->log, 0,
+                  "pgauth: notification to the LISTEN connection not sent: "
+                  "%V", err);
+
+    if (live->probe.timer_set) {
+        ngx_del_timer(&live->probe);
+    }
+}
+
+
+static void
+ngx_rtmp_pgauth_live_unheard(ngx_event_t *ev)
+{
+    ngx_rtmp_pgauth_live_t  *live = ev->data;
+
+    live->token[0] = '\0';
+
+    if (live->deaf) {
+        return;
+    }
+
+    live->deaf = 1;
+
+    ngx_log_error(NGX_LOG_ERR, live->log, 0,
+                  "pgauth: the LISTEN connection on channel \"%V\" did not "
+                  "receive the notification sent to it in %Mms: LISTEN does "
+                  "not work there (a pooler in transaction mode? see "
+                  "\"pgauth_listen_dsn\"); every live session is re-checked "
+                  "every %Mms instead", &live->pmcf->channel,
+                  live->pmcf->max_timeout + live->pmcf->heartbeat,
+                  live->pmcf->heartbeat);
+}
+
+
+static void
+ngx_rtmp_pgauth_live_heard(ngx_rtmp_pgauth_live_t *live, ngx_str_t *token)
+{
+    if (live->token[0] == '\0'
+        || token->len != NGX_RTMP_PGAUTH_PROBE_LEN - 6
+        || ngx_strncmp(token->data, live->token + 6, token->len) != 0)
+    {
+        /* another worker's, or a stale or forged one */
+        return;
+    }
+
+    live->token[0] = '\0';
+
+    if (live->probe.timer_set) {
+        ngx_del_timer(&live->probe);
+    }
+
+    if (live->deaf) {
+        live->deaf = 0;
+
+        ngx_log_error(NGX_LOG_NOTICE, live->log, 0,
+                      "pgauth: the LISTEN connection on channel \"%V\" "
+                      "receives notifications again",
+                      &live->pmcf->channel);
+    }
+}
+
+
+/*
  * Payloads: "end <session id> <reason>", "recheck", "key <digest>".
  * Anything else is ignored: the channel may carry other traffic.  None of
  * them ends anything by itself, and none sends a query from here: this
@@ -782,6 +928,10 @@ ngx_rtmp_pgauth_live_notify(void *data, PGnotify *notify)
 
     case NGX_RTMP_PGAUTH_NOTIFY_VIEWER_END:
         ngx_rtmp_pgauth_live_viewer_hint(live, &sid);
+        return;
+
+    case NGX_RTMP_PGAUTH_NOTIFY_PROBE:
+        ngx_rtmp_pgauth_live_heard(live, &sid);
         return;
 
     default:
@@ -1012,6 +1162,17 @@ ngx_rtmp_pgauth_live_beat(ngx_event_t *ev)
     if (!live->registered) {
         ngx_rtmp_pgauth_live_ready(live);
         return;
+    }
+
+    if (live->deaf) {
+        /* no notification arrives: every session is asked about instead */
+
+        live->all = 1;
+        ngx_rtmp_pgauth_live_schedule(live);
+
+        if (!live->probe.timer_set) {
+            ngx_rtmp_pgauth_live_probe(live);
+        }
     }
 
     /* sessions live from the cache that could not be confirmed yet */

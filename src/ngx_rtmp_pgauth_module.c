@@ -42,12 +42,15 @@
 #define NGX_RTMP_PGAUTH_DONE_QUERY                                          \
     "SELECT pgauth.publish_done($1, $2)"
 
-/* each pool connection says which worker its sessions belong to */
-#define NGX_RTMP_PGAUTH_SETUP                                               \
-    "SELECT set_config('statement_timeout', $1, false),"                    \
-    " set_config('pgauth.node', $2, false),"                                \
-    " set_config('pgauth.worker', $3, false),"                              \
-    " set_config('pgauth.host', $4, false)"
+/*
+ * each pool connection says which worker its sessions belong to: for the
+ * session, or behind a pooler in transaction mode, in each transaction
+ */
+#define NGX_RTMP_PGAUTH_SETUP(local)                                        \
+    "SELECT set_config('statement_timeout', $1, " local "),"                \
+    " set_config('pgauth.node', $2, " local "),"                            \
+    " set_config('pgauth.worker', $3, " local "),"                          \
+    " set_config('pgauth.host', $4, " local ")"
 
 /* what libpq and PostgreSQL take as milliseconds: an int */
 #define NGX_RTMP_PGAUTH_MAX_MSEC       2147483647
@@ -83,9 +86,9 @@ static ngx_int_t ngx_rtmp_pgauth_service_host(const char *service,
 static ngx_int_t ngx_rtmp_pgauth_service_file(u_char *path,
     const char *service, u_char *host, size_t size);
 static char *ngx_rtmp_pgauth_dsn_keywords(ngx_conf_t *cf,
-    ngx_rtmp_pgauth_main_conf_t *pmcf, PQconninfoOption *opts);
+    ngx_rtmp_pgauth_dsn_t *dsn, PQconninfoOption *opts);
 static char *ngx_rtmp_pgauth_dsn_keyword(ngx_conf_t *cf,
-    ngx_rtmp_pgauth_main_conf_t *pmcf, PQconninfoOption *o, ngx_uint_t i);
+    ngx_rtmp_pgauth_dsn_t *dsn, PQconninfoOption *o, ngx_uint_t i);
 static const char *ngx_rtmp_pgauth_strdup(ngx_pool_t *pool, const char *s);
 static char *ngx_rtmp_pgauth_check_query(ngx_conf_t *cf, void *post,
     void *data);
@@ -149,6 +152,13 @@ static ngx_conf_enum_t  ngx_rtmp_pgauth_duplicate[] = {
 };
 
 
+static ngx_conf_enum_t  ngx_rtmp_pgauth_pool_modes[] = {
+    { ngx_string("session"), NGX_RTMP_PGAUTH_POOL_SESSION },
+    { ngx_string("transaction"), NGX_RTMP_PGAUTH_POOL_TRANSACTION },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_conf_enum_t  ngx_rtmp_pgauth_recheck_failure[] = {
     { ngx_string("keep"), NGX_RTMP_PGAUTH_RECHECK_KEEP },
     { ngx_string("end"), NGX_RTMP_PGAUTH_RECHECK_END },
@@ -162,8 +172,22 @@ static ngx_command_t  ngx_rtmp_pgauth_commands[] = {
       NGX_RTMP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_rtmp_pgauth_dsn,
       NGX_RTMP_MAIN_CONF_OFFSET,
-      0,
+      offsetof(ngx_rtmp_pgauth_main_conf_t, dsn),
       NULL },
+
+    { ngx_string("pgauth_listen_dsn"),
+      NGX_RTMP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_rtmp_pgauth_dsn,
+      NGX_RTMP_MAIN_CONF_OFFSET,
+      offsetof(ngx_rtmp_pgauth_main_conf_t, listen_dsn),
+      NULL },
+
+    { ngx_string("pgauth_pool_mode"),
+      NGX_RTMP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_rtmp_pgauth_set_enum,
+      NGX_RTMP_MAIN_CONF_OFFSET,
+      offsetof(ngx_rtmp_pgauth_main_conf_t, pool_mode),
+      &ngx_rtmp_pgauth_pool_modes },
 
     { ngx_string("pgauth_pool_size"),
       NGX_RTMP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -367,7 +391,7 @@ ngx_rtmp_pgauth_postconfiguration(ngx_conf_t *cf)
 
     /* applications are merged before postconfiguration runs */
 
-    if (pmcf->used && pmcf->dsn.len == 0) {
+    if (pmcf->used && pmcf->dsn.text.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"pgauth on\" requires \"pgauth_dsn\" "
                            "in the rtmp block");
@@ -395,9 +419,8 @@ ngx_rtmp_pgauth_create_main_conf(ngx_conf_t *cf)
     /*
      * set by ngx_pcalloc():
      *
-     *     pmcf->dsn = { 0, NULL };
-     *     pmcf->keywords = NULL;
-     *     pmcf->values = NULL;
+     *     pmcf->dsn = { { 0, NULL }, NULL, ... };
+     *     pmcf->listen_dsn = { { 0, NULL }, NULL, ... };
      *     pmcf->channel = { 0, NULL };
      *     pmcf->node = { 0, NULL };
      *     pmcf->max_timeout = 0;
@@ -411,6 +434,7 @@ ngx_rtmp_pgauth_create_main_conf(ngx_conf_t *cf)
     pmcf->heartbeat = NGX_CONF_UNSET_MSEC;
     pmcf->recheck = NGX_CONF_UNSET_MSEC;
     pmcf->recheck_failure = NGX_CONF_UNSET_UINT;
+    pmcf->pool_mode = NGX_CONF_UNSET_UINT;
 
     return pmcf;
 }
@@ -427,9 +451,22 @@ ngx_rtmp_pgauth_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(pmcf->recheck, 0);
     ngx_conf_init_uint_value(pmcf->recheck_failure,
                              NGX_RTMP_PGAUTH_RECHECK_KEEP);
+    ngx_conf_init_uint_value(pmcf->pool_mode, NGX_RTMP_PGAUTH_POOL_SESSION);
 
     if (pmcf->channel.data == NULL) {
         ngx_str_set(&pmcf->channel, NGX_RTMP_PGAUTH_CHANNEL);
+    }
+
+    /* a pooler in transaction mode hands LISTEN's session to others */
+
+    if (pmcf->pool_mode == NGX_RTMP_PGAUTH_POOL_TRANSACTION
+        && pmcf->channel.len && pmcf->listen_dsn.text.len == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"pgauth_pool_mode transaction\" requires "
+                           "\"pgauth_listen_dsn\" (a connection where "
+                           "LISTEN works) or \"pgauth_listen off\"");
+        return NGX_CONF_ERROR;
     }
 
     /* the host name, NUL-terminated: it is bound as a parameter */
@@ -798,9 +835,18 @@ ngx_rtmp_pgauth_init_pool(ngx_cycle_t *cycle,
     ngx_memzero(&pcf, sizeof(ngx_rtmp_pgauth_pool_conf_t));
 
     pcf.name = "";
+    pcf.dsn = &pmcf->dsn;
     pcf.size = pmcf->pool_size;
     pcf.queue_size = pmcf->queue_size;
-    pcf.setup = NGX_RTMP_PGAUTH_SETUP;
+
+    if (pmcf->pool_mode == NGX_RTMP_PGAUTH_POOL_TRANSACTION) {
+        pcf.setup = NGX_RTMP_PGAUTH_SETUP("true");
+        pcf.local = 1;
+
+    } else {
+        pcf.setup = NGX_RTMP_PGAUTH_SETUP("false");
+    }
+
     pcf.setup_nparams = 4;
     pcf.setup_values[0] = (char *) timeout;
     pcf.setup_values[1] = (char *) pmcf->node.data;
@@ -856,14 +902,17 @@ ngx_rtmp_pgauth_exit_process(ngx_cycle_t *cycle)
 static char *
 ngx_rtmp_pgauth_dsn(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_rtmp_pgauth_main_conf_t  *pmcf = conf;
+    char  *p = conf;
 
-    char              *errmsg, *rv;
-    size_t             len;
-    ngx_str_t         *value;
-    PQconninfoOption  *opts;
+    char                   *errmsg, *rv;
+    size_t                  len;
+    ngx_str_t              *value;
+    PQconninfoOption       *opts;
+    ngx_rtmp_pgauth_dsn_t  *dsn;
 
-    if (pmcf->dsn.data) {
+    dsn = (ngx_rtmp_pgauth_dsn_t *) (p + cmd->offset);
+
+    if (dsn->text.data) {
         return "is duplicate";
     }
 
@@ -871,7 +920,7 @@ ngx_rtmp_pgauth_dsn(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     if (value[1].len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "empty \"pgauth_dsn\"");
+                           "empty \"%V\"", &cmd->name);
         return NGX_CONF_ERROR;
     }
 
@@ -886,7 +935,7 @@ ngx_rtmp_pgauth_dsn(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid \"pgauth_dsn\": %*s",
+                           "invalid \"%V\": %*s", &cmd->name,
                            len, errmsg ? errmsg : "out of memory");
 
         if (errmsg) {
@@ -898,12 +947,12 @@ ngx_rtmp_pgauth_dsn(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     ngx_rtmp_pgauth_dsn_hosts(cf, opts);
 
-    rv = ngx_rtmp_pgauth_dsn_keywords(cf, pmcf, opts);
+    rv = ngx_rtmp_pgauth_dsn_keywords(cf, dsn, opts);
 
     PQconninfoFree(opts);
 
     if (rv == NGX_CONF_OK) {
-        pmcf->dsn = value[1];
+        dsn->text = value[1];
     }
 
     return rv;
@@ -974,6 +1023,7 @@ ngx_rtmp_pgauth_check_hosts(ngx_conf_t *cf, const char *hosts,
 {
     u_char          name[256];
     size_t          len;
+    ngx_str_t      *value;
     const char     *p, *end;
     struct in6_addr addr;
 
@@ -1003,11 +1053,13 @@ ngx_rtmp_pgauth_check_hosts(ngx_conf_t *cf, const char *hosts,
             continue;
         }
 
+        value = cf->args->elts;
+
         ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
-                           "\"pgauth_dsn\" host \"%s\"%s is a name: libpq "
+                           "\"%V\" host \"%s\"%s is a name: libpq "
                            "resolves it with a blocking call on each "
                            "connect; give an address or a hostaddr",
-                           name, from);
+                           &value[0], name, from);
     }
 }
 
@@ -1150,7 +1202,7 @@ ngx_rtmp_pgauth_service_file(u_char *path, const char *service,
 
 static char *
 ngx_rtmp_pgauth_dsn_keywords(ngx_conf_t *cf,
-    ngx_rtmp_pgauth_main_conf_t *pmcf, PQconninfoOption *opts)
+    ngx_rtmp_pgauth_dsn_t *dsn, PQconninfoOption *opts)
 {
     ngx_uint_t         n, i, gss;
     PQconninfoOption  *o;
@@ -1165,18 +1217,18 @@ ngx_rtmp_pgauth_dsn_keywords(ngx_conf_t *cf,
         }
     }
 
-    pmcf->nhosts = 1;
-    pmcf->host_kw = -1;
-    pmcf->hostaddr_kw = -1;
-    pmcf->port_kw = -1;
-    pmcf->host_timeout = NGX_RTMP_PGAUTH_HOST_TIMEOUT;
+    dsn->nhosts = 1;
+    dsn->host_kw = -1;
+    dsn->hostaddr_kw = -1;
+    dsn->port_kw = -1;
+    dsn->host_timeout = NGX_RTMP_PGAUTH_HOST_TIMEOUT;
 
     /* the last occurrence of a keyword wins: ours come after */
 
-    pmcf->keywords = ngx_pcalloc(cf->pool, (n + 4) * sizeof(char *));
-    pmcf->values = ngx_pcalloc(cf->pool, (n + 4) * sizeof(char *));
+    dsn->keywords = ngx_pcalloc(cf->pool, (n + 4) * sizeof(char *));
+    dsn->values = ngx_pcalloc(cf->pool, (n + 4) * sizeof(char *));
 
-    if (pmcf->keywords == NULL || pmcf->values == NULL) {
+    if (dsn->keywords == NULL || dsn->values == NULL) {
         return NGX_CONF_ERROR;
     }
 
@@ -1187,14 +1239,14 @@ ngx_rtmp_pgauth_dsn_keywords(ngx_conf_t *cf,
             continue;
         }
 
-        pmcf->keywords[i] = ngx_rtmp_pgauth_strdup(cf->pool, o->keyword);
-        pmcf->values[i] = ngx_rtmp_pgauth_strdup(cf->pool, o->val);
+        dsn->keywords[i] = ngx_rtmp_pgauth_strdup(cf->pool, o->keyword);
+        dsn->values[i] = ngx_rtmp_pgauth_strdup(cf->pool, o->val);
 
-        if (pmcf->keywords[i] == NULL || pmcf->values[i] == NULL) {
+        if (dsn->keywords[i] == NULL || dsn->values[i] == NULL) {
             return NGX_CONF_ERROR;
         }
 
-        if (ngx_rtmp_pgauth_dsn_keyword(cf, pmcf, o, i) != NGX_CONF_OK) {
+        if (ngx_rtmp_pgauth_dsn_keyword(cf, dsn, o, i) != NGX_CONF_OK) {
             return NGX_CONF_ERROR;
         }
 
@@ -1202,17 +1254,17 @@ ngx_rtmp_pgauth_dsn_keywords(ngx_conf_t *cf,
     }
 
     if (!gss) {
-        pmcf->keywords[i] = "gssencmode";
-        pmcf->values[i++] = "disable";
+        dsn->keywords[i] = "gssencmode";
+        dsn->values[i++] = "disable";
     }
 
     /* libpq uses it only when the DSN sets no application_name */
-    pmcf->keywords[i] = "fallback_application_name";
-    pmcf->values[i++] = "nginx-rtmp-pgauth";
+    dsn->keywords[i] = "fallback_application_name";
+    dsn->values[i++] = "nginx-rtmp-pgauth";
 
     /* what we bind is validated as UTF-8 */
-    pmcf->keywords[i] = "client_encoding";
-    pmcf->values[i] = "UTF8";
+    dsn->keywords[i] = "client_encoding";
+    dsn->values[i] = "UTF8";
 
     return NGX_CONF_OK;
 }
@@ -1227,39 +1279,42 @@ ngx_rtmp_pgauth_dsn_keywords(ngx_conf_t *cf,
 
 static char *
 ngx_rtmp_pgauth_dsn_keyword(ngx_conf_t *cf,
-    ngx_rtmp_pgauth_main_conf_t *pmcf, PQconninfoOption *o, ngx_uint_t i)
+    ngx_rtmp_pgauth_dsn_t *dsn, PQconninfoOption *o, ngx_uint_t i)
 {
     ngx_int_t   secs;
+    ngx_str_t  *value;
     ngx_uint_t  n;
 
     if (ngx_strcmp(o->keyword, "host") == 0
         || ngx_strcmp(o->keyword, "hostaddr") == 0)
     {
         if (o->keyword[4] == '\0') {
-            pmcf->host_kw = i;
+            dsn->host_kw = i;
 
         } else {
-            pmcf->hostaddr_kw = i;
+            dsn->hostaddr_kw = i;
         }
 
         n = ngx_rtmp_pgauth_list_len((u_char *) o->val, ngx_strlen(o->val));
-        pmcf->nhosts = ngx_max(pmcf->nhosts, n);
+        dsn->nhosts = ngx_max(dsn->nhosts, n);
 
     } else if (ngx_strcmp(o->keyword, "port") == 0) {
-        pmcf->port_kw = i;
+        dsn->port_kw = i;
 
     } else if (ngx_strcmp(o->keyword, "connect_timeout") == 0) {
         secs = ngx_atoi((u_char *) o->val, ngx_strlen(o->val));
 
         if (secs > NGX_RTMP_PGAUTH_MAX_MSEC / 1000) {
+            value = cf->args->elts;
+
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"pgauth_dsn\" connect_timeout \"%s\" "
-                               "is too large", o->val);
+                               "\"%V\" connect_timeout \"%s\" "
+                               "is too large", &value[0], o->val);
             return NGX_CONF_ERROR;
         }
 
         if (secs > 0) {
-            pmcf->host_timeout = secs * 1000;
+            dsn->host_timeout = secs * 1000;
         }
     }
 

@@ -32,6 +32,9 @@
 #define NGX_RTMP_PGAUTH_RECHECK_KEEP   0
 #define NGX_RTMP_PGAUTH_RECHECK_END    1
 
+#define NGX_RTMP_PGAUTH_POOL_SESSION   0
+#define NGX_RTMP_PGAUTH_POOL_TRANSACTION  1
+
 /* how a request ended, as handed to its handler */
 #define NGX_RTMP_PGAUTH_RESULT         0
 #define NGX_RTMP_PGAUTH_FAILED         1
@@ -217,16 +220,37 @@ typedef void (*ngx_rtmp_pgauth_ready_pt)(void *data);
 typedef ngx_int_t (*ngx_rtmp_pgauth_keep_pt)(void *data);
 
 
+/* a connection string (pgauth_dsn, pgauth_listen_dsn), parsed */
+
+typedef struct {
+    ngx_str_t                       text;
+    const char                    **keywords;
+    const char                    **values;
+
+    /* a host list: where its keywords are, how long each host may take */
+    ngx_uint_t                      nhosts;
+    ngx_int_t                       host_kw;
+    ngx_int_t                       hostaddr_kw;
+    ngx_int_t                       port_kw;
+    ngx_msec_t                      host_timeout;
+} ngx_rtmp_pgauth_dsn_t;
+
+
 /* what a pool is for: ngx_rtmp_pgauth_pool_create() copies it */
 
 typedef struct {
     char                           *name;       /* "" or "listen " in logs */
+    ngx_rtmp_pgauth_dsn_t          *dsn;
     ngx_uint_t                      size;
     ngx_uint_t                      queue_size;
 
     ngx_rtmp_pgauth_worker_stats_t *report;     /* gauges to keep, or NULL */
 
-    /* run on each new connection; with parameters when nparams > 0 */
+    /*
+     * run on each new connection, with parameters when nparams > 0; with
+     * "local", in each query's transaction instead, before the query (no
+     * session state: a pooler in transaction mode)
+     */
     const char                     *setup;
     int                             setup_nparams;
     const char                     *setup_values[4];
@@ -240,6 +264,7 @@ typedef struct {
     void                           *data;
 
     unsigned                        close_idle:1;  /* on worker shutdown */
+    unsigned                        local:1;
 } ngx_rtmp_pgauth_pool_conf_t;
 
 
@@ -289,16 +314,9 @@ struct ngx_rtmp_pgauth_req_s {
 
 
 typedef struct {
-    ngx_str_t                       dsn;
-    const char                    **keywords;
-    const char                    **values;
-
-    /* a host list: where its keywords are, how long each host may take */
-    ngx_uint_t                      nhosts;
-    ngx_int_t                       host_kw;
-    ngx_int_t                       hostaddr_kw;
-    ngx_int_t                       port_kw;
-    ngx_msec_t                      host_timeout;
+    ngx_rtmp_pgauth_dsn_t           dsn;
+    ngx_rtmp_pgauth_dsn_t           listen_dsn; /* unset: dsn */
+    ngx_uint_t                      pool_mode;  /* in front of PostgreSQL */
 
     ngx_uint_t                      pool_size;
     ngx_uint_t                      queue_size;

@@ -307,6 +307,13 @@ ngx_rtmp_pgauth_parse_notify(u_char *p, size_t len, ngx_str_t *sid,
         return NGX_RTMP_PGAUTH_NOTIFY_RECHECK;
     }
 
+    if (len > 6 && ngx_strncmp(p, "probe ", 6) == 0) {
+        /* the token, for the worker to tell its own */
+        sid->data = p + 6;
+        sid->len = len - 6;
+        return NGX_RTMP_PGAUTH_NOTIFY_PROBE;
+    }
+
     if (len == 4 + 2 * NGX_RTMP_PGAUTH_DIGEST_LEN
         && ngx_strncmp(p, "key ", 4) == 0)
     {

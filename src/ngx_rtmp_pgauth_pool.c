@@ -52,6 +52,10 @@ struct ngx_rtmp_pgauth_conn_s {
     ngx_uint_t                      first;      /* of the host list */
     ngx_uint_t                     *gone;       /* set when closed */
     unsigned                        flushing:1;
+
+    /* pcf.local: the setup's result comes first, then the sync's */
+    unsigned                        setting:1;
+    unsigned                        syncing:1;
 };
 
 
@@ -94,7 +98,7 @@ static ngx_uint_t ngx_rtmp_pgauth_conn_host(ngx_rtmp_pgauth_conn_t *pc,
     char *host, char *port);
 static const char **ngx_rtmp_pgauth_pool_values_from(
     ngx_rtmp_pgauth_pool_t *pool, ngx_uint_t first);
-static u_char *ngx_rtmp_pgauth_kw_item(ngx_rtmp_pgauth_main_conf_t *pmcf,
+static u_char *ngx_rtmp_pgauth_kw_item(ngx_rtmp_pgauth_dsn_t *dsn,
     ngx_int_t kw, ngx_uint_t i, size_t *len);
 static ngx_int_t ngx_rtmp_pgauth_conn_socket(ngx_rtmp_pgauth_conn_t *pc);
 static void ngx_rtmp_pgauth_conn_release(ngx_rtmp_pgauth_conn_t *pc);
@@ -160,11 +164,11 @@ ngx_rtmp_pgauth_pool_create(ngx_cycle_t *cycle,
     pool->pcf = *pcf;
     pool->log = cycle->log;
 
-    pool->keywords = pmcf->keywords;
-    pool->values = pmcf->values;
+    pool->keywords = pcf->dsn->keywords;
+    pool->values = pcf->dsn->values;
 
     if (pcf->app_name) {
-        for (n = 0; pmcf->keywords[n]; n++) { /* void */ }
+        for (n = 0; pool->keywords[n]; n++) { /* void */ }
 
         pool->values = ngx_palloc(cycle->pool, (n + 1) * sizeof(char *));
         if (pool->values == NULL) {
@@ -172,9 +176,9 @@ ngx_rtmp_pgauth_pool_create(ngx_cycle_t *cycle,
         }
 
         for (i = 0; i <= n; i++) {
-            pool->values[i] = pmcf->values[i];
+            pool->values[i] = pcf->dsn->values[i];
 
-            if (i < n && ngx_strcmp(pmcf->keywords[i],
+            if (i < n && ngx_strcmp(pool->keywords[i],
                                     "fallback_application_name") == 0)
             {
                 pool->values[i] = pcf->app_name;
@@ -917,9 +921,11 @@ static ngx_int_t
 ngx_rtmp_pgauth_conn_start(ngx_rtmp_pgauth_conn_t *pc, const char **values)
 {
     PGconn                       *pgconn;
+    ngx_rtmp_pgauth_dsn_t        *dsn;
     ngx_rtmp_pgauth_main_conf_t  *pmcf;
 
     pmcf = pc->pool->pmcf;
+    dsn = pc->pool->pcf.dsn;
 
     pgconn = PQconnectStartParams(pc->pool->keywords, values, 0);
     if (pgconn == NULL) {
@@ -938,8 +944,8 @@ ngx_rtmp_pgauth_conn_start(ngx_rtmp_pgauth_conn_t *pc, const char **values)
         ngx_del_timer(&pc->timer);
     }
 
-    ngx_add_timer(&pc->timer, pmcf->nhosts > 1
-                              ? ngx_min(pmcf->host_timeout, pmcf->max_timeout)
+    ngx_add_timer(&pc->timer, dsn->nhosts > 1
+                              ? ngx_min(dsn->host_timeout, pmcf->max_timeout)
                               : pmcf->max_timeout);
 
     /* as the libpq documentation says: first behave as if asked to write */
@@ -966,16 +972,16 @@ ngx_rtmp_pgauth_conn_next_host(ngx_rtmp_pgauth_conn_t *pc)
     ngx_int_t                     rc;
     ngx_uint_t                    cur;
     const char                  **values;
-    ngx_rtmp_pgauth_main_conf_t  *pmcf;
+    ngx_rtmp_pgauth_dsn_t        *dsn;
 
-    pmcf = pc->pool->pmcf;
+    dsn = pc->pool->pcf.dsn;
 
     host = PQhost(pc->pgconn);
     port = PQport(pc->pgconn);
 
     cur = ngx_rtmp_pgauth_conn_host(pc, host, port);
 
-    if (cur + 1 >= pmcf->nhosts) {
+    if (cur + 1 >= dsn->nhosts) {
         return NGX_DECLINED;
     }
 
@@ -983,7 +989,7 @@ ngx_rtmp_pgauth_conn_next_host(ngx_rtmp_pgauth_conn_t *pc)
                   "pgauth: %sconnection #%ui: host \"%s\" port %s did not "
                   "answer in %Mms, trying the next host",
                   pc->pool->pcf.name, pc->number, host ? host : "?",
-                  port ? port : "?", pmcf->host_timeout);
+                  port ? port : "?", dsn->host_timeout);
 
     pc->first = cur + 1;
 
@@ -1020,21 +1026,21 @@ ngx_rtmp_pgauth_conn_host(ngx_rtmp_pgauth_conn_t *pc, char *host, char *port)
     u_char                       *item;
     size_t                        len;
     ngx_uint_t                    i;
-    ngx_rtmp_pgauth_main_conf_t  *pmcf;
+    ngx_rtmp_pgauth_dsn_t        *dsn;
 
-    pmcf = pc->pool->pmcf;
+    dsn = pc->pool->pcf.dsn;
 
-    for (i = pc->first; host && i < pmcf->nhosts; i++) {
+    for (i = pc->first; host && i < dsn->nhosts; i++) {
 
         item = NULL;
         len = 0;
 
-        if (pmcf->host_kw >= 0) {
-            item = ngx_rtmp_pgauth_kw_item(pmcf, pmcf->host_kw, i, &len);
+        if (dsn->host_kw >= 0) {
+            item = ngx_rtmp_pgauth_kw_item(dsn, dsn->host_kw, i, &len);
         }
 
-        if ((item == NULL || len == 0) && pmcf->hostaddr_kw >= 0) {
-            item = ngx_rtmp_pgauth_kw_item(pmcf, pmcf->hostaddr_kw, i, &len);
+        if ((item == NULL || len == 0) && dsn->hostaddr_kw >= 0) {
+            item = ngx_rtmp_pgauth_kw_item(dsn, dsn->hostaddr_kw, i, &len);
         }
 
         if (item == NULL
@@ -1044,8 +1050,8 @@ ngx_rtmp_pgauth_conn_host(ngx_rtmp_pgauth_conn_t *pc, char *host, char *port)
             continue;
         }
 
-        if (port && pmcf->port_kw >= 0) {
-            item = ngx_rtmp_pgauth_kw_item(pmcf, pmcf->port_kw, i, &len);
+        if (port && dsn->port_kw >= 0) {
+            item = ngx_rtmp_pgauth_kw_item(dsn, dsn->port_kw, i, &len);
 
             if (item && len
                 && (len != ngx_strlen(port)
@@ -1077,13 +1083,13 @@ ngx_rtmp_pgauth_pool_values_from(ngx_rtmp_pgauth_pool_t *pool,
     ngx_int_t                     kw[3];
     ngx_uint_t                    i, j, k;
     const char                  **values;
-    ngx_rtmp_pgauth_main_conf_t  *pmcf;
+    ngx_rtmp_pgauth_dsn_t        *dsn;
 
-    pmcf = pool->pmcf;
+    dsn = pool->pcf.dsn;
 
-    kw[0] = pmcf->host_kw;
-    kw[1] = pmcf->hostaddr_kw;
-    kw[2] = pmcf->port_kw;
+    kw[0] = dsn->host_kw;
+    kw[1] = dsn->hostaddr_kw;
+    kw[2] = dsn->port_kw;
 
     for (i = 0; pool->keywords[i]; i++) { /* void */ }
 
@@ -1091,7 +1097,7 @@ ngx_rtmp_pgauth_pool_values_from(ngx_rtmp_pgauth_pool_t *pool,
 
     for (k = 0; k < 3; k++) {
         if (kw[k] >= 0) {
-            size += ngx_strlen(pmcf->values[kw[k]]) + 1;
+            size += ngx_strlen(dsn->values[kw[k]]) + 1;
         }
     }
 
@@ -1108,7 +1114,7 @@ ngx_rtmp_pgauth_pool_values_from(ngx_rtmp_pgauth_pool_t *pool,
     for (k = 0; k < 3; k++) {
 
         if (kw[k] < 0
-            || ngx_rtmp_pgauth_kw_item(pmcf, kw[k], 0, &len) == NULL)
+            || ngx_rtmp_pgauth_kw_item(dsn, kw[k], 0, &len) == NULL)
         {
             /* one value for every host: kept as it is */
             continue;
@@ -1116,8 +1122,8 @@ ngx_rtmp_pgauth_pool_values_from(ngx_rtmp_pgauth_pool_t *pool,
 
         values[kw[k]] = p;
 
-        for (j = first; j < pmcf->nhosts; j++) {
-            item = ngx_rtmp_pgauth_kw_item(pmcf, kw[k], j, &len);
+        for (j = first; j < dsn->nhosts; j++) {
+            item = ngx_rtmp_pgauth_kw_item(dsn, kw[k], j, &len);
 
             if (j > first) {
                 *p++ = ',';
@@ -1307,7 +1313,7 @@ ngx_rtmp_pgauth_conn_timeout(ngx_event_t *ev)
     pc = ev->data;
 
     if (pc->state == NGX_RTMP_PGAUTH_CONNECTING
-        && pc->pool->pmcf->nhosts > 1
+        && pc->pool->pcf.dsn->nhosts > 1
         && ngx_rtmp_pgauth_conn_next_host(pc) == NGX_OK)
     {
         return;
@@ -1385,6 +1391,20 @@ ngx_rtmp_pgauth_conn_setup(ngx_rtmp_pgauth_conn_t *pc)
         return;
     }
 
+    if (pool->pcf.local) {
+        /* each query goes with the setup, in a pipeline: one transaction */
+
+        pc->state = NGX_RTMP_PGAUTH_SETUP;
+
+        if (!PQenterPipelineMode(pc->pgconn)) {
+            ngx_rtmp_pgauth_conn_failed(pc, "connect");
+            return;
+        }
+
+        ngx_rtmp_pgauth_conn_ready(pc);
+        return;
+    }
+
     if (pool->pcf.setup_nparams) {
         rc = PQsendQueryParams(pc->pgconn, pool->pcf.setup,
                                pool->pcf.setup_nparams, NULL,
@@ -1411,6 +1431,7 @@ static void
 ngx_rtmp_pgauth_conn_send(ngx_rtmp_pgauth_conn_t *pc,
     ngx_rtmp_pgauth_req_t *req)
 {
+    int                      rc;
     ngx_rtmp_pgauth_pool_t  *pool;
 
     pool = pc->pool;
@@ -1432,9 +1453,23 @@ ngx_rtmp_pgauth_conn_send(ngx_rtmp_pgauth_conn_t *pc,
                    "pgauth: %sconnection #%ui sends a query",
                    pc->pool->pcf.name, pc->number);
 
-    if (!PQsendQueryParams(pc->pgconn, (char *) req->query->data,
-                           req->nparams, req->types, req->values,
-                           req->lengths, req->formats, 0)
+    rc = 1;
+
+    if (pool->pcf.local) {
+        /* in the query's transaction, ended by the sync */
+
+        rc = PQsendQueryParams(pc->pgconn, pool->pcf.setup,
+                               pool->pcf.setup_nparams, NULL,
+                               pool->pcf.setup_values, NULL, NULL, 0);
+        pc->setting = 1;
+        pc->syncing = 1;
+    }
+
+    if (!rc
+        || !PQsendQueryParams(pc->pgconn, (char *) req->query->data,
+                              req->nparams, req->types, req->values,
+                              req->lengths, req->formats, 0)
+        || (pool->pcf.local && !PQpipelineSync(pc->pgconn))
         || ngx_rtmp_pgauth_conn_flush(pc) != NGX_OK)
     {
         if (req->nitems) {
@@ -1487,7 +1522,7 @@ ngx_rtmp_pgauth_conn_read(ngx_rtmp_pgauth_conn_t *pc)
 {
     u_char                  buf[NGX_MAX_ERROR_STR];
     ngx_str_t               err;
-    ngx_uint_t              gone;
+    ngx_uint_t              gone, nulls;
     PGresult               *res;
     ExecStatusType          status;
     ngx_rtmp_pgauth_req_t  *req;
@@ -1506,6 +1541,8 @@ ngx_rtmp_pgauth_conn_read(ngx_rtmp_pgauth_conn_t *pc)
         return;
     }
 
+    nulls = 0;
+
     for ( ;; ) {
 
         if (PQisBusy(pc->pgconn)) {
@@ -1513,14 +1550,28 @@ ngx_rtmp_pgauth_conn_read(ngx_rtmp_pgauth_conn_t *pc)
         }
 
         res = PQgetResult(pc->pgconn);
+
         if (res == NULL) {
+            if (pc->syncing && ++nulls < 3) {
+                /* a pipeline's query is done: the next one, or the sync */
+                continue;
+            }
+
             break;
         }
 
+        nulls = 0;
         status = PQresultStatus(res);
 
+        if (status == PGRES_PIPELINE_SYNC && pc->syncing) {
+            pc->syncing = 0;
+            PQclear(res);
+            continue;
+        }
+
         if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK
-            && status != PGRES_FATAL_ERROR)
+            && status != PGRES_FATAL_ERROR
+            && !(status == PGRES_PIPELINE_ABORTED && pc->syncing))
         {
             /*
              * COPY, or anything else that is not a reply: libpq would
@@ -1561,6 +1612,17 @@ ngx_rtmp_pgauth_conn_read(ngx_rtmp_pgauth_conn_t *pc)
             continue;
         }
 
+        if (pc->setting) {
+            pc->setting = 0;
+
+            if (status != PGRES_FATAL_ERROR) {
+                PQclear(res);
+                continue;
+            }
+
+            /* the setup's error is the query's: the query is not run */
+        }
+
         req = pc->req;
 
         if (req == NULL) {
@@ -1578,6 +1640,11 @@ ngx_rtmp_pgauth_conn_read(ngx_rtmp_pgauth_conn_t *pc)
             ngx_rtmp_pgauth_error_text(&err, buf, sizeof(buf),
                                        PQresultErrorMessage(res));
             ngx_rtmp_pgauth_req_finish(req, NGX_RTMP_PGAUTH_FAILED, res,
+                                       &err);
+
+        } else if (status == PGRES_PIPELINE_ABORTED) {
+            ngx_str_set(&err, "query not run");
+            ngx_rtmp_pgauth_req_finish(req, NGX_RTMP_PGAUTH_FAILED, NULL,
                                        &err);
 
         } else {
@@ -1600,7 +1667,7 @@ ngx_rtmp_pgauth_conn_read(ngx_rtmp_pgauth_conn_t *pc)
                                    &err);
     }
 
-    if (PQstatus(pc->pgconn) != CONNECTION_OK) {
+    if (PQstatus(pc->pgconn) != CONNECTION_OK || pc->syncing) {
         ngx_rtmp_pgauth_conn_failed(pc, "receive");
         return;
     }
@@ -1889,13 +1956,13 @@ ngx_rtmp_pgauth_error_text(ngx_str_t *err, u_char *buf, size_t size,
 /* item i of a host, hostaddr or port list given one item per host */
 
 static u_char *
-ngx_rtmp_pgauth_kw_item(ngx_rtmp_pgauth_main_conf_t *pmcf, ngx_int_t kw,
+ngx_rtmp_pgauth_kw_item(ngx_rtmp_pgauth_dsn_t *dsn, ngx_int_t kw,
     ngx_uint_t i, size_t *len)
 {
     u_char  *list;
 
-    list = (u_char *) pmcf->values[kw];
+    list = (u_char *) dsn->values[kw];
 
-    return ngx_rtmp_pgauth_list_item(list, ngx_strlen(list), pmcf->nhosts,
+    return ngx_rtmp_pgauth_list_item(list, ngx_strlen(list), dsn->nhosts,
                                      i, len);
 }

@@ -174,6 +174,23 @@ my @bad = (
     [ 'pgauth_dsn "host=127.0.0.1";', 'pgauth on off;',
       qr/invalid number of arguments in "pgauth" directive/,
       'pgauth with two arguments' ],
+    [ 'pgauth_dsn "host=127.0.0.1"; pgauth_pool_mode statement;', '',
+      qr/invalid value "statement" in "pgauth_pool_mode" directive/,
+      'pool mode statement' ],
+    [ 'pgauth_dsn "host=127.0.0.1"; pgauth_pool_mode transaction;', '',
+      qr/"pgauth_pool_mode transaction" requires "pgauth_listen_dsn" \(a connection where LISTEN works\) or "pgauth_listen off"/,
+      'transaction mode with LISTEN through the pooler' ],
+    [ 'pgauth_dsn "host=127.0.0.1"; pgauth_listen_dsn "nosuchoption=1";', '',
+      qr/invalid "pgauth_listen_dsn": invalid connection option "nosuchoption"/,
+      'unknown listen DSN option' ],
+    [ 'pgauth_dsn "host=127.0.0.1"; pgauth_listen_dsn "";', '',
+      qr/empty "pgauth_listen_dsn"/, 'empty listen DSN' ],
+    [ 'pgauth_dsn "host=127.0.0.1"; pgauth_listen_dsn "connect_timeout=9999999";', '',
+      qr/"pgauth_listen_dsn" connect_timeout "9999999" is too large/,
+      'listen DSN connect_timeout too large' ],
+    [ 'pgauth_dsn "host=127.0.0.1";', 'pgauth_listen_dsn "host=127.0.0.1";',
+      qr/"pgauth_listen_dsn" directive is not allowed here/,
+      'listen DSN in an application' ],
 );
 
 for my $b (@bad) {
@@ -203,6 +220,21 @@ is($rc, 0, 'every directive at its documented level') or diag $out;
 ($rc, $out) = rtmp_conf('pgauth_dsn "host=127.0.0.1"; pgauth_listen off;'
                         . ' pgauth_recheck off;');
 is($rc, 0, 'live control off') or diag $out;
+
+($rc, $out) = rtmp_conf('pgauth_dsn "host=127.0.0.1 port=6432";'
+                        . ' pgauth_pool_mode transaction;'
+                        . ' pgauth_listen_dsn "host=127.0.0.1 port=5432";');
+is($rc, 0, 'transaction mode with a LISTEN connection of its own')
+    or diag $out;
+
+($rc, $out) = rtmp_conf('pgauth_dsn "host=127.0.0.1"; pgauth_listen off;'
+                        . ' pgauth_pool_mode transaction;');
+is($rc, 0, 'transaction mode without live control') or diag $out;
+
+($rc, $out) = rtmp_conf('pgauth_dsn "host=127.0.0.1";'
+                        . ' pgauth_listen_dsn "host=db.example.com";');
+like($out, qr/\[warn\].*"pgauth_listen_dsn" host "db\.example\.com" is a name/,
+     'a host name in the listen DSN is warned about, naming it');
 
 # a host name makes libpq block the worker while resolving: warned about
 ($rc, $out) = rtmp_conf('pgauth_dsn "host=db.example.com dbname=x";');

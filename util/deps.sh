@@ -6,7 +6,8 @@
 #   util/deps.sh run     build + PostgreSQL and npm, for make run
 #   util/deps.sh deb     build + debhelper
 #   util/deps.sh fuzz    build + clang and its libFuzzer runtime
-#   util/deps.sh [test]  all of these + ffmpeg, Perl's DBD::Pg and chromium,
+#   util/deps.sh [test]  all of these + ffmpeg, Perl's DBD::Pg, fail2ban,
+#                        pgbouncer and chromium,
 #                        for the tests (if chromium cannot be installed, the
 #                        browser test is skipped and says so)
 #   util/deps.sh bench   test + Go and lib/pq, strace and valgrind
@@ -22,9 +23,10 @@ run=(postgresql procps)
 deb=(build-essential debhelper dpkg-dev)
 # and clang's libFuzzer runtime, named after the suite's clang: see fuzz_rt
 fuzz=(clang)
-# fail2ban: t/100 runs its fail2ban-regex on the limiter's log
+# fail2ban: t/100 runs its fail2ban-regex on the limiter's log; pgbouncer:
+# t/135 publishes through it
 test=("${run[@]}" "${deb[@]}" "${fuzz[@]}" ffmpeg perl libdbd-pg-perl
-      fail2ban)
+      fail2ban pgbouncer)
 
 case "$mode" in
     build) pkgs=("${build[@]}") ;;

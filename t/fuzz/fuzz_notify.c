@@ -79,6 +79,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
         }
 
+    } else if (rc == NGX_RTMP_PGAUTH_NOTIFY_PROBE) {
+        /* the token is what follows "probe ", within the payload */
+
+        if (size <= 6 || memcmp(p, "probe ", 6) != 0
+            || sid.data != p + 6 || sid.len != size - 6)
+        {
+            abort();
+        }
+
     } else if (rc != NGX_DECLINED) {
         abort();
     }

@@ -258,11 +258,12 @@ sub http_request {
 
 # Servers still running when the test ends are stopped here, before
 # File::Temp removes their folders (END blocks run last defined first).
-our (@NGINX, @PG);
+our (@NGINX, @PG, @BOUNCERS);
 
 END {
     my $status = $?;
     $_->stop for grep { defined } @NGINX;
+    $_->stop for grep { defined && $_->{running} } @BOUNCERS;
     for my $pg (grep { defined } @PG) {
         $pg->cont;
         $pg->stop('immediate') if $pg->{running};
@@ -573,6 +574,89 @@ sub DESTROY {
     $self->stop('immediate');
 }
 
+
+
+package Pgauth::Bouncer;
+
+# Debian's pgbouncer in front of a Pgauth::Pg, in pool_mode "mode"
+# (session, transaction), run as the cluster's user; pool => server
+# connections per user and database.
+
+use strict;
+use warnings;
+use Time::HiRes qw(sleep);
+
+sub new {
+    my ($class, %o) = @_;
+    my $self = bless { pool => 2, %o }, $class;
+    my $pg = $self->{pg};
+    $self->{dir} = "$pg->{dir}/pgbouncer-" . ++$pg->{bouncers};
+    $self->{port} = Pgauth::free_port();
+    mkdir $self->{dir} or die "mkdir $self->{dir}: $!";
+    # trust, as the cluster does; the users must still be listed
+    Pgauth::spew("$self->{dir}/users.txt",
+                 qq{"pgauth_nginx" ""\n"postgres" ""\n});
+    Pgauth::spew("$self->{dir}/pgbouncer.ini", <<"EOF2");
+[databases]
+pgauth = host=127.0.0.1 port=$pg->{port} dbname=pgauth
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $self->{port}
+unix_socket_dir =
+auth_type = trust
+auth_file = $self->{dir}/users.txt
+pool_mode = $self->{mode}
+default_pool_size = $self->{pool}
+server_connect_timeout = 2
+server_login_retry = 1
+logfile = $self->{dir}/pgbouncer.log
+pidfile = $self->{dir}/pgbouncer.pid
+EOF2
+    system('chown', '-R', $pg->{user}, $self->{dir}) == 0 or die 'chown'
+        if $pg->{user};
+    push @Pgauth::BOUNCERS, $self;
+    Scalar::Util::weaken($Pgauth::BOUNCERS[-1]);
+    $self->start;
+    return $self;
+}
+
+sub start {
+    my ($self) = @_;
+    $self->{pg}->as_user('/usr/sbin/pgbouncer', '-d',
+                         "$self->{dir}/pgbouncer.ini") == 0
+        or die "pgbouncer failed: " . $self->log;
+    Pgauth::wait_for(10, sub {
+        IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                              PeerPort => $self->{port}, Proto => 'tcp')
+    }) or die "pgbouncer does not listen: " . $self->log;
+    $self->{running} = 1;
+}
+
+sub stop {
+    my ($self) = @_;
+    my ($pid) = (Pgauth::slurp("$self->{dir}/pgbouncer.pid") // '')
+                =~ /(\d+)/;
+    if ($pid) {
+        kill 'TERM', $pid;
+        Pgauth::wait_for(10, sub { !kill 0, $pid });
+    }
+    $self->{running} = 0;
+}
+
+sub dsn {
+    my ($self) = @_;
+    return "host=127.0.0.1 port=$self->{port} dbname=pgauth user=pgauth_nginx";
+}
+
+sub log {
+    my ($self) = @_;
+    return Pgauth::slurp("$self->{dir}/pgbouncer.log") // '';
+}
+
+sub DESTROY {
+    my ($self) = @_;
+    $self->stop if $self->{running};
+}
 
 package Pgauth::Nginx;
 
