@@ -32,6 +32,8 @@ NODE_DEPS  := node_modules/playwright-core/package.json
 
 RTMP_PORT  ?= 1935
 HTTP_PORT  ?= 8080
+# make run RTMPS_PORT=1936: RTMPS too, through nginx's stream module
+RTMPS_PORT ?=
 TEST       ?= t/
 PROVE_JOBS ?= 2
 ASAN       ?= 1
@@ -81,7 +83,8 @@ $(RTMPC): t/tools/rtmpc.c $(RTMP_CORE)
 run:
 	@util/deps.sh run
 	@$(MAKE) -s $(MODULE)
-	@RTMP_PORT=$(RTMP_PORT) HTTP_PORT=$(HTTP_PORT) util/run.sh
+	@RTMP_PORT=$(RTMP_PORT) HTTP_PORT=$(HTTP_PORT) RTMPS_PORT=$(RTMPS_PORT) \
+	    util/run.sh
 
 test:
 	@util/deps.sh test

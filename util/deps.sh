@@ -3,7 +3,8 @@
 # everything is there.
 #
 #   util/deps.sh build   the module: compiler, nginx-dev, nginx-rtmp, libpq
-#   util/deps.sh run     build + PostgreSQL and npm, for make run
+#   util/deps.sh run     build + PostgreSQL, npm, nginx's stream module and
+#                        openssl, for make run
 #   util/deps.sh deb     build + debhelper
 #   util/deps.sh fuzz    build + clang and its libFuzzer runtime
 #   util/deps.sh [test]  all of these + ffmpeg, Perl's DBD::Pg, fail2ban,
@@ -18,7 +19,8 @@ mode=${1:-test}
 
 build=(gcc make libc6-dev pkg-config xz-utils ca-certificates
        nginx nginx-dev libnginx-mod-rtmp libpq-dev libssl-dev)
-run=(postgresql procps)
+# the stream module and openssl: make run's RTMPS (RTMPS_PORT)
+run=(postgresql procps libnginx-mod-stream openssl)
 # dpkg-buildpackage checks for build-essential itself
 deb=(build-essential debhelper dpkg-dev)
 # and clang's libFuzzer runtime, named after the suite's clang: see fuzz_rt

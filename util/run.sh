@@ -4,7 +4,8 @@
 # stops both.
 #
 # Environment: RTMP_PORT (1935), HTTP_PORT (8080), BIND (127.0.0.1; set
-# 0.0.0.0 to publish from another machine).
+# 0.0.0.0 to publish from another machine), RTMPS_PORT (none: no RTMPS;
+# nginx's stream module in front, with a self-signed certificate).
 
 set -euo pipefail
 
@@ -13,6 +14,8 @@ run=$top/run
 bind=${BIND:-127.0.0.1}
 rtmp_port=${RTMP_PORT:-1935}
 http_port=${HTTP_PORT:-8080}
+rtmps_port=${RTMPS_PORT:-}
+stream_module=/usr/lib/nginx/modules/ngx_stream_module.so
 stream=demo
 
 die() { echo "make run: error: $*" >&2; exit 1; }
@@ -44,6 +47,18 @@ if busy "$http_port"; then
     p=$(free_port)
     echo "make run: port $http_port is taken, HTTP uses $p" >&2
     http_port=$p
+fi
+
+if [ -n "$rtmps_port" ]; then
+    [ -f "$stream_module" ] \
+        || die "RTMPS needs nginx's stream module (libnginx-mod-stream)"
+    if busy "$rtmps_port"; then
+        p=$(free_port)
+        echo "make run: port $rtmps_port is taken, RTMPS uses $p" >&2
+        rtmps_port=$p
+    fi
+    # where the stream module hands connections to rtmp: loopback only
+    proxied_port=$(free_port)
 fi
 
 mkdir -p "$run"/{hls,www,logs,tmp}
@@ -158,10 +173,48 @@ if [ "$(id -u)" -eq 0 ]; then
     user="user root root;"
 fi
 
+host=$bind
+[ "$host" = 0.0.0.0 ] && host=$(hostname -I 2>/dev/null | awk '{print $1}')
+host=${host:-127.0.0.1}
+
+# RTMPS: TLS ends in the stream module, which tells rtmp the client's
+# address in a PROXY protocol header
+stream_load=
+stream_block=
+rtmp_proxied=
+rtmps_msg=
+if [ -n "$rtmps_port" ]; then
+    if [ ! -f "$run/rtmps.key" ] \
+       || ! openssl x509 -in "$run/rtmps.crt" -noout -checkend 86400 \
+                -checkip "$host" >/dev/null 2>&1; then
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+            -nodes -keyout "$run/rtmps.key" -out "$run/rtmps.crt" \
+            -days 365 -subj "/CN=$host" -addext "subjectAltName=IP:$host" \
+            > "$run/logs/openssl.log" 2>&1 \
+            || { cat "$run/logs/openssl.log" >&2; die "openssl failed"; }
+    fi
+    stream_load="load_module $stream_module;"
+    stream_block="stream {
+    server {
+        listen $bind:$rtmps_port ssl;
+        ssl_certificate $run/rtmps.crt;
+        ssl_certificate_key $run/rtmps.key;
+        proxy_pass 127.0.0.1:$proxied_port;
+        proxy_protocol on;
+    }
+}"
+    rtmp_proxied="listen 127.0.0.1:$proxied_port proxy_protocol;"
+    rtmps_msg="
+  RTMPS (TLS, a self-signed certificate: run/rtmps.crt):
+      Server:      rtmps://$host:$rtmps_port/live
+"
+fi
+
 cat > "$run/nginx.conf" <<CONF
 # written by make run; edits are lost on the next run
 load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
 load_module $top/objs/ngx_rtmp_pgauth_module.so;
+$stream_load
 
 $user
 daemon off;
@@ -179,6 +232,7 @@ rtmp {
 
     server {
         listen $bind:$rtmp_port;
+        $rtmp_proxied
 
         application live {
             live on;
@@ -191,6 +245,8 @@ rtmp {
         }
     }
 }
+
+$stream_block
 
 http {
     access_log off;
@@ -227,10 +283,6 @@ CONF
 
 nginx -t -q -p "$run" -c "$run/nginx.conf" || die "nginx -t failed"
 
-host=$bind
-[ "$host" = 0.0.0.0 ] && host=$(hostname -I 2>/dev/null | awk '{print $1}')
-host=${host:-127.0.0.1}
-
 cat <<MSG
 
   ngx_rtmp_pgauth is running.  In OBS: Settings > Stream
@@ -238,7 +290,7 @@ cat <<MSG
       Service:     Custom...
       Server:      rtmp://$host:$rtmp_port/live
       Stream Key:  $key
-
+$rtmps_msg
   then Start Streaming, and watch in a browser:
 
       http://$host:$http_port/#$stream
