@@ -636,10 +636,12 @@ sub stop {
     my ($self) = @_;
     my ($pid) = (Pgauth::slurp("$self->{dir}/pgbouncer.pid") // '')
                 =~ /(\d+)/;
+    # an outage: SIGTERM waits for the clients to go in 1.24 (trixie)
     if ($pid) {
-        kill 'TERM', $pid;
+        kill 'KILL', $pid;
         Pgauth::wait_for(10, sub { !kill 0, $pid });
     }
+    unlink "$self->{dir}/pgbouncer.pid";
     $self->{running} = 0;
 }
 
