@@ -56,8 +56,9 @@
 #define NGX_RTMP_PGAUTH_PROBE                                               \
     "SELECT pg_notify($1, $2)"
 
-/* "probe " and 16 hex digits */
-#define NGX_RTMP_PGAUTH_PROBE_LEN      22
+/* the payload: "probe " and the token, 16 hex digits */
+#define NGX_RTMP_PGAUTH_PROBE_PREFIX   (sizeof("probe ") - 1)
+#define NGX_RTMP_PGAUTH_PROBE_LEN      (NGX_RTMP_PGAUTH_PROBE_PREFIX + 16)
 
 /* undefined_function: a schema without publish_done_many() */
 #define NGX_RTMP_PGAUTH_SQLSTATE_NO_FUNCTION  "42883"
@@ -864,8 +865,10 @@ static void
 ngx_rtmp_pgauth_live_heard(ngx_rtmp_pgauth_live_t *live, ngx_str_t *token)
 {
     if (live->token[0] == '\0'
-        || token->len != NGX_RTMP_PGAUTH_PROBE_LEN - 6
-        || ngx_strncmp(token->data, live->token + 6, token->len) != 0)
+        || token->len != NGX_RTMP_PGAUTH_PROBE_LEN
+                          - NGX_RTMP_PGAUTH_PROBE_PREFIX
+        || ngx_strncmp(token->data, live->token + NGX_RTMP_PGAUTH_PROBE_PREFIX,
+                       token->len) != 0)
     {
         /* another worker's, or a stale or forged one */
         return;
