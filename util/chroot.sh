@@ -9,6 +9,9 @@
 #   util/chroot.sh run    make run: it installs, builds, starts and prints
 #                         the OBS settings; ffmpeg publishes to them for a
 #                         few seconds, the playlist is fetched, Ctrl-C
+#   util/chroot.sh tarball
+#                         only the debootstrap, kept in build/ (t/190
+#                         makes its debian image of it)
 #
 # Environment: SUITE (bookworm; or trixie), TEST.  The debootstrap result is
 # kept in build/chroot-$SUITE.tar, so later runs start in seconds; the
@@ -29,8 +32,8 @@ me="chroot $suite"
 die() { echo "$me: error: $*" >&2; exit 1; }
 
 case "$mode" in
-    test|run) ;;
-    *) die "unknown check \"$mode\" (test or run)" ;;
+    test|run|tarball) ;;
+    *) die "unknown check \"$mode\" (test, run or tarball)" ;;
 esac
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -106,12 +109,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "$me: interrupted" >&2; exit 130' INT TERM
 
-# a fresh tree: never remove it while something of the machine's is
-# mounted in it
-[ -z "$(mounts)" ] || release
-[ -z "$(mounts)" ] || die "still mounted under $root: $(mounts | xargs)"
-rm -rf --one-file-system "$root"
-
 if [ ! -f "$tarball" ]; then
     echo "$me: debootstrap from $mirror (once: kept in" \
          "${tarball#"$top"/})" >&2
@@ -130,6 +127,14 @@ if [ ! -f "$tarball" ]; then
     mv "$tarball.new" "$tarball"
     rm -rf --one-file-system "$root.new"
 fi
+
+[ "$mode" != tarball ] || exit 0
+
+# a fresh tree: never remove it while something of the machine's is
+# mounted in it
+[ -z "$(mounts)" ] || release
+[ -z "$(mounts)" ] || die "still mounted under $root: $(mounts | xargs)"
+rm -rf --one-file-system "$root"
 
 mkdir -p "$root"
 tar -C "$root" -xf "$tarball"

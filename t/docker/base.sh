@@ -1,9 +1,9 @@
 #!/bin/bash
 # t/190: debian:SUITE for a Docker engine that reaches no registry, as
-# root: a debootstrap --variant=minbase (the one util/chroot.sh keeps in
-# build/, when there is one) with the network's CA certificates (npm's
-# registry is reached through a TLS proxy), imported.  Nothing is done when
-# the engine has the image already.
+# root: util/chroot.sh's debootstrap --variant=minbase (kept in build/)
+# with the network's CA certificates (npm's registry is reached through a
+# TLS proxy), imported.  Nothing is done when the engine has the image
+# already.
 #
 #   t/docker/base.sh [SUITE]     DOCKER: the docker command
 
@@ -25,17 +25,10 @@ trap 'rm -rf --one-file-system "$tmp"' EXIT
 # mktemp -d makes it 0700: the image's / would be, and its users locked out
 chmod 755 "$tmp"
 
-if [ -f "$top/build/chroot-$suite.tar" ]; then
-    tar -C "$tmp" -xf "$top/build/chroot-$suite.tar"
-else
-    mirror=$(grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources \
-             | awk '{print $2}' | grep -v security | head -n 1 || true)
-    debootstrap --variant=minbase --include=ca-certificates "$suite" \
-        "$tmp" "${mirror:-http://deb.debian.org/debian}" \
-        > "$tmp.log" 2>&1 \
-        || { tail -n 20 "$tmp.log" >&2; die "debootstrap failed"; }
-    rm -f "$tmp.log"
-fi
+# util/chroot.sh's debootstrap, made once and kept in build/
+SUITE=$suite "$top/util/chroot.sh" tarball \
+    || die "no debootstrap of $suite"
+tar -C "$tmp" -xf "$top/build/chroot-$suite.tar"
 
 if compgen -G '/usr/local/share/ca-certificates/*' > /dev/null; then
     cp -r /usr/local/share/ca-certificates/. \
