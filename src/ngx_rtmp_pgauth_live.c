@@ -1944,6 +1944,11 @@ ngx_rtmp_pgauth_live_end(ngx_rtmp_pgauth_ctx_t *ctx, ngx_rtmp_pgauth_end_e end)
     ngx_str_t  reason;
 
     if (ctx->req) {
+        if (ctx->confirming) {
+            /* live before its record: the record, when it comes, ends */
+            ctx->req->end = ctx->end ? ctx->end : end;
+        }
+
         ngx_rtmp_pgauth_req_detach(ctx->req);
         ctx->req = NULL;
     }
@@ -1967,6 +1972,7 @@ ngx_rtmp_pgauth_live_end(ngx_rtmp_pgauth_ctx_t *ctx, ngx_rtmp_pgauth_end_e end)
     }
 
     ctx->confirming = 0;
+    ctx->looking = 0;
     ctx->stale = 0;
     ctx->verify = 0;
     ctx->takeover = 0;

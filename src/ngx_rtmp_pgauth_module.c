@@ -34,6 +34,13 @@
     "SELECT stream_name, session_id, valid_for, takeover"                   \
     " FROM pgauth.authorize(sha256(convert_to($1, 'UTF8')), $2, $3, $4, $5,"\
     " true, $6::bigint[])"
+/* the read-only part of the default query: pgauth_lookup_first */
+#define NGX_RTMP_PGAUTH_LOOKUP                                              \
+    "SELECT stream_name, session_id, valid_for, takeover"                   \
+    " FROM pgauth.look_up($1, $2)"
+#define NGX_RTMP_PGAUTH_LOOKUP_RAW                                          \
+    "SELECT stream_name, session_id, valid_for, takeover"                   \
+    " FROM pgauth.look_up(sha256(convert_to($1, 'UTF8')), $2)"
 /* several decisions of the default query at once, when they queue up */
 #define NGX_RTMP_PGAUTH_QUERY_MANY                                          \
     "SELECT n, stream_name, session_id, valid_for, takeover"                \
@@ -121,6 +128,10 @@ static ngx_conf_num_bounds_t  ngx_rtmp_pgauth_queue_size_bounds = {
 
 static ngx_str_t  ngx_rtmp_pgauth_query_many =
     ngx_string(NGX_RTMP_PGAUTH_QUERY_MANY);
+static ngx_str_t  ngx_rtmp_pgauth_lookup =
+    ngx_string(NGX_RTMP_PGAUTH_LOOKUP);
+static ngx_str_t  ngx_rtmp_pgauth_lookup_raw =
+    ngx_string(NGX_RTMP_PGAUTH_LOOKUP_RAW);
 
 
 static ngx_conf_post_t  ngx_rtmp_pgauth_timeout_post = {
@@ -244,6 +255,13 @@ static ngx_command_t  ngx_rtmp_pgauth_commands[] = {
       NGX_RTMP_APP_CONF_OFFSET,
       offsetof(ngx_rtmp_pgauth_app_conf_t, duplicate),
       &ngx_rtmp_pgauth_duplicate },
+
+    { ngx_string("pgauth_lookup_first"),
+      NGX_RTMP_MAIN_CONF|NGX_RTMP_SRV_CONF|NGX_RTMP_APP_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_RTMP_APP_CONF_OFFSET,
+      offsetof(ngx_rtmp_pgauth_app_conf_t, lookup_first),
+      NULL },
 
     { ngx_string("pgauth_limit_zone"),
       NGX_RTMP_MAIN_CONF|NGX_CONF_1MORE,
@@ -587,6 +605,7 @@ ngx_rtmp_pgauth_create_app_conf(ngx_conf_t *cf)
     pacf->timeout = NGX_CONF_UNSET_MSEC;
     pacf->key_hash = NGX_CONF_UNSET_UINT;
     pacf->duplicate = NGX_CONF_UNSET_UINT;
+    pacf->lookup_first = NGX_CONF_UNSET;
     pacf->limit = NGX_CONF_UNSET_PTR;
     pacf->cache = NGX_CONF_UNSET_PTR;
     pacf->cache_fallback = NGX_CONF_UNSET_MSEC;
@@ -611,6 +630,7 @@ ngx_rtmp_pgauth_merge_app_conf(ngx_conf_t *cf, void *parent, void *child)
                               NGX_RTMP_PGAUTH_HASH_SHA256);
     ngx_conf_merge_uint_value(conf->duplicate, prev->duplicate,
                               NGX_RTMP_PGAUTH_TAKEOVER);
+    ngx_conf_merge_value(conf->lookup_first, prev->lookup_first, 1);
     ngx_conf_merge_ptr_value(conf->limit, prev->limit, NULL);
     ngx_conf_merge_ptr_value(conf->cache, prev->cache, NULL);
     ngx_conf_merge_msec_value(conf->cache_fallback, prev->cache_fallback, 0);
@@ -640,8 +660,18 @@ ngx_rtmp_pgauth_merge_app_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->query, prev->query, "");
 
     conf->decide_batch = NULL;
+    conf->lookup = NULL;
 
     if (conf->query.len == 0) {
+
+        /* with refuse, only authorize() can tell whether the name is free */
+        if (conf->lookup_first && conf->duplicate == NGX_RTMP_PGAUTH_TAKEOVER)
+        {
+            conf->lookup = conf->key_hash == NGX_RTMP_PGAUTH_HASH_NONE
+                           ? &ngx_rtmp_pgauth_lookup_raw
+                           : &ngx_rtmp_pgauth_lookup;
+        }
+
         if (conf->key_hash == NGX_RTMP_PGAUTH_HASH_NONE) {
             ngx_str_set(&conf->run_query, NGX_RTMP_PGAUTH_QUERY_RAW);
 

@@ -68,6 +68,7 @@ typedef enum {
     NGX_RTMP_PGAUTH_OUT_ALLOWED = 0,        /* the database allowed */
     NGX_RTMP_PGAUTH_OUT_ALLOWED_CACHE,
     NGX_RTMP_PGAUTH_OUT_ALLOWED_STALE,      /* pgauth_cache_fallback */
+    NGX_RTMP_PGAUTH_OUT_ALLOWED_LOOKUP,     /* pgauth_lookup_first */
     NGX_RTMP_PGAUTH_OUT_DENIED,
     NGX_RTMP_PGAUTH_OUT_DENIED_CACHE,
     NGX_RTMP_PGAUTH_OUT_UNAVAILABLE,
@@ -283,6 +284,8 @@ struct ngx_rtmp_pgauth_req_s {
     ngx_rtmp_pgauth_handler_pt      handler;
     ngx_rtmp_pgauth_handler_pt      late;
     void                           *data;
+    ngx_uint_t                      end;        /* detached from a live
+                                                   session: why it ended */
 
     ngx_str_t                      *query;
     ngx_msec_t                      start;
@@ -358,6 +361,8 @@ typedef struct {
     ngx_str_t                       done_query;
     ngx_flag_t                      done_batch; /* the default done query */
     ngx_str_t                      *decide_batch;  /* its batch, or NULL */
+    ngx_flag_t                      lookup_first;
+    ngx_str_t                      *lookup;     /* its query, or NULL */
     ngx_uint_t                      key_hash;
     ngx_uint_t                      duplicate;
     ngx_shm_zone_t                 *limit;
@@ -411,7 +416,8 @@ struct ngx_rtmp_pgauth_ctx_s {
     unsigned                        linked:1;   /* in live->sessions */
     unsigned                        indexed:1;  /* in live->ids */
     unsigned                        kicked:1;
-    unsigned                        confirming:1;  /* live from the cache */
+    unsigned                        confirming:1;  /* live, not recorded */
+    unsigned                        looking:1;  /* the lookup asked */
     unsigned                        stale:1;    /* never confirmed */
     unsigned                        verify:1;   /* ask before going live */
     unsigned                        verifying:1;
@@ -458,6 +464,7 @@ ngx_rtmp_pgauth_pool_t *ngx_rtmp_pgauth_pool_create(ngx_cycle_t *cycle,
     ngx_rtmp_pgauth_main_conf_t *pmcf, ngx_rtmp_pgauth_pool_conf_t *pcf);
 void ngx_rtmp_pgauth_pool_destroy(ngx_rtmp_pgauth_pool_t *pool);
 void ngx_rtmp_pgauth_pool_wake(ngx_rtmp_pgauth_pool_t *pool);
+ngx_uint_t ngx_rtmp_pgauth_pool_free(ngx_rtmp_pgauth_pool_t *pool);
 
 ngx_rtmp_pgauth_req_t *ngx_rtmp_pgauth_req_create(
     ngx_rtmp_pgauth_pool_t *pool, size_t size);

@@ -244,6 +244,15 @@ ngx_rtmp_pgauth_pool_wake(ngx_rtmp_pgauth_pool_t *pool)
 }
 
 
+/* whether a request submitted now would be sent at once */
+
+ngx_uint_t
+ngx_rtmp_pgauth_pool_free(ngx_rtmp_pgauth_pool_t *pool)
+{
+    return !pool->exiting && pool->nidle && pool->nwaiting == 0;
+}
+
+
 ngx_rtmp_pgauth_req_t *
 ngx_rtmp_pgauth_req_create(ngx_rtmp_pgauth_pool_t *pool, size_t size)
 {

@@ -25,6 +25,8 @@
 
 /* raised by pgauth.authorize() when the name is live and may not be taken */
 #define NGX_RTMP_PGAUTH_SQLSTATE_BUSY  "PA001"
+/* undefined_function: a schema without pgauth.look_up() */
+#define NGX_RTMP_PGAUTH_SQLSTATE_NOFN  "42883"
 
 /* once the client is known to wait: see ngx_rtmp_pgauth_take_over() */
 #define NGX_RTMP_PGAUTH_TAKE_OVER      "SELECT pgauth.take_over($1)"
@@ -53,6 +55,9 @@ static ngx_rtmp_pgauth_outcome_t
 
     /* NGX_RTMP_PGAUTH_OUT_ALLOWED_STALE */
     { NGX_LOG_NOTICE, NULL, NULL, " cache=stale", 0 },
+
+    /* NGX_RTMP_PGAUTH_OUT_ALLOWED_LOOKUP */
+    { NGX_LOG_NOTICE, NULL, NULL, " via=lookup", 0 },
 
     /* NGX_RTMP_PGAUTH_OUT_DENIED */
     { NGX_LOG_ERR, NGX_RTMP_PGAUTH_DENIED, NGX_RTMP_PGAUTH_DENIED_DESC,
@@ -101,6 +106,8 @@ static ngx_int_t ngx_rtmp_pgauth_close_stream(ngx_rtmp_session_t *s,
     ngx_rtmp_close_stream_t *v);
 static ngx_int_t ngx_rtmp_pgauth_from_cache(ngx_rtmp_session_t *s,
     ngx_rtmp_pgauth_ctx_t *ctx);
+static ngx_int_t ngx_rtmp_pgauth_live_first(ngx_rtmp_session_t *s,
+    ngx_rtmp_pgauth_ctx_t *ctx, ngx_rtmp_pgauth_outcome_e outcome);
 static void ngx_rtmp_pgauth_cleanup(void *data);
 static void ngx_rtmp_pgauth_digest(const EVP_MD *md, u_char *key,
     u_char *digest, u_char *fp);
@@ -108,6 +115,8 @@ static ngx_int_t ngx_rtmp_pgauth_check(ngx_rtmp_session_t *s,
     ngx_rtmp_pgauth_ctx_t *ctx, ngx_rtmp_publish_t *v);
 static void ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req,
     ngx_uint_t rc, PGresult *res, ngx_str_t *err);
+static ngx_uint_t ngx_rtmp_pgauth_no_look_up(ngx_rtmp_session_t *s,
+    ngx_rtmp_pgauth_ctx_t *ctx, PGresult *res);
 static void ngx_rtmp_pgauth_failed(ngx_rtmp_session_t *s,
     ngx_rtmp_pgauth_ctx_t *ctx, PGresult *res, ngx_str_t *err);
 static void ngx_rtmp_pgauth_decided_late(ngx_rtmp_pgauth_req_t *req,
@@ -138,6 +147,9 @@ static void ngx_rtmp_pgauth_refuse(ngx_rtmp_session_t *s,
 static ngx_str_t  ngx_rtmp_pgauth_take_over_query =
     ngx_string(NGX_RTMP_PGAUTH_TAKE_OVER);
 
+
+/* a schema without pgauth.look_up(): no lookup first in this worker */
+static ngx_uint_t                ngx_rtmp_pgauth_no_lookup;
 
 static ngx_rtmp_publish_pt       next_publish;
 static ngx_rtmp_close_stream_pt  next_close_stream;
@@ -228,6 +240,15 @@ ngx_rtmp_pgauth_publish(ngx_rtmp_session_t *s, ngx_rtmp_publish_t *v)
         return rc;
     }
 
+    /*
+     * pgauth_lookup_first: with a connection free, a read-only lookup
+     * answers sooner than the decision that records the session; under
+     * load the decision alone, in batches, costs the database less
+     */
+
+    ctx->looking = (pacf->lookup && !ngx_rtmp_pgauth_no_lookup
+                    && ngx_rtmp_pgauth_pool_free(ctx->pool));
+
     if (ngx_rtmp_pgauth_ask(s, ctx) != NGX_OK) {
         ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_OUT_UNAVAILABLE,
                                "too many decisions queued", NULL);
@@ -253,7 +274,6 @@ next:
 static ngx_int_t
 ngx_rtmp_pgauth_from_cache(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx)
 {
-    ngx_int_t                  rc;
     ngx_rtmp_pgauth_cached_t   cached;
 
     if (ctx->pacf->cache == NULL) {
@@ -282,7 +302,24 @@ ngx_rtmp_pgauth_from_cache(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx)
     ctx->left = cached.left;
     ctx->asked = ngx_current_msec;
 
-    rc = ngx_rtmp_pgauth_go_live(s, ctx, NGX_RTMP_PGAUTH_OUT_ALLOWED_CACHE);
+    return ngx_rtmp_pgauth_live_first(s, ctx,
+                                      NGX_RTMP_PGAUTH_OUT_ALLOWED_CACHE);
+}
+
+
+/*
+ * Live before the session is recorded, on what the cache or the lookup
+ * said: the database records it meanwhile and confirms, or the session
+ * ends (ngx_rtmp_pgauth_decided() with ctx->confirming).
+ */
+
+static ngx_int_t
+ngx_rtmp_pgauth_live_first(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
+    ngx_rtmp_pgauth_outcome_e outcome)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_rtmp_pgauth_go_live(s, ctx, outcome);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -382,9 +419,16 @@ ngx_rtmp_pgauth_ask(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx)
     len = ngx_min(addr->len, sizeof(d->addr) - 1);
     *ngx_cpymem(d->addr, addr->data, len) = '\0';
 
-    req->query = &pacf->run_query;
-    req->batch = pacf->decide_batch;
-    req->nparams = NGX_RTMP_PGAUTH_NPARAMS;
+    if (ctx->looking) {
+        /* $1 and $2 of the decision: pgauth.look_up() */
+        req->query = pacf->lookup;
+        req->nparams = 2;
+
+    } else {
+        req->query = &pacf->run_query;
+        req->batch = pacf->decide_batch;
+        req->nparams = NGX_RTMP_PGAUTH_NPARAMS;
+    }
 
     if (pacf->key_hash == NGX_RTMP_PGAUTH_HASH_SHA256) {
         ngx_memcpy(d->key, ctx->digest, NGX_RTMP_PGAUTH_DIGEST_LEN);
@@ -547,12 +591,19 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
     ctx->req = NULL;
 
     if (rc == NGX_RTMP_PGAUTH_TIMEDOUT) {
+        ctx->looking = 0;
         ngx_rtmp_pgauth_unreachable(s, ctx, "timed out",
                                     NGX_RTMP_PGAUTH_CNT_DB_TIMEOUTS, NULL);
         return;
     }
 
     if (rc != NGX_RTMP_PGAUTH_RESULT) {
+
+        if (ctx->looking && ngx_rtmp_pgauth_no_look_up(s, ctx, res)) {
+            return;
+        }
+
+        ctx->looking = 0;
         ngx_rtmp_pgauth_failed(s, ctx, res, err);
         return;
     }
@@ -584,6 +635,21 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
                                   s->connection->log);
     }
 
+    if (ctx->looking) {
+        /* the lookup's answer: no session yet, and no takeover */
+        ctx->looking = 0;
+        ctx->takeover = 0;
+
+        if (ngx_rtmp_pgauth_live_first(s, ctx,
+                                       NGX_RTMP_PGAUTH_OUT_ALLOWED_LOOKUP)
+            != NGX_OK)
+        {
+            ngx_rtmp_finalize_session(s);
+        }
+
+        return;
+    }
+
     if (ctx->live) {
         /* notifications may name the session from now on */
         ngx_rtmp_pgauth_live_index(ctx->live, ctx);
@@ -593,6 +659,41 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
     }
 
     ngx_rtmp_pgauth_proceed(ctx);
+}
+
+
+/*
+ * A schema older than the module has no pgauth.look_up(): the worker
+ * stops asking it, and this publish asks the decision instead.
+ */
+
+static ngx_uint_t
+ngx_rtmp_pgauth_no_look_up(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
+    PGresult *res)
+{
+    char  *state;
+
+    state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+    if (state == NULL || ngx_strcmp(state, NGX_RTMP_PGAUTH_SQLSTATE_NOFN) != 0)
+    {
+        return 0;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, s->connection->log, 0,
+                  "pgauth: the schema has no pgauth.look_up(): publishes "
+                  "wait for their session to be recorded; apply "
+                  "pgauth.sql of this version");
+
+    ngx_rtmp_pgauth_no_lookup = 1;
+    ctx->looking = 0;
+
+    if (ngx_rtmp_pgauth_ask(s, ctx) != NGX_OK) {
+        ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_OUT_UNAVAILABLE,
+                               "too many decisions queued", NULL);
+    }
+
+    return 1;
 }
 
 
@@ -1056,7 +1157,8 @@ ngx_rtmp_pgauth_resume(ngx_event_t *ev)
 
 /*
  * The reply came after the client was refused or had gone.  If the
- * database opened a session for it, close that session again.
+ * database opened a session for it, close that session again: for why
+ * it ended, when it was live before the record.
  */
 
 static void
@@ -1065,6 +1167,7 @@ ngx_rtmp_pgauth_decided_late(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
 {
     size_t                       len;
     u_char                      *sid;
+    ngx_uint_t                   end;
     ngx_rtmp_pgauth_decision_t  *d;
 
     if (rc != NGX_RTMP_PGAUTH_RESULT
@@ -1085,9 +1188,10 @@ ngx_rtmp_pgauth_decided_late(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
                   "ending session \"%*s\"",
                   d->app, d->addr, d->fp, ngx_min(len, 64), sid);
 
+    end = req->end ? req->end : NGX_RTMP_PGAUTH_END_CLIENT_GONE;
+
     ngx_rtmp_pgauth_live_record_end(req->pool, d->pacf, sid, len, d->digest,
-                         &ngx_rtmp_pgauth_ends[NGX_RTMP_PGAUTH_END_CLIENT_GONE]
-                             .reason);
+                                    &ngx_rtmp_pgauth_ends[end].reason);
 }
 
 

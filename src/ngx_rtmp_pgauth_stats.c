@@ -327,6 +327,11 @@ ngx_rtmp_pgauth_stats_outcome(ngx_rtmp_pgauth_ctx_t *ctx,
 
     ctx->counted = 1;
 
+    if (outcome == NGX_RTMP_PGAUTH_OUT_ALLOWED_LOOKUP) {
+        /* the database allowed, on a lookup */
+        outcome = NGX_RTMP_PGAUTH_OUT_ALLOWED;
+    }
+
     ngx_rtmp_pgauth_stats_decision(ctx->pmcf->stats, outcome,
                                    ngx_current_msec - ctx->start);
 }

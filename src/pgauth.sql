@@ -545,6 +545,33 @@ END
 $$;
 
 
+-- What nginx asks first with the default pgauth_query (pgauth_lookup_first,
+-- pgauth_duplicate takeover) while its pool has a connection free: the
+-- key's public name and how many seconds it may publish, as authorize()
+-- would answer, and nothing recorded (session_id NULL, no takeover).  The
+-- publish goes live on it, and nginx calls authorize() right after; the
+-- session ends when that refuses (the key changed in between).
+CREATE OR REPLACE FUNCTION pgauth.look_up(key_digest bytea, app text)
+RETURNS TABLE (stream_name text, session_id bigint,
+               valid_for double precision, takeover boolean)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+-- plpgsql: its plan is kept for the connection
+AS $$
+BEGIN
+    RETURN QUERY
+        SELECT sk.stream_name, NULL::bigint,
+               pgauth.valid_for(sk.expires_at, sk.max_session, now()),
+               false
+        FROM pgauth.stream_keys sk
+        WHERE sk.key_digest = look_up.key_digest
+          AND sk.app = look_up.app
+          AND sk.enabled
+          AND (sk.expires_at IS NULL OR sk.expires_at > clock_timestamp());
+END
+$$;
+
+
 -- What nginx calls with the default pgauth_query when decisions queue up
 -- (pgauth_duplicate takeover): several at once, one transaction and one
 -- commit for all of them.  Each is authorize() as nginx calls it alone
@@ -1317,6 +1344,7 @@ GRANT USAGE ON SCHEMA pgauth TO pgauth_nginx;
 GRANT EXECUTE ON FUNCTION
     pgauth.authorize(bytea, text, text, text, text, boolean, bigint[]),
     pgauth.authorize_many(bytea[], text[], text[], text[], text[], text[]),
+    pgauth.look_up(bytea, text),
     pgauth.take_over(bigint),
     pgauth.publish_done(bigint, text),
     pgauth.publish_done_many(bigint[], text[]),

@@ -78,8 +78,10 @@ like($access, qr/PUBLISH "live" "alice"/,
      'nginx-rtmp\'s access log shows the public name');
 unlike($access, qr/\Q$key\E/, '... and not the key');
 my $fp = substr(`printf %s '$key' | sha256sum`, 0, 8);
-ok(grep({ /pgauth: allowed app="live" name="alice" addr="127\.0\.0\.1" fp=$fp session="\d+" time=\d+ms/ } @ours),
-   'the allowed line names app, public name, address, fingerprint');
+ok(grep({ /pgauth: allowed app="live" name="alice" addr="127\.0\.0\.1" fp=$fp session="" time=\d+ms via=lookup,/ } @ours),
+   'the allowed line names app, public name, address, fingerprint, and the lookup it went live on');
+ok(grep({ /pgauth: confirmed app="live" name="alice" fp=$fp session="\d+" time=\d+ms/ } @ours),
+   '... the confirmed line the session recorded right after');
 
 # key?args: the arguments are split off and handed to the query as $4
 $pg->psql("CREATE TABLE public.seen_args (args text)");
@@ -91,6 +93,17 @@ $r = rtmpc($ng2->{rtmp_port}, 'live', name => "$key?token=abc&x=1");
 is($r->{exit}, 0, 'key?args publishes');
 is($pg->psql("SELECT args FROM public.seen_args"), 'token=abc&x=1',
    'the publish arguments reach the query as $4');
+like($ng2->error_log, qr/pgauth: allowed app="live" name="alice" .* session="\d+" time=\d+ms,/m,
+     'a query of one\'s own: no lookup first, live once the session is recorded');
+
+# pgauth_lookup_first off: live once the session is recorded
+my $ng5 = Pgauth::Nginx->new(pg => $pg, conf => Pgauth::Nginx::default_conf(
+    app => 'pgauth_lookup_first off;'));
+$r = rtmpc($ng5->{rtmp_port}, 'live', name => $key);
+is($r->{status}{code}, 'NetStream.Publish.Start', 'pgauth_lookup_first off: publishes');
+like($ng5->error_log, qr/pgauth: allowed app="live" name="alice" .* session="\d+" time=\d+ms,/m,
+     '... live once the session is recorded');
+unlike($ng5->error_log, qr/via=lookup/, '... never on the lookup');
 
 # pgauth off: the module stays out of the way
 my $ng3 = Pgauth::Nginx->new(pg => $pg, conf => Pgauth::Nginx::default_conf(
@@ -110,7 +123,7 @@ like($err[0] // '', qr/invalid input syntax for type integer: "\*\*\*"/,
 ok(!grep({ /pgauth:/ && /\Q$raw\E/ } split /\n/, $ng4->error_log),
    '... the key is in none of our lines');
 
-for my $n ($ng, $ng2, $ng3, $ng4) {
+for my $n ($ng, $ng2, $ng3, $ng4, $ng5) {
     $n->stop;
     is(join("\n", $n->bad_lines), '', 'no alert, crash or sanitizer report');
 }

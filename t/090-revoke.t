@@ -23,6 +23,13 @@ sub key_id {
                      . " WHERE key_digest = sha256(convert_to('$key', 'UTF8'))");
 }
 
+sub recorded {
+    my ($id) = @_;
+    return wait_for(5, sub {
+        $pg->psql("SELECT count(*) FROM pgauth.sessions"
+                  . " WHERE key_id = $id AND ended_at IS NULL") == 1 });
+}
+
 # publish with key, run $sql (with :id for the key's id), return the
 # milliseconds from the COMMIT's reply to the close, and the client
 sub revoke_one {
@@ -32,6 +39,9 @@ sub revoke_one {
     my $c = rtmpc_start($ng->{rtmp_port}, 'live', name => $key);
     my ($line) = $c->wait_line(qr/^status .*NetStream\.Publish\.Start/, 10);
     return (undef, $c, 'not live') unless $line;
+    # live on the lookup (pgauth_lookup_first), recorded right after: the
+    # operator's statement finds the session (the moment before is below)
+    return (undef, $c, 'not recorded') unless recorded($id);
     $sql =~ s/:id/$id/g;
     my (undef, $t0, $t1) = $psql->run($sql);
     my ($closed, $tc) = $c->wait_line(qr/^closed /, 5);
@@ -117,9 +127,33 @@ like($ng->error_log, qr/pgauth: ended app="live" name="k_maintenance" .*reason="
 my $again = rtmpc($port, 'live', name => $pg->create_key('k_kicked2'));
 is($again->{status}{code}, 'NetStream.Publish.Start', 'after a kick the key still publishes');
 
+# pgauth_lookup_first: live on the lookup, the key revoked before the
+# session is recorded.  The key's row is held, so that authorize() waits
+# for the revoke: its answer ends the publish, as the revoke would have
+my $window = $pg->create_key('window');
+my $wid = key_id($window);
+my $hold = Pgauth::Psql->new($pg);
+$hold->{dbh}->begin_work;
+$hold->run("SELECT id FROM pgauth.stream_keys WHERE id = $wid FOR UPDATE");
+my $c = rtmpc_start($port, 'live', name => $window);
+ok($c->wait_line(qr/Publish\.Start/, 5), 'lookup first: live before the session is recorded');
+ok(wait_for(5, sub { $pg->psql("SELECT count(*) FROM pg_stat_activity"
+                               . " WHERE wait_event_type = 'Lock'"
+                               . " AND query ~ 'pgauth\\.authorize'") == 1 }),
+   '... its record waits for the key');
+$hold->run("SELECT pgauth.revoke_key($wid)");
+$hold->{dbh}->commit;
+ok($c->wait_line(qr/^closed/, 2), '... revoked before the record: the record\'s answer ends it');
+ok(grep({ $_->[0] =~ /error NetStream\.Publish\.Denied Stream key revoked$/ } @{$c->{lines}}),
+   '... the client is told "Stream key revoked"');
+is($pg->psql("SELECT count(*) FROM pgauth.sessions WHERE key_id = $wid"), 0,
+   '... and no session was recorded');
+like($ng->error_log, qr/pgauth: allowed app="live" name="window" .* via=lookup/,
+     '... the allowed line says it went live on the lookup');
+
 # the key expires while live
 my $short = $pg->create_key('short', 'live', '2 seconds');
-my $c = rtmpc_start($port, 'live', name => $short);
+$c = rtmpc_start($port, 'live', name => $short);
 my ($l, $tstart) = $c->wait_line(qr/Publish\.Start/, 5);
 ok($l, 'a key with 2 s left publishes');
 my ($cl, $tclose) = $c->wait_line(qr/^closed/, 5);

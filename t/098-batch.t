@@ -3,7 +3,8 @@
 # pgauth.authorize_many(): each gets its own answer (allowed under its own
 # name, or refused), one whose client left while the batch was out has
 # its session ended, and a batch the database refuses, or a schema
-# without the function, leaves each decision to go alone.
+# without the function, leaves each decision to go alone; a schema without
+# pgauth.look_up() leaves each publish to wait for its record.
 
 use strict;
 use warnings;
@@ -106,6 +107,18 @@ $pg->psql("DROP FUNCTION pgauth.authorize_many(bytea[], text[], text[], text[], 
 is(queue_and_release('blocker3'), 11, 'a schema without authorize_many(): each live still');
 like($ng->error_log, qr/the schema is older than the module \(apply the new pgauth\.sql\): decisions go one by one/,
      '... one by one, as the log says');
+
+# pgauth_lookup_first against a schema without pgauth.look_up(): the
+# publish waits for its record instead, and the worker stops asking
+$pg->psql("DROP FUNCTION pgauth.look_up(bytea, text)");
+for my $i (1, 2) {
+    my $r = rtmpc($port, 'live', name => $pg->create_key("nolookup$i"));
+    is($r->{status}{code}, 'NetStream.Publish.Start',
+       "a schema without look_up(): publish $i goes live");
+}
+my @warned = $ng->error_log =~ /pgauth: the schema has no pgauth\.look_up\(\): publishes wait for their session to be recorded/g;
+is(scalar @warned, 1, '... the log says so, once');
+unlike($ng->error_log, qr/name="nolookup\d" .*via=lookup/, '... on no lookup');
 
 $ng->stop;
 is(join("\n", $ng->bad_lines), '', 'no alert, crash or sanitizer report');

@@ -198,7 +198,7 @@ sub queries {
     return $pg->psql("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements"
                      # not authorize() inside authorize_many()
                      . " WHERE ((query ~* 'pgauth\\.(authorize|publish_done"
-                     . "|take_over|check_sessions)' AND toplevel)"
+                     . "|take_over|check_sessions|look_up)' AND toplevel)"
                      # e's plain lookup
                      . " OR query ~* '^SELECT stream_name, 0::bigint')"
                      . " AND query !~* 'pg_stat_statements'");
@@ -217,6 +217,12 @@ sub decisions {
 sub batches {
     return $pg->psql("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements"
                      . " WHERE query ~* '^SELECT pgauth\\.publish_done_many'");
+}
+
+# pgauth_lookup_first's lookups
+sub lookups {
+    return $pg->psql("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements"
+                     . " WHERE toplevel AND query ~* 'pgauth\\.look_up\\('");
 }
 
 sub takeovers {
@@ -246,7 +252,7 @@ print "bench: $machine\n";
 #        4. queries per publish ---
 
 my (%seq, %conc, %cpu, %pgcpu, %qpp, %unconfirmed, $batch, $takeovers,
-    %decided);
+    $lookups, %decided);
 my $server = '';
 
 for my $w (qw(a b c d e)) {
@@ -277,6 +283,7 @@ for my $w (qw(a b c d e)) {
 
     my $b0 = batches();
     my $t0 = takeovers();
+    my $l0 = lookups();
     my ($s0) = decisions(0);
     my ($m0, $r0) = decisions(1);
     my $c0 = stat_cpu($worker);
@@ -292,6 +299,8 @@ for my $w (qw(a b c d e)) {
         $batch = ($r->{outcomes}{start} || 0) / ((batches() - $b0) || 1);
         # and how many of its publishes took a name over (take_over())
         $takeovers = (takeovers() - $t0) / ($r->{outcomes}{start} || 1);
+        # and how many went live on a lookup first
+        $lookups = (lookups() - $l0) / ($r->{outcomes}{start} || 1);
         # and how many were decided alone, how many in batches of how many
         my ($s1) = decisions(0);
         my ($m1, $r1) = decisions(1);
@@ -467,6 +476,7 @@ my %dbcost;
     # then one publish_done_many() of them
     my $b = int(($batch // 1) + 0.5) || 1;
     my $per_mille = int(1000 * ($takeovers // 0) + 0.5);
+    my $look_per_mille = int(1000 * ($lookups // 0) + 0.5);
     my $all = ($decided{alone} // 1) + ($decided{batched} // 0);
     my $alone = int($b * ($decided{alone} // 1) / ($all || 1) + 0.5);
     my $many = $decided{batches}
@@ -475,6 +485,7 @@ my %dbcost;
     $dbcost{many} = $decided{batches} ? $decided{batched} / $decided{batches} : 0;
     $dbcost{batch} = $batch;
     $dbcost{takeovers} = $takeovers;
+    $dbcost{lookups} = $lookups;
     my (%files, $auth);
     for my $i (0 .. $#digests) {
         # now: with $6 as nginx binds it ("{}": no end of the key on its way)
@@ -498,6 +509,14 @@ my %dbcost;
             my $k = $j < $alone ? 1 : ($many < $b - $j ? $many : $b - $j);
             my @d = map { $digests[($i + $j + $_) % @digests] } 1 .. $k;
             my $v = "g$j";
+            # pgauth_lookup_first: a lookup before, for as many as in c's run
+            for my $n (0 .. $#d) {
+                $sql .= "\\set l${j}_$n random(1, 1000)\n"
+                        . "\\if :l${j}_$n <= $look_per_mille\n"
+                        . "SELECT stream_name, session_id, valid_for, takeover"
+                        . " FROM pgauth.look_up('\\x$d[$n]'::bytea, 'live');\n"
+                        . "\\endif\n";
+            }
             if ($k == 1) {
                 $sql .= $auth->($d[0], "${v}_", 1);
                 push @ids, ":${v}_session_id";
@@ -738,6 +757,8 @@ $md .= "## The database's cost per publish\n\n"
      . "batches of `authorize_many()` (" . f($dbcost{many}, 1) . " a batch on average), "
      . "`take_over()` after\n"
      . f(100 * ($dbcost{takeovers} // 0), 1) . "% of publishes, "
+     . "`look_up()` before " . f(100 * ($dbcost{lookups} // 0), 1)
+     . "% of them (`pgauth_lookup_first`),\n"
      . "and one `publish_done_many()` for as many ends as\n"
      . "it carried there on average (" . f($dbcost{batch}, 1) . ").  Three runs of each in turn, medians\n"
      . "(runs: before " . join(', ', map { f($_, 0) } @{$dbcost{pgauth_base}{runs}})
