@@ -46,6 +46,8 @@ my $AUTHSVC = "$TOP/build/authsvc/authsvc";
 my $SEQ_N = $quick ? 300 : 2000;
 my $CONC_SECS = $quick ? 4 : 10;
 my $RSS_N = $quick ? 10000 : 100000;
+my $PACED_N = $quick ? 200 : 1000;
+my $PACE = 5;           # ms between the spaced publishes
 my $CONC = 64;
 my $NKEYS = 128;
 my $POOL = 4;           # pgauth_pool_size's default: the module's backends
@@ -147,11 +149,13 @@ my %app = (
          . " on_publish_done http://127.0.0.1:$goport{b}/on_publish_done;",
     c => 'live on; pgauth on;',
     d => 'live on; pgauth on; pgauth_cache zone=decisions;',
+    c0 => 'live on; pgauth on; pgauth_lookup_first off;',
     e => "live on;\n on_publish http://127.0.0.1:$goport{e}/on_publish;\n"
          . " on_publish_done http://127.0.0.1:$goport{e}/on_publish_done;",
 );
 my %label = (a => 'a. no auth', b => 'b. on_publish + Go service',
              c => 'c. pgauth', d => 'd. pgauth + cache',
+             c0 => 'c. pgauth, pgauth_lookup_first off',
              e => 'e. on_publish + Go, plain lookup');
 
 sub conf {
@@ -313,6 +317,26 @@ for my $w (qw(a b c d e)) {
 
     $ng->stop;
 }
+
+# --- 4b. one at a time, spaced: each publish's record and end are over
+#     before the next comes, as on a server that is not saturated ---
+
+my %paced;
+for my $w (qw(a c c0 d e)) {
+    my $ng = nginx_for($w);
+    loadc($ng->{rtmp_port}, '-q', '-c', 16, '-N', 2 * $NKEYS);
+    sleep 1;
+    my $r = loadc($ng->{rtmp_port}, '-q', '-c', 1, '-N', $PACED_N, '-p', $PACE);
+    $paced{$w} = $r;
+    printf "bench: %s spaced %d ms: p50 %.3f p99 %.3f ms (%d start)\n", $w, $PACE,
+           $r->{latency_start_ms}{p50}, $r->{latency_start_ms}{p99}, $r->{outcomes}{start};
+    $ng->stop;
+}
+my %padded = map { my $w = $_; ($w => { map { ($_ => $paced{$w}{latency_start_ms}{$_}
+                                                    - $paced{a}{latency_start_ms}{$_}) }
+                                       qw(p50 p99) }) } qw(c c0 d e);
+my $pp50_ok = $padded{c}{p50} <= $padded{e}{p50} / 3;
+my $pp99_ok = $padded{c}{p99} <= $padded{e}{p99} / 3;
 
 # --- 5. RSS over 100,000 decisions ---
 
@@ -687,6 +711,20 @@ $md .= "### The load client's own ceiling\n\n"
      . "nginx share the CPUs, so a is bounded by the machine, not by nginx-rtmp alone;\n"
      . "b, c and d share the same CPUs with PostgreSQL too.\n\n";
 
+$md .= "## One at a time, spaced\n\n"
+     . "The sequential figures above are back to back: the next publish comes\n"
+     . "while the database still records the last one and its end, on the\n"
+     . "same two CPUs.  Here $PACED_N publishes, one at a time, each $PACE ms after the\n"
+     . "last one's answer (what a server sees that is not saturated by its own\n"
+     . "publishes; loadc `-p $PACE`):\n\n"
+     . "| | p50 (ms) | p99 (ms) | added over a, p50 | added over a, p99 |\n|---|---|---|---|---|\n"
+     . join('', map { my $w = $_;
+                      "| $label{$w} | " . f($paced{$w}{latency_start_ms}{p50}, 3) . " | "
+                      . f($paced{$w}{latency_start_ms}{p99}, 3) . " | "
+                      . ($w eq 'a' ? '— | — |' : f($padded{$w}{p50}, 3) . " | " . f($padded{$w}{p99}, 3) . " |")
+                      . "\n" } qw(a c c0 d e))
+     . "\n";
+
 $md .= "## Memory\n\n| | RSS before (kB) | RSS after (kB) | publishes |\n|---|---|---|---|\n";
 for my $w (qw(c d)) {
     $md .= "| $label{$w} | $rss{$w}[0] | $rss{$w}[1] | $rss{$w}[2] |\n";
@@ -785,6 +823,10 @@ $md .= "## Against the targets\n\n"
      . " ms vs e " . f($added{e}{p50}, 3) . " ms | " . ($p50_ok ? 'yes' : 'no') . " |\n"
      . "| ... p99 | c " . f($added{c}{p99}, 3) . " ms vs e "
      . f($added{e}{p99}, 3) . " ms | " . ($p99_ok ? 'yes' : 'no') . " |\n"
+     . "| ... spaced $PACE ms apart, p50 | c " . f($padded{c}{p50}, 3) . " ms vs e "
+     . f($padded{e}{p50}, 3) . " ms | " . ($pp50_ok ? 'yes' : 'no') . " |\n"
+     . "| ... spaced $PACE ms apart, p99 | c " . f($padded{c}{p99}, 3) . " ms vs e "
+     . f($padded{e}{p99}, 3) . " ms | " . ($pp99_ok ? 'yes' : 'no') . " |\n"
      . "| c's accepted publishes/s at $CONC concurrent at least 2x e's | " . f($conc{c}{start_per_s}, 0)
      . " vs " . f($conc{e}{start_per_s}, 0) . " (" . f($x_e, 2) . "x) | " . ($x_e >= 2 ? 'yes' : 'no') . " |\n"
      . "| the database's publishes/s at least 3x the schema before's | " . f($dbcost{pgauth}{tps}, 0)

@@ -27,6 +27,8 @@
  *   -w SECS  warm-up: attempts started in the first SECS seconds are not
  *            counted, default 0
  *   -t MS    per-attempt timeout, default 10000
+ *   -p MS    pause: each connection waits MS after an attempt before its
+ *            next one (default 0: at once)
  *   -q       set TCP_QUICKACK after each read (default off, so that the
  *            client sees the delayed ACKs a normal Linux client sees)
  *   -f       close with FIN instead of RST (see below)
@@ -136,6 +138,7 @@ struct loadc_conn_s {
     uint32_t                index;
     uint32_t                gen;
     uint64_t                start;
+    uint64_t                not_before; /* -p: the next attempt */
 
     loadc_conn_t           *prev;       /* in flight, oldest first */
     loadc_conn_t           *next;
@@ -173,6 +176,7 @@ typedef struct {
     double                  duration;   /* seconds, 0: use total */
     double                  warm;
     uint64_t                timeout;    /* ns */
+    uint64_t                pause;      /* ns */
     int                     quickack;
     int                     fin;
     int                     json;
@@ -261,7 +265,7 @@ usage(const char *msg)
 {
     rtmp_usage("loadc", msg,
                "usage: loadc [-k FILE | -n NAME] [-c N] [-N N | -d SECS] "
-               "[-w SECS] [-t MS]\n"
+               "[-w SECS] [-t MS] [-p MS]\n"
                "             [-q] [-f] [-o FILE] [-j] "
                "rtmp://HOST[:PORT]/APP\n", 2);
 }
@@ -824,6 +828,7 @@ attempt_done(loadc_conn_t *c, int outcome)
 
     record(c, outcome, t);
 
+    c->not_before = t + lc.pause;
     c->ready = lc.ready;
     lc.ready = c;
 }
@@ -844,6 +849,7 @@ attempt_failed(loadc_conn_t *c, int err)
 
     record(c, LOADC_CLOSED, now_ns());
 
+    c->not_before = now_ns() + lc.pause;
     c->ready = lc.ready;
     lc.ready = c;
 }
@@ -981,7 +987,9 @@ run(void)
     for ( ;; ) {
         now = now_ns();
 
-        while (lc.ready && more(now_ns())) {
+        while (lc.ready && more(now_ns())
+               && lc.ready->not_before <= now_ns())
+        {
             c = lc.ready;
             lc.ready = c->ready;
             c->ready = NULL;
@@ -989,12 +997,24 @@ run(void)
             attempt_start(c);
         }
 
+        now = now_ns();
+
         if (lc.active == 0) {
-            break;
+            if (lc.ready == NULL || !more(now)) {
+                break;
+            }
+
+            /* -p: nothing in flight, the next attempt waits */
+            dl = lc.ready->not_before;
+
+        } else {
+            dl = lc.head->start + lc.timeout;
+
+            if (lc.ready && more(now) && lc.ready->not_before < dl) {
+                dl = lc.ready->not_before;
+            }
         }
 
-        dl = lc.head->start + lc.timeout;
-        now = now_ns();
         ms = dl > now ? (int) ((dl - now + 999999) / 1000000) : 0;
 
         n = epoll_wait(lc.ep, events, LOADC_MAX_EVENTS, ms);
@@ -1458,7 +1478,7 @@ main(int argc, char **argv)
     lc.total = 1000;
     lc.timeout = 10000 * 1000000ULL;
 
-    while ((ch = getopt(argc, argv, "k:n:c:N:d:w:t:qfo:j")) != -1) {
+    while ((ch = getopt(argc, argv, "k:n:c:N:d:w:t:p:qfo:j")) != -1) {
         switch (ch) {
 
         case 'k':
@@ -1493,6 +1513,10 @@ main(int argc, char **argv)
 
         case 't':
             lc.timeout = (uint64_t) parse_num(optarg, 1e9) * 1000000ULL;
+            break;
+
+        case 'p':
+            lc.pause = (uint64_t) parse_num(optarg, 1e7) * 1000000ULL;
             break;
 
         case 'q':
