@@ -25,8 +25,9 @@
 
 /* raised by pgauth.authorize() when the name is live and may not be taken */
 #define NGX_RTMP_PGAUTH_SQLSTATE_BUSY  "PA001"
-/* undefined_function: a schema without pgauth.look_up() */
+/* a schema without pgauth.look_up(), a role that may not run it */
 #define NGX_RTMP_PGAUTH_SQLSTATE_NOFN  "42883"
+#define NGX_RTMP_PGAUTH_SQLSTATE_PRIV  "42501"
 
 /* once the client is known to wait: see ngx_rtmp_pgauth_take_over() */
 #define NGX_RTMP_PGAUTH_TAKE_OVER      "SELECT pgauth.take_over($1)"
@@ -116,7 +117,7 @@ static ngx_int_t ngx_rtmp_pgauth_check(ngx_rtmp_session_t *s,
 static void ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req,
     ngx_uint_t rc, PGresult *res, ngx_str_t *err);
 static ngx_uint_t ngx_rtmp_pgauth_no_look_up(ngx_rtmp_session_t *s,
-    ngx_rtmp_pgauth_ctx_t *ctx, PGresult *res);
+    ngx_rtmp_pgauth_ctx_t *ctx, PGresult *res, ngx_str_t *err);
 static void ngx_rtmp_pgauth_failed(ngx_rtmp_session_t *s,
     ngx_rtmp_pgauth_ctx_t *ctx, PGresult *res, ngx_str_t *err);
 static void ngx_rtmp_pgauth_decided_late(ngx_rtmp_pgauth_req_t *req,
@@ -599,7 +600,7 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
 
     if (rc != NGX_RTMP_PGAUTH_RESULT) {
 
-        if (ctx->looking && ngx_rtmp_pgauth_no_look_up(s, ctx, res)) {
+        if (ctx->looking && ngx_rtmp_pgauth_no_look_up(s, ctx, res, err)) {
             return;
         }
 
@@ -663,27 +664,30 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
 
 
 /*
- * A schema older than the module has no pgauth.look_up(): the worker
- * stops asking it, and this publish asks the decision instead.
+ * A schema older than the module has no pgauth.look_up(), or the role may
+ * not run it: the worker stops asking it, and this publish asks the
+ * decision instead.
  */
 
 static ngx_uint_t
 ngx_rtmp_pgauth_no_look_up(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
-    PGresult *res)
+    PGresult *res, ngx_str_t *err)
 {
     char  *state;
 
     state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
-    if (state == NULL || ngx_strcmp(state, NGX_RTMP_PGAUTH_SQLSTATE_NOFN) != 0)
+    if (state == NULL
+        || (ngx_strcmp(state, NGX_RTMP_PGAUTH_SQLSTATE_NOFN) != 0
+            && ngx_strcmp(state, NGX_RTMP_PGAUTH_SQLSTATE_PRIV) != 0))
     {
         return 0;
     }
 
     ngx_log_error(NGX_LOG_WARN, s->connection->log, 0,
-                  "pgauth: the schema has no pgauth.look_up(): publishes "
-                  "wait for their session to be recorded; apply "
-                  "pgauth.sql of this version");
+                  "pgauth: pgauth.look_up() failed: %V; publishes wait for "
+                  "their session to be recorded (apply pgauth.sql of this "
+                  "version)", err);
 
     ngx_rtmp_pgauth_no_lookup = 1;
     ctx->looking = 0;
@@ -970,7 +974,9 @@ ngx_rtmp_pgauth_confirmed(ngx_rtmp_pgauth_ctx_t *ctx)
 
     s = ctx->session;
 
-    ngx_log_error(NGX_LOG_INFO, s->connection->log, 0,
+    /* at notice, as the allowed line: the session id is in one of them */
+
+    ngx_log_error(NGX_LOG_NOTICE, s->connection->log, 0,
                   "pgauth: confirmed app=\"%V\" name=\"%s\" fp=%s "
                   "session=\"%s\" time=%Mms",
                   &s->app, ctx->name[0] ? ctx->name : (u_char *) "-",

@@ -108,15 +108,25 @@ is(queue_and_release('blocker3'), 11, 'a schema without authorize_many(): each l
 like($ng->error_log, qr/the schema is older than the module \(apply the new pgauth\.sql\): decisions go one by one/,
      '... one by one, as the log says');
 
-# pgauth_lookup_first against a schema without pgauth.look_up(): the
-# publish waits for its record instead, and the worker stops asking
+# pgauth_lookup_first against a role that may not run pgauth.look_up(),
+# or a schema without it: the publish waits for its record instead, and
+# the worker stops asking
+$pg->psql("REVOKE EXECUTE ON FUNCTION pgauth.look_up(bytea, text) FROM pgauth_nginx");
+my $ng2 = Pgauth::Nginx->new(pg => $pg);
+my $r = rtmpc($ng2->{rtmp_port}, 'live', name => $pg->create_key('nogrant'));
+is($r->{status}{code}, 'NetStream.Publish.Start', 'look_up() not granted: the publish goes live');
+like($ng2->error_log, qr/pgauth: pgauth\.look_up\(\) failed: .*permission denied.*; publishes wait for their session to be recorded/,
+     '... it waits for its record, as the log says');
+$ng2->stop;
+is(join("\n", $ng2->bad_lines), '', 'no alert, crash or sanitizer report');
+
 $pg->psql("DROP FUNCTION pgauth.look_up(bytea, text)");
 for my $i (1, 2) {
-    my $r = rtmpc($port, 'live', name => $pg->create_key("nolookup$i"));
+    $r = rtmpc($port, 'live', name => $pg->create_key("nolookup$i"));
     is($r->{status}{code}, 'NetStream.Publish.Start',
        "a schema without look_up(): publish $i goes live");
 }
-my @warned = $ng->error_log =~ /pgauth: the schema has no pgauth\.look_up\(\): publishes wait for their session to be recorded/g;
+my @warned = $ng->error_log =~ /pgauth: pgauth\.look_up\(\) failed: .*does not exist.*; publishes wait for their session to be recorded/g;
 is(scalar @warned, 1, '... the log says so, once');
 unlike($ng->error_log, qr/name="nolookup\d" .*via=lookup/, '... on no lookup');
 
