@@ -1945,8 +1945,15 @@ ngx_rtmp_pgauth_live_end(ngx_rtmp_pgauth_ctx_t *ctx, ngx_rtmp_pgauth_end_e end)
 
     if (ctx->req) {
         if (ctx->confirming) {
-            /* live before its record: the record, when it comes, ends */
+            /*
+             * live before its record: the record, when it comes, ends for
+             * this reason (the database's own words stay with the session)
+             */
             ctx->req->end = ctx->end ? ctx->end : end;
+
+            if (ctx->req->end == NGX_RTMP_PGAUTH_END_OTHER) {
+                ctx->req->end = NGX_RTMP_PGAUTH_END_CLIENT_GONE;
+            }
         }
 
         ngx_rtmp_pgauth_req_detach(ctx->req);

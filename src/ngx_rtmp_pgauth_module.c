@@ -665,9 +665,10 @@ ngx_rtmp_pgauth_merge_app_conf(ngx_conf_t *cf, void *parent, void *child)
     if (conf->query.len == 0) {
 
         /* with refuse, only authorize() can tell whether the name is free */
-        if (conf->lookup_first && conf->duplicate == NGX_RTMP_PGAUTH_TAKEOVER)
+        if (conf->lookup_first
+            && conf->duplicate == NGX_RTMP_PGAUTH_TAKEOVER)
         {
-            conf->lookup = conf->key_hash == NGX_RTMP_PGAUTH_HASH_NONE
+            conf->lookup = (conf->key_hash == NGX_RTMP_PGAUTH_HASH_NONE)
                            ? &ngx_rtmp_pgauth_lookup_raw
                            : &ngx_rtmp_pgauth_lookup;
         }

@@ -592,6 +592,12 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
     ctx->req = NULL;
 
     if (rc == NGX_RTMP_PGAUTH_TIMEDOUT) {
+
+        if (ctx->confirming) {
+            /* live already: a late record ends for why it was not in time */
+            req->end = NGX_RTMP_PGAUTH_END_UNVERIFIED;
+        }
+
         ctx->looking = 0;
         ngx_rtmp_pgauth_unreachable(s, ctx, "timed out",
                                     NGX_RTMP_PGAUTH_CNT_DB_TIMEOUTS, NULL);
@@ -673,7 +679,8 @@ static ngx_uint_t
 ngx_rtmp_pgauth_no_look_up(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
     PGresult *res, ngx_str_t *err)
 {
-    char  *state;
+    u_char  *p, buf[NGX_MAX_ERROR_STR];
+    char    *state;
 
     state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
@@ -682,6 +689,14 @@ ngx_rtmp_pgauth_no_look_up(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
             && ngx_strcmp(state, NGX_RTMP_PGAUTH_SQLSTATE_PRIV) != 0))
     {
         return 0;
+    }
+
+    if (ctx->pacf->key_hash == NGX_RTMP_PGAUTH_HASH_NONE) {
+        /* the server's message may quote what it was given: the key */
+        p = ngx_rtmp_pgauth_scrub(buf, sizeof(buf), err->data, err->len,
+                                  ctx->key, ngx_strlen(ctx->key));
+        err->data = buf;
+        err->len = p - buf;
     }
 
     ngx_log_error(NGX_LOG_WARN, s->connection->log, 0,

@@ -87,6 +87,8 @@ my $ng2 = Pgauth::Nginx->new(pg => $pg, conf => Pgauth::Nginx::default_conf(
     app => 'pgauth_key_hash none;'));
 $r = rtmpc($ng2->{rtmp_port}, 'live', name => $good);
 is($r->{status}{code}, 'NetStream.Publish.Start', 'key_hash none: the valid key publishes');
+like($ng2->error_log, qr/pgauth: allowed app="live" .* via=lookup/, '... on the lookup of its digest');
+unlike($ng2->error_log, qr/look_up\(\) failed/, '... which did not fail');
 $r = rtmpc($ng2->{rtmp_port}, 'live', hex => 'c328ffa0a1');
 is($r->{status}{code}, 'NetStream.Publish.Denied', 'key_hash none: invalid UTF-8 is denied');
 like($ng2->error_log, qr/reason="stream key is not UTF-8"/, '... before any query');

@@ -151,6 +151,27 @@ is($pg->psql("SELECT count(*) FROM pgauth.sessions WHERE key_id = $wid"), 0,
 like($ng->error_log, qr/pgauth: allowed app="live" name="window" .* via=lookup/,
      '... the allowed line says it went live on the lookup');
 
+# ... and the publisher leaves before the record's answer: the session the
+# record opens ends, for the reason it left
+my $gone = $pg->create_key('gone');
+my $gid = key_id($gone);
+$hold->{dbh}->begin_work;
+$hold->run("SELECT id FROM pgauth.stream_keys WHERE id = $gid FOR UPDATE");
+$c = rtmpc_start($port, 'live', name => $gone);
+ok($c->wait_line(qr/Publish\.Start/, 5), 'lookup first: live, its record held');
+ok(wait_for(5, sub { $pg->psql("SELECT count(*) FROM pg_stat_activity"
+                               . " WHERE wait_event_type = 'Lock'"
+                               . " AND query ~ 'pgauth\\.authorize'") == 1 }),
+   '... its record waits for the key');
+$c->stop;
+sleep 0.3;
+$hold->{dbh}->rollback;
+ok(wait_for(5, sub { $pg->psql("SELECT count(*) FROM pgauth.sessions"
+                               . " WHERE key_id = $gid AND ended_at IS NOT NULL") == 1 }),
+   '... gone before the answer: the session recorded is ended');
+is($pg->psql("SELECT end_reason FROM pgauth.sessions WHERE key_id = $gid"), 'disconnect',
+   '... for the reason the publisher left');
+
 # the key expires while live
 my $short = $pg->create_key('short', 'live', '2 seconds');
 $c = rtmpc_start($port, 'live', name => $short);

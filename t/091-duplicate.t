@@ -157,6 +157,8 @@ for my $workers (1, 2) {
     ok(wait_for(5, sub { reasons('solo') eq 'disconnect' }), 'the first publisher left');
     my $r = rtmpc($n2->{rtmp_port}, 'live', name => $key);
     is($r->{status}{code}, 'NetStream.Publish.Start', 'refuse: once it is gone, the name is free');
+    # only authorize() can tell whether the name is free: no lookup first
+    unlike($n1->error_log . $n2->error_log, qr/via=lookup/, 'refuse: never live on a lookup');
 
     $n1->stop;
     $n2->stop;
