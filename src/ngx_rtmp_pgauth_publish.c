@@ -118,6 +118,8 @@ static void ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req,
     ngx_uint_t rc, PGresult *res, ngx_str_t *err);
 static ngx_uint_t ngx_rtmp_pgauth_no_look_up(ngx_rtmp_session_t *s,
     ngx_rtmp_pgauth_ctx_t *ctx, PGresult *res, ngx_str_t *err);
+static void ngx_rtmp_pgauth_scrub_err(ngx_rtmp_pgauth_ctx_t *ctx,
+    ngx_str_t *err, u_char *buf, size_t size);
 static void ngx_rtmp_pgauth_failed(ngx_rtmp_session_t *s,
     ngx_rtmp_pgauth_ctx_t *ctx, PGresult *res, ngx_str_t *err);
 static void ngx_rtmp_pgauth_decided_late(ngx_rtmp_pgauth_req_t *req,
@@ -679,7 +681,7 @@ static ngx_uint_t
 ngx_rtmp_pgauth_no_look_up(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
     PGresult *res, ngx_str_t *err)
 {
-    u_char  *p, buf[NGX_MAX_ERROR_STR];
+    u_char   buf[NGX_MAX_ERROR_STR];
     char    *state;
 
     state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
@@ -691,13 +693,7 @@ ngx_rtmp_pgauth_no_look_up(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
         return 0;
     }
 
-    if (ctx->pacf->key_hash == NGX_RTMP_PGAUTH_HASH_NONE) {
-        /* the server's message may quote what it was given: the key */
-        p = ngx_rtmp_pgauth_scrub(buf, sizeof(buf), err->data, err->len,
-                                  ctx->key, ngx_strlen(ctx->key));
-        err->data = buf;
-        err->len = p - buf;
-    }
+    ngx_rtmp_pgauth_scrub_err(ctx, err, buf, sizeof(buf));
 
     ngx_log_error(NGX_LOG_WARN, s->connection->log, 0,
                   "pgauth: pgauth.look_up() failed: %V; publishes wait for "
@@ -717,6 +713,28 @@ ngx_rtmp_pgauth_no_look_up(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
 
 
 /*
+ * With pgauth_key_hash none the server's message may quote what it was
+ * given: the key.  It is replaced in *err, which then points into buf.
+ */
+
+static void
+ngx_rtmp_pgauth_scrub_err(ngx_rtmp_pgauth_ctx_t *ctx, ngx_str_t *err,
+    u_char *buf, size_t size)
+{
+    u_char  *p;
+
+    if (ctx->pacf->key_hash != NGX_RTMP_PGAUTH_HASH_NONE) {
+        return;
+    }
+
+    p = ngx_rtmp_pgauth_scrub(buf, size, err->data, err->len, ctx->key,
+                              ngx_strlen(ctx->key));
+    err->data = buf;
+    err->len = p - buf;
+}
+
+
+/*
  * The authorization failed: PA001 says the name is live and
  * pgauth_duplicate refuse; any other error is the database's trouble.
  */
@@ -725,7 +743,7 @@ static void
 ngx_rtmp_pgauth_failed(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
     PGresult *res, ngx_str_t *err)
 {
-    u_char  *p, buf[NGX_MAX_ERROR_STR];
+    u_char   buf[NGX_MAX_ERROR_STR];
     char    *state;
 
     state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
@@ -744,13 +762,7 @@ ngx_rtmp_pgauth_failed(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
         return;
     }
 
-    if (ctx->pacf->key_hash == NGX_RTMP_PGAUTH_HASH_NONE) {
-        /* the server's message may quote what it was given: the key */
-        p = ngx_rtmp_pgauth_scrub(buf, sizeof(buf), err->data, err->len,
-                                  ctx->key, ngx_strlen(ctx->key));
-        err->data = buf;
-        err->len = p - buf;
-    }
+    ngx_rtmp_pgauth_scrub_err(ctx, err, buf, sizeof(buf));
 
     ngx_rtmp_pgauth_unreachable(s, ctx, "database error",
                                 NGX_RTMP_PGAUTH_CNT_DB_ERRORS, err);
