@@ -60,9 +60,6 @@
 #define NGX_RTMP_PGAUTH_PROBE_PREFIX   (sizeof("probe ") - 1)
 #define NGX_RTMP_PGAUTH_PROBE_LEN      (NGX_RTMP_PGAUTH_PROBE_PREFIX + 16)
 
-/* undefined_function: a schema without publish_done_many() */
-#define NGX_RTMP_PGAUTH_SQLSTATE_NO_FUNCTION  "42883"
-
 /* the ends of sessions recorded in one transaction at most */
 #define NGX_RTMP_PGAUTH_END_BATCH      256
 

@@ -43,6 +43,9 @@
 #define NGX_RTMP_PGAUTH_BYTEAOID       17
 #define NGX_RTMP_PGAUTH_TEXTOID        25
 
+/* undefined_function: a schema older than the module */
+#define NGX_RTMP_PGAUTH_SQLSTATE_NO_FUNCTION  "42883"
+
 /* how long a busy connection may outlive its request's deadline */
 #define NGX_RTMP_PGAUTH_GRACE          1000
 

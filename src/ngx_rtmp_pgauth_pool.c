@@ -35,9 +35,6 @@
 /* requests answered by one batch query at most */
 #define NGX_RTMP_PGAUTH_BATCH_MAX      64
 
-/* undefined_function: a schema without the batch query's function */
-#define NGX_RTMP_PGAUTH_NO_FUNCTION    "42883"
-
 
 struct ngx_rtmp_pgauth_conn_s {
     ngx_queue_t                     queue;      /* pool->idle or ->busy */
@@ -639,7 +636,9 @@ ngx_rtmp_pgauth_req_batched(ngx_rtmp_pgauth_req_t *carrier, ngx_uint_t rc,
     } else if (res) {
         state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
-        if (state && ngx_strcmp(state, NGX_RTMP_PGAUTH_NO_FUNCTION) == 0) {
+        if (state
+            && ngx_strcmp(state, NGX_RTMP_PGAUTH_SQLSTATE_NO_FUNCTION) == 0)
+        {
             ngx_log_error(NGX_LOG_WARN, pool->log, 0,
                           "pgauth: the batch query failed: %V; the schema "
                           "is older than the module (apply the new "

@@ -25,8 +25,7 @@
 
 /* raised by pgauth.authorize() when the name is live and may not be taken */
 #define NGX_RTMP_PGAUTH_SQLSTATE_BUSY  "PA001"
-/* a schema without pgauth.look_up(), a role that may not run it */
-#define NGX_RTMP_PGAUTH_SQLSTATE_NOFN  "42883"
+/* insufficient_privilege: a role that may not run pgauth.look_up() */
 #define NGX_RTMP_PGAUTH_SQLSTATE_PRIV  "42501"
 
 /* once the client is known to wait: see ngx_rtmp_pgauth_take_over() */
@@ -151,7 +150,7 @@ static ngx_str_t  ngx_rtmp_pgauth_take_over_query =
     ngx_string(NGX_RTMP_PGAUTH_TAKE_OVER);
 
 
-/* a schema without pgauth.look_up(): no lookup first in this worker */
+/* pgauth.look_up() missing or not granted: no lookup first in the worker */
 static ngx_uint_t                ngx_rtmp_pgauth_no_lookup;
 
 static ngx_rtmp_publish_pt       next_publish;
@@ -448,25 +447,28 @@ ngx_rtmp_pgauth_ask(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx)
         req->types[0] = NGX_RTMP_PGAUTH_TEXTOID;
     }
 
-    ngx_cpystrn(d->duplicate,
-                (u_char *) (pacf->duplicate == NGX_RTMP_PGAUTH_REFUSE
-                            ? "refuse" : "takeover"),
-                sizeof(d->duplicate));
-
     req->values[1] = (char *) d->app;
-    req->values[2] = (char *) d->addr;
-    req->values[3] = (char *) d->args;
-    req->values[4] = (char *) d->duplicate;
     req->types[1] = NGX_RTMP_PGAUTH_TEXTOID;
-    req->types[2] = NGX_RTMP_PGAUTH_TEXTOID;
-    req->types[3] = NGX_RTMP_PGAUTH_TEXTOID;
-    req->types[4] = NGX_RTMP_PGAUTH_TEXTOID;
 
-    /* $6: this worker's sessions of the key whose end is on its way */
-    ngx_rtmp_pgauth_live_ending(d->digest, d->ending, sizeof(d->ending));
+    if (!ctx->looking) {
+        ngx_cpystrn(d->duplicate,
+                    (u_char *) (pacf->duplicate == NGX_RTMP_PGAUTH_REFUSE
+                                ? "refuse" : "takeover"),
+                    sizeof(d->duplicate));
 
-    req->values[5] = (char *) d->ending;
-    req->types[5] = NGX_RTMP_PGAUTH_TEXTOID;
+        req->values[2] = (char *) d->addr;
+        req->values[3] = (char *) d->args;
+        req->values[4] = (char *) d->duplicate;
+        req->types[2] = NGX_RTMP_PGAUTH_TEXTOID;
+        req->types[3] = NGX_RTMP_PGAUTH_TEXTOID;
+        req->types[4] = NGX_RTMP_PGAUTH_TEXTOID;
+
+        /* $6: this worker's sessions of the key whose end is on its way */
+        ngx_rtmp_pgauth_live_ending(d->digest, d->ending, sizeof(d->ending));
+
+        req->values[5] = (char *) d->ending;
+        req->types[5] = NGX_RTMP_PGAUTH_TEXTOID;
+    }
 
     req->handler = ngx_rtmp_pgauth_decided;
     req->late = ngx_rtmp_pgauth_decided_late;
@@ -585,6 +587,7 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
     PGresult *res, ngx_str_t *err)
 {
     ngx_str_t               name;
+    ngx_uint_t              lookup;
     ngx_rtmp_session_t     *s;
     ngx_rtmp_pgauth_ctx_t  *ctx;
 
@@ -593,6 +596,10 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
 
     ctx->req = NULL;
 
+    /* the answer of pgauth_lookup_first's lookup, or of the decision */
+    lookup = ctx->looking;
+    ctx->looking = 0;
+
     if (rc == NGX_RTMP_PGAUTH_TIMEDOUT) {
 
         if (ctx->confirming) {
@@ -600,7 +607,6 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
             req->end = NGX_RTMP_PGAUTH_END_UNVERIFIED;
         }
 
-        ctx->looking = 0;
         ngx_rtmp_pgauth_unreachable(s, ctx, "timed out",
                                     NGX_RTMP_PGAUTH_CNT_DB_TIMEOUTS, NULL);
         return;
@@ -608,11 +614,10 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
 
     if (rc != NGX_RTMP_PGAUTH_RESULT) {
 
-        if (ctx->looking && ngx_rtmp_pgauth_no_look_up(s, ctx, res, err)) {
+        if (lookup && ngx_rtmp_pgauth_no_look_up(s, ctx, res, err)) {
             return;
         }
 
-        ctx->looking = 0;
         ngx_rtmp_pgauth_failed(s, ctx, res, err);
         return;
     }
@@ -644,10 +649,8 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
                                   s->connection->log);
     }
 
-    if (ctx->looking) {
-        /* the lookup's answer: no session yet, and no takeover */
-        ctx->looking = 0;
-        ctx->takeover = 0;
+    if (lookup) {
+        /* no session yet, no takeover: live, and the decision follows */
 
         if (ngx_rtmp_pgauth_live_first(s, ctx,
                                        NGX_RTMP_PGAUTH_OUT_ALLOWED_LOOKUP)
@@ -687,7 +690,7 @@ ngx_rtmp_pgauth_no_look_up(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
     state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
     if (state == NULL
-        || (ngx_strcmp(state, NGX_RTMP_PGAUTH_SQLSTATE_NOFN) != 0
+        || (ngx_strcmp(state, NGX_RTMP_PGAUTH_SQLSTATE_NO_FUNCTION) != 0
             && ngx_strcmp(state, NGX_RTMP_PGAUTH_SQLSTATE_PRIV) != 0))
     {
         return 0;
@@ -701,7 +704,6 @@ ngx_rtmp_pgauth_no_look_up(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx,
                   "version)", err);
 
     ngx_rtmp_pgauth_no_lookup = 1;
-    ctx->looking = 0;
 
     if (ngx_rtmp_pgauth_ask(s, ctx) != NGX_OK) {
         ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_OUT_UNAVAILABLE,

@@ -127,20 +127,28 @@ like($ng->error_log, qr/pgauth: ended app="live" name="k_maintenance" .*reason="
 my $again = rtmpc($port, 'live', name => $pg->create_key('k_kicked2'));
 is($again->{status}{code}, 'NetStream.Publish.Start', 'after a kick the key still publishes');
 
-# pgauth_lookup_first: live on the lookup, the key revoked before the
-# session is recorded.  The key's row is held, so that authorize() waits
-# for the revoke: its answer ends the publish, as the revoke would have
-my $window = $pg->create_key('window');
-my $wid = key_id($window);
+# pgauth_lookup_first: live on the lookup while the key's row is held, so
+# that authorize(), the record, waits for $hold's transaction; returns the
+# client and the key's id
 my $hold = Pgauth::Psql->new($pg);
-$hold->{dbh}->begin_work;
-$hold->run("SELECT id FROM pgauth.stream_keys WHERE id = $wid FOR UPDATE");
-my $c = rtmpc_start($port, 'live', name => $window);
-ok($c->wait_line(qr/Publish\.Start/, 5), 'lookup first: live before the session is recorded');
-ok(wait_for(5, sub { $pg->psql("SELECT count(*) FROM pg_stat_activity"
-                               . " WHERE wait_event_type = 'Lock'"
-                               . " AND query ~ 'pgauth\\.authorize'") == 1 }),
-   '... its record waits for the key');
+sub live_record_held {
+    my ($name) = @_;
+    my $key = $pg->create_key($name);
+    my $id = key_id($key);
+    $hold->{dbh}->begin_work;
+    $hold->run("SELECT id FROM pgauth.stream_keys WHERE id = $id FOR UPDATE");
+    my $c = rtmpc_start($port, 'live', name => $key);
+    ok($c->wait_line(qr/Publish\.Start/, 5), "$name: live on the lookup, before the session is recorded");
+    ok(wait_for(5, sub { $pg->psql("SELECT count(*) FROM pg_stat_activity"
+                                   . " WHERE wait_event_type = 'Lock'"
+                                   . " AND query ~ 'pgauth\\.authorize'") == 1 }),
+       "$name: ... its record waits for the key");
+    return ($c, $id);
+}
+
+# the key revoked before the session is recorded: the record's answer
+# ends the publish, as the revoke would have
+my ($c, $wid) = live_record_held('window');
 $hold->run("SELECT pgauth.revoke_key($wid)");
 $hold->{dbh}->commit;
 ok($c->wait_line(qr/^closed/, 2), '... revoked before the record: the record\'s answer ends it');
@@ -151,18 +159,9 @@ is($pg->psql("SELECT count(*) FROM pgauth.sessions WHERE key_id = $wid"), 0,
 like($ng->error_log, qr/pgauth: allowed app="live" name="window" .* via=lookup/,
      '... the allowed line says it went live on the lookup');
 
-# ... and the publisher leaves before the record's answer: the session the
-# record opens ends, for the reason it left
-my $gone = $pg->create_key('gone');
-my $gid = key_id($gone);
-$hold->{dbh}->begin_work;
-$hold->run("SELECT id FROM pgauth.stream_keys WHERE id = $gid FOR UPDATE");
-$c = rtmpc_start($port, 'live', name => $gone);
-ok($c->wait_line(qr/Publish\.Start/, 5), 'lookup first: live, its record held');
-ok(wait_for(5, sub { $pg->psql("SELECT count(*) FROM pg_stat_activity"
-                               . " WHERE wait_event_type = 'Lock'"
-                               . " AND query ~ 'pgauth\\.authorize'") == 1 }),
-   '... its record waits for the key');
+# the publisher leaves before the record's answer: the session the record
+# opens ends, for the reason it left
+($c, my $gid) = live_record_held('gone');
 $c->stop;
 sleep 0.3;
 $hold->{dbh}->rollback;
