@@ -29,6 +29,8 @@ is($r->{status}{code}, 'NetStream.Publish.Start', '... with NetStream.Publish.St
 # ffmpeg, as a streamer would
 my $log = "$ng->{dir}/ffmpeg.log";
 my $t0 = time;
+# pgauth_lookup_first asks its lookup when a pool connection is free
+ok($ng->pool_ready, 'a pool connection is free');
 my $ff = ffmpeg_publish("rtmp://127.0.0.1:$port/live/$key", 6, $log);
 
 ok(wait_for(15, sub { -s "$ng->{hls}/alice.m3u8" }),

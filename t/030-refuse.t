@@ -85,6 +85,7 @@ like($ng->error_log, qr/pgauth: refused app="live" addr="127\.0\.0\.1" fp=[0-9a-
 # before PostgreSQL could choke on it
 my $ng2 = Pgauth::Nginx->new(pg => $pg, conf => Pgauth::Nginx::default_conf(
     app => 'pgauth_key_hash none;'));
+ok($ng2->pool_ready, 'key_hash none: a pool connection is free');
 $r = rtmpc($ng2->{rtmp_port}, 'live', name => $good);
 is($r->{status}{code}, 'NetStream.Publish.Start', 'key_hash none: the valid key publishes');
 like($ng2->error_log, qr/pgauth: allowed app="live" .* via=lookup/, '... on the lookup of its digest');

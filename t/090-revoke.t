@@ -135,6 +135,7 @@ sub live_record_held {
     my ($name) = @_;
     my $key = $pg->create_key($name);
     my $id = key_id($key);
+    ok($ng->pool_ready, "$name: a pool connection is free in each worker");
     $hold->{dbh}->begin_work;
     $hold->run("SELECT id FROM pgauth.stream_keys WHERE id = $id FOR UPDATE");
     my $c = rtmpc_start($port, 'live', name => $key);

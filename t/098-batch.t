@@ -113,6 +113,7 @@ like($ng->error_log, qr/the schema is older than the module \(apply the new pgau
 # the worker stops asking
 $pg->psql("REVOKE EXECUTE ON FUNCTION pgauth.look_up(bytea, text) FROM pgauth_nginx");
 my $ng2 = Pgauth::Nginx->new(pg => $pg);
+ok($ng2->pool_ready, 'a pool connection is free: the lookup is asked');
 my $r = rtmpc($ng2->{rtmp_port}, 'live', name => $pg->create_key('nogrant'));
 is($r->{status}{code}, 'NetStream.Publish.Start', 'look_up() not granted: the publish goes live');
 like($ng2->error_log, qr/pgauth: pgauth\.look_up\(\) failed: .*permission denied.*; publishes wait for their session to be recorded/,

@@ -832,6 +832,36 @@ sub worker_pids {
     return @w;
 }
 
+# Waits until every worker has a pool connection free: pgauth_lookup_first
+# asks its lookup only then (right after start the pool may still be
+# connecting).  Matches the workers' sockets (/proc) to the idle pooled
+# backends' client ports.
+sub pool_ready {
+    my ($self, $timeout) = @_;
+    my $pgport = $self->{pg}{port};
+    return Pgauth::wait_for($timeout // 5, sub {
+        my %ports;
+        for my $l (split /\n/, Pgauth::slurp('/proc/net/tcp')) {
+            my @f = split ' ', $l;
+            next unless @f > 9 && $f[2] =~ /:([0-9A-F]{4})$/ && hex($1) == $pgport;
+            $ports{$f[9]} = hex((split /:/, $f[1])[1]);
+        }
+        my %idle = map { $_ => 1 } split /\n/, $self->{pg}->psql(
+            "SELECT client_port FROM pg_stat_activity"
+            . " WHERE application_name = 'nginx-rtmp-pgauth' AND state = 'idle'");
+        my @w = $self->worker_pids or return 0;
+        for my $pid (@w) {
+            my $n = 0;
+            for my $fd (glob "/proc/$pid/fd/*") {
+                my $t = readlink $fd // next;
+                $n++ if $t =~ /^socket:\[(\d+)\]$/ && $ports{$1} && $idle{$ports{$1}};
+            }
+            return 0 unless $n;
+        }
+        return 1;
+    });
+}
+
 # The master and every process it started (workers, cache manager).
 sub all_pids {
     my ($self) = @_;
