@@ -709,19 +709,28 @@ RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    live  bigint[];
 BEGIN
-    -- locked in id order first, as every other end of several sessions
+    -- Locked in id order first, as every other end of several sessions
     -- locks them: two never wait for each other (the array comes in the
-    -- order the ends came)
-    PERFORM FROM pgauth.sessions s
-    WHERE s.id = ANY (session_ids) AND s.ended_at IS NULL
-    ORDER BY s.id
-    FOR UPDATE;
+    -- order the ends came).  Found by the primary key alone, and the
+    -- live ones picked from what it locked: a plan through the partial
+    -- indexes (ended_at IS NULL) would read every entry they still hold
+    -- of the sessions ended since the last vacuum, at every call.
+    SELECT array_agg(l.id) FILTER (WHERE l.ended_at IS NULL)
+    INTO live
+    FROM (SELECT s.id, s.ended_at
+          FROM pgauth.sessions s
+          WHERE s.id = ANY (session_ids)
+          ORDER BY s.id
+          FOR UPDATE) l;
 
+    -- held since: still live
     UPDATE pgauth.sessions s
     SET ended_at = now(), end_reason = coalesce(e.reason, 'unpublish')
     FROM unnest(session_ids, reasons) AS e(id, reason)
-    WHERE s.id = e.id AND s.ended_at IS NULL
+    WHERE s.id = e.id AND s.id = ANY (live)
       AND s.node IS NOT DISTINCT FROM
           nullif(current_setting('pgauth.node', true), '');
 END

@@ -81,6 +81,47 @@ for my $what (sort keys %calls) {
                $what, $ms);
 }
 
+# Ends since the last vacuum leave their entries in the partial indexes of
+# live sessions (ended_at IS NULL).  publish_done_many() finds what it
+# ends by the primary key alone.  A plan through those indexes, made
+# while they were small and kept by the connection, read every such entry
+# at every call: its ends grew slower with each end until the next vacuum.
+$pg->psql("ALTER TABLE pgauth.sessions SET (autovacuum_enabled = false)");
+my @ending = map {
+    my $k = $pg->create_key("ending$_");
+    $nginx->("SELECT session_id FROM pgauth.authorize("
+             . "sha256(convert_to('$k', 'UTF8')), 'live',"
+             . " '127.0.0.1', '', 'takeover')")
+} 1 .. 3;
+my $ends = join ',', @ending;
+my $done = "SELECT pgauth.publish_done_many('{$ends}',"
+           . " '{unpublish,unpublish,unpublish}')";
+my $kept = Pgauth::Psql->new($pg);
+$kept->run("SELECT set_config('pgauth.node', 'n1', false)");
+# past the custom plans, to the generic one the connection keeps
+$kept->run($done) for 1 .. 7;
+is($pg->psql("SELECT count(*) FROM pgauth.sessions WHERE id IN ($ends)"
+             . " AND ended_at IS NOT NULL AND end_reason = 'unpublish'"),
+   3, 'publish_done_many ends its sessions');
+$pg->psql(<<'EOF');
+INSERT INTO pgauth.sessions (key_id, stream_name, app, node, worker_pid)
+SELECT NULL::bigint, 'gone' || (i % 500), 'live', 'n1', 42
+FROM generate_series(1, 20000) AS i;
+UPDATE pgauth.sessions SET ended_at = now(), end_reason = 'unpublish'
+WHERE stream_name LIKE 'gone%';
+EOF
+$kept->{dbh}->begin_work;
+$kept->run($done);
+my ($scans) = $kept->run("SELECT sum(pg_stat_get_xact_numscans(c.oid))"
+                         . " FROM pg_class c"
+                         . " WHERE c.relnamespace = 'pgauth'::regnamespace"
+                         . " AND c.relname IN ('sessions_live',"
+                         . " 'sessions_live_key', 'sessions_live_worker')");
+$kept->{dbh}->commit;
+is($scans, 0, '... and reads no index of live sessions then'
+              . ' (20,000 ends since the last vacuum)');
+$pg->psql("ALTER TABLE pgauth.sessions RESET (autovacuum_enabled)");
+
 my $before = seq_scans();
 my $id = $pg->psql("SELECT id FROM pgauth.stream_keys WHERE stream_name = 'spare'");
 $pg->psql("SELECT pgauth.delete_key($id)");
