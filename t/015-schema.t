@@ -191,6 +191,64 @@ is($pg->psql("SELECT coalesce(end_reason, 'live') FROM pgauth.sessions WHERE id 
    'live', '... and naming it ends nothing (its end comes from publish_done)');
 $pg->psql("UPDATE pgauth.sessions SET ended_at = now() WHERE stream_name = 'erin'");
 
+# decided as a set (authorize_many(), and authorize() through it): a
+# publish of a name an earlier one in the same call takes is its takeover
+my ($k5, $k6) = map { $pg->create_key($_) } 'fay', 'gus';
+my $d = sub { "sha256(convert_to('$_[0]', 'UTF8'))" };
+my $many = sub {
+    my ($dup, @k) = @_;
+    my $arr = sub { 'ARRAY[' . join(',', map { $_[0] } @k) . ']' };
+    return $as_nginx->("SELECT set_config('pgauth.node', 'n1', false),"
+                       . " set_config('pgauth.worker', '11', false); "
+                       . "SELECT string_agg(n || ':' || stream_name || ':'"
+                       . " || takeover, ' ' ORDER BY n)"
+                       . " FROM pgauth.authorize_many(ARRAY["
+                       . join(',', map { $d->($_) } @k) . "], "
+                       . join(', ', map { $arr->($_) } "'live'", "'::1'", "''",
+                                                       "'$dup'", "'{}'")
+                       . ")");
+};
+my $sessions = sub {
+    return $pg->psql("SELECT string_agg(coalesce(end_reason, 'live'), ' '"
+                     . " ORDER BY id) FROM pgauth.sessions"
+                     . " WHERE stream_name = '$_[0]'");
+};
+like($many->('takeover', $k5, $k6, $k5, 'x' . $k6),
+     qr/(?:^|\n)1:fay:false 2:gus:false 3:fay:true\z/,
+     'authorize_many: the second publish of fay in one call takes the'
+     . ' first over; an unknown key has no row');
+is($sessions->('fay'), 'live live', '... both recorded, left live');
+my $alone = sub {
+    my ($k, $defer) = @_;
+    my $o = $as_nginx->("SELECT set_config('pgauth.node', 'n1', false),"
+                        . " set_config('pgauth.worker', '11', false); "
+                        . "SELECT takeover::text FROM pgauth.authorize("
+                        . $d->($k) . ", 'live', '::1', '', 'takeover'"
+                        . ($defer ? ', true' : '') . ")");
+    return $o =~ /(true|false)\s*\z/ ? $1 : $o;
+};
+is($alone->($k5, 1), 'true',
+   'authorize() deferred, no session named as ending: a takeover');
+is($sessions->('fay'), 'live live live', '... nothing ended');
+is($alone->($k5, 0), 'false', 'authorize() not deferred: no takeover left');
+is($sessions->('fay'), 'takeover takeover takeover live',
+   '... every other publisher of the name ended "takeover"');
+like($many->('refuse', $k6), qr/already live/,
+     'authorize_many under refuse: a name already live is refused');
+is($sessions->('gus'), 'live', '... nothing recorded');
+$pg->psql(<<'EOF');
+INSERT INTO pgauth.workers (node, pid, seen_at, heartbeat)
+VALUES ('n9', 99, now() - interval '1 hour', interval '1 second');
+UPDATE pgauth.sessions SET node = 'n9', worker_pid = 99
+WHERE stream_name = 'gus' AND ended_at IS NULL;
+EOF
+like($many->('refuse', $k6), qr/(?:^|\n)1:gus:false\z/,
+     '... but not one of a worker that stopped beating');
+is($sessions->('gus'), 'node lost live', '... which ends "node lost"');
+$pg->psql("UPDATE pgauth.sessions SET ended_at = now()"
+          . " WHERE stream_name IN ('fay', 'gus') AND ended_at IS NULL;"
+          . " DELETE FROM pgauth.workers WHERE node = 'n9'");
+
 # history: ended sessions older than the given age go, live ones stay
 $pg->psql("UPDATE pgauth.sessions SET ended_at = now() - interval '100 days'"
           . " WHERE id = $dsid");
