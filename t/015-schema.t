@@ -191,7 +191,7 @@ is($pg->psql("SELECT coalesce(end_reason, 'live') FROM pgauth.sessions WHERE id 
    'live', '... and naming it ends nothing (its end comes from publish_done)');
 $pg->psql("UPDATE pgauth.sessions SET ended_at = now() WHERE stream_name = 'erin'");
 
-# decided as a set (authorize_many(), and authorize() through it): a
+# authorize_many() and authorize() as nginx and other callers use them: a
 # publish of a name an earlier one in the same call takes is its takeover
 my ($k5, $k6) = map { $pg->create_key($_) } 'fay', 'gus';
 my $d = sub { "sha256(convert_to('$_[0]', 'UTF8'))" };
