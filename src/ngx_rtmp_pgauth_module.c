@@ -41,6 +41,15 @@
 #define NGX_RTMP_PGAUTH_LOOKUP_RAW                                          \
     "SELECT stream_name, session_id, valid_for, takeover"                   \
     " FROM pgauth.look_up(sha256(convert_to($1, 'UTF8')), $2)"
+/* the decision after it: $7, the session id the lookup drew */
+#define NGX_RTMP_PGAUTH_RECORD                                              \
+    "SELECT stream_name, session_id, valid_for, takeover"                   \
+    " FROM pgauth.authorize($1, $2, $3, $4, $5, true, $6::bigint[],"        \
+    " $7::bigint)"
+#define NGX_RTMP_PGAUTH_RECORD_RAW                                          \
+    "SELECT stream_name, session_id, valid_for, takeover"                   \
+    " FROM pgauth.authorize(sha256(convert_to($1, 'UTF8')), $2, $3, $4, $5,"\
+    " true, $6::bigint[], $7::bigint)"
 /* several decisions of the default query at once, when they queue up */
 #define NGX_RTMP_PGAUTH_QUERY_MANY                                          \
     "SELECT n, stream_name, session_id, valid_for, takeover"                \
@@ -132,6 +141,10 @@ static ngx_str_t  ngx_rtmp_pgauth_lookup =
     ngx_string(NGX_RTMP_PGAUTH_LOOKUP);
 static ngx_str_t  ngx_rtmp_pgauth_lookup_raw =
     ngx_string(NGX_RTMP_PGAUTH_LOOKUP_RAW);
+static ngx_str_t  ngx_rtmp_pgauth_record =
+    ngx_string(NGX_RTMP_PGAUTH_RECORD);
+static ngx_str_t  ngx_rtmp_pgauth_record_raw =
+    ngx_string(NGX_RTMP_PGAUTH_RECORD_RAW);
 
 
 static ngx_conf_post_t  ngx_rtmp_pgauth_timeout_post = {
@@ -661,6 +674,7 @@ ngx_rtmp_pgauth_merge_app_conf(ngx_conf_t *cf, void *parent, void *child)
 
     conf->decide_batch = NULL;
     conf->lookup = NULL;
+    conf->record = NULL;
 
     if (conf->query.len == 0) {
 
@@ -671,6 +685,9 @@ ngx_rtmp_pgauth_merge_app_conf(ngx_conf_t *cf, void *parent, void *child)
             conf->lookup = (conf->key_hash == NGX_RTMP_PGAUTH_HASH_NONE)
                            ? &ngx_rtmp_pgauth_lookup_raw
                            : &ngx_rtmp_pgauth_lookup;
+            conf->record = (conf->key_hash == NGX_RTMP_PGAUTH_HASH_NONE)
+                           ? &ngx_rtmp_pgauth_record_raw
+                           : &ngx_rtmp_pgauth_record;
         }
 
         if (conf->key_hash == NGX_RTMP_PGAUTH_HASH_NONE) {

@@ -21,6 +21,8 @@
 
 
 #define NGX_RTMP_PGAUTH_NPARAMS        6
+/* a request's most: a decision's, and the record's reserved id */
+#define NGX_RTMP_PGAUTH_REQ_PARAMS     7
 #define NGX_RTMP_PGAUTH_FP_LEN         8
 
 #define NGX_RTMP_PGAUTH_HASH_SHA256    0
@@ -307,10 +309,10 @@ struct ngx_rtmp_pgauth_req_s {
     ngx_uint_t                      nitems;
 
     int                             nparams;
-    const char                     *values[NGX_RTMP_PGAUTH_NPARAMS];
-    int                             lengths[NGX_RTMP_PGAUTH_NPARAMS];
-    int                             formats[NGX_RTMP_PGAUTH_NPARAMS];
-    Oid                             types[NGX_RTMP_PGAUTH_NPARAMS];
+    const char                     *values[NGX_RTMP_PGAUTH_REQ_PARAMS];
+    int                             lengths[NGX_RTMP_PGAUTH_REQ_PARAMS];
+    int                             formats[NGX_RTMP_PGAUTH_REQ_PARAMS];
+    Oid                             types[NGX_RTMP_PGAUTH_REQ_PARAMS];
 
     unsigned                        waiting:1;
     unsigned                        retried:1;
@@ -366,6 +368,7 @@ typedef struct {
     ngx_str_t                      *decide_batch;  /* its batch, or NULL */
     ngx_flag_t                      lookup_first;
     ngx_str_t                      *lookup;     /* its query, or NULL */
+    ngx_str_t                      *record;     /* the decision after it */
     ngx_uint_t                      key_hash;
     ngx_uint_t                      duplicate;
     ngx_shm_zone_t                 *limit;
@@ -414,6 +417,7 @@ struct ngx_rtmp_pgauth_ctx_s {
     u_char                          fp[NGX_RTMP_PGAUTH_FP_LEN + 1];
     u_char                          name[NGX_RTMP_MAX_NAME];
     u_char                          sid[NGX_RTMP_PGAUTH_SID_LEN];
+    u_char                          reserved[NGX_RTMP_PGAUTH_SID_LEN];
 
     unsigned                        allowed:1;
     unsigned                        linked:1;   /* in live->sessions */

@@ -97,6 +97,7 @@ typedef struct {
     u_char                          addr[NGX_SOCKADDR_STRLEN + 1];
     u_char                          duplicate[sizeof("takeover")];
     u_char                          ending[NGX_RTMP_PGAUTH_ENDING_LEN];
+    u_char                          reserved[NGX_RTMP_PGAUTH_SID_LEN];
 } ngx_rtmp_pgauth_decision_t;
 
 
@@ -250,6 +251,7 @@ ngx_rtmp_pgauth_publish(ngx_rtmp_session_t *s, ngx_rtmp_publish_t *v)
 
     ctx->looking = (pacf->lookup && !ngx_rtmp_pgauth_no_lookup
                     && ngx_rtmp_pgauth_pool_free(ctx->pool));
+    ctx->reserved[0] = '\0';
 
     if (ngx_rtmp_pgauth_ask(s, ctx) != NGX_OK) {
         ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_OUT_UNAVAILABLE,
@@ -468,6 +470,17 @@ ngx_rtmp_pgauth_ask(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx)
 
         req->values[5] = (char *) d->ending;
         req->types[5] = NGX_RTMP_PGAUTH_TEXTOID;
+
+        if (ctx->confirming && ctx->reserved[0]) {
+            /* $7: live on the lookup, the session gets the id it drew */
+            ngx_cpystrn(d->reserved, ctx->reserved, sizeof(d->reserved));
+
+            req->query = pacf->record;
+            req->batch = NULL;
+            req->nparams = NGX_RTMP_PGAUTH_NPARAMS + 1;
+            req->values[6] = (char *) d->reserved;
+            req->types[6] = NGX_RTMP_PGAUTH_TEXTOID;
+        }
     }
 
     req->handler = ngx_rtmp_pgauth_decided;
@@ -650,7 +663,14 @@ ngx_rtmp_pgauth_decided(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
     }
 
     if (lookup) {
-        /* no session yet, no takeover: live, and the decision follows */
+        /*
+         * no session yet, no takeover: live, and the decision follows,
+         * with the id the lookup drew for the session (none from a
+         * schema older than the module)
+         */
+
+        ngx_memcpy(ctx->reserved, ctx->sid, sizeof(ctx->reserved));
+        ctx->sid[0] = '\0';
 
         if (ngx_rtmp_pgauth_live_first(s, ctx,
                                        NGX_RTMP_PGAUTH_OUT_ALLOWED_LOOKUP)

@@ -205,6 +205,8 @@ DROP FUNCTION IF EXISTS pgauth.authorize(bytea, text, text, text);
 DROP FUNCTION IF EXISTS pgauth.authorize(bytea, text, text, text, text);
 DROP FUNCTION IF EXISTS pgauth.authorize(bytea, text, text, text, text,
                                          boolean);
+DROP FUNCTION IF EXISTS pgauth.authorize(bytea, text, text, text, text,
+                                         boolean, bigint[]);
 DROP FUNCTION IF EXISTS pgauth.publish_done(bigint);
 DROP FUNCTION IF EXISTS pgauth.heartbeat(text, integer, integer);
 
@@ -454,6 +456,8 @@ $$;
 -- ending: the worker's own sessions of the key whose end it is recording
 -- (in a batch not yet committed): not live for this decision, so that a
 -- publisher coming back at once is neither refused nor a takeover.
+-- reserved: the id look_up() drew for the publish that went live on its
+-- answer, its session's id (see look_up()).
 CREATE OR REPLACE FUNCTION pgauth.authorize(
     key_digest bytea,
     app text,
@@ -461,7 +465,8 @@ CREATE OR REPLACE FUNCTION pgauth.authorize(
     args text,
     duplicate text DEFAULT 'takeover',
     defer_takeover boolean DEFAULT false,
-    ending bigint[] DEFAULT NULL)
+    ending bigint[] DEFAULT NULL,
+    reserved bigint DEFAULT NULL)
 RETURNS TABLE (stream_name text, session_id bigint,
                valid_for double precision, takeover boolean)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -531,11 +536,24 @@ BEGIN
         END IF;
     END LOOP;
 
+    -- the id look_up() drew, if the sequence gave it out and no session
+    -- has it (nginx's role could name any), or a new one
+    session_id := authorize.reserved;
+
+    IF session_id IS NULL
+       OR session_id > (SELECT q.last_value FROM pgauth.sessions_id_seq q)
+       OR EXISTS (SELECT FROM pgauth.sessions s WHERE s.id = session_id)
+    THEN
+        session_id := nextval('pgauth.sessions_id_seq');
+    END IF;
+
     INSERT INTO pgauth.sessions
-        (key_id, stream_name, app, client_addr, node, worker_pid, host_id)
+        (id, key_id, stream_name, app, client_addr, node, worker_pid,
+         host_id)
+    OVERRIDING SYSTEM VALUE
     VALUES
-        (k.id, k.stream_name, k.app, authorize.client_addr, node, pid, host)
-    RETURNING id INTO session_id;
+        (session_id, k.id, k.stream_name, k.app, authorize.client_addr,
+         node, pid, host);
 
     stream_name := k.stream_name;
     valid_for := pgauth.valid_for(k.expires_at, k.max_session, now());
@@ -548,19 +566,22 @@ $$;
 -- What nginx asks first with the default pgauth_query (pgauth_lookup_first,
 -- pgauth_duplicate takeover) while its pool has a connection free: the
 -- key's public name and how many seconds it may publish, as authorize()
--- would answer, and nothing recorded (session_id NULL, no takeover).  The
--- publish goes live on it, and nginx calls authorize() right after; the
--- session ends when that refuses (the key changed in between).
+-- would answer, and nothing recorded (no takeover).  The publish goes
+-- live on it, and nginx calls authorize() right after, with session_id
+-- as reserved: the session gets the id drawn now, and sessions are
+-- ordered by when they went live, not by when they were recorded (a
+-- decision made meanwhile is later: take_over()).  The session ends when
+-- authorize() refuses (the key changed in between).
 CREATE OR REPLACE FUNCTION pgauth.look_up(key_digest bytea, app text)
 RETURNS TABLE (stream_name text, session_id bigint,
                valid_for double precision, takeover boolean)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 -- plpgsql: its plan is kept for the connection
 AS $$
 BEGIN
     RETURN QUERY
-        SELECT sk.stream_name, NULL::bigint,
+        SELECT sk.stream_name, nextval('pgauth.sessions_id_seq'),
                pgauth.valid_for(sk.expires_at, sk.max_session, now()),
                false
         FROM pgauth.stream_keys sk
@@ -1351,7 +1372,8 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA pgauth FROM PUBLIC, pgauth_nginx;
 
 GRANT USAGE ON SCHEMA pgauth TO pgauth_nginx;
 GRANT EXECUTE ON FUNCTION
-    pgauth.authorize(bytea, text, text, text, text, boolean, bigint[]),
+    pgauth.authorize(bytea, text, text, text, text, boolean, bigint[],
+                     bigint),
     pgauth.authorize_many(bytea[], text[], text[], text[], text[], text[]),
     pgauth.look_up(bytea, text),
     pgauth.take_over(bigint),

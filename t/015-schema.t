@@ -249,6 +249,30 @@ $pg->psql("UPDATE pgauth.sessions SET ended_at = now()"
           . " WHERE stream_name IN ('fay', 'gus') AND ended_at IS NULL;"
           . " DELETE FROM pgauth.workers WHERE node = 'n9'");
 
+# reserved: the id look_up() drew becomes the session's, if the sequence
+# gave it out and no session has it
+my $k7 = $pg->create_key('hal');
+my $drawn = $as_nginx->("SELECT session_id FROM pgauth.look_up("
+                        . $d->($k7) . ", 'live')");
+like($drawn, qr/^\d+$/, 'look_up draws a session id');
+my $with = sub {
+    my ($id) = @_;
+    my $o = $as_nginx->("SELECT set_config('pgauth.node', 'n1', false); "
+                        . "SELECT session_id FROM pgauth.authorize("
+                        . $d->($k7) . ", 'live', '::1', '', 'takeover', true,"
+                        . " '{}', $id)");
+    return $o =~ /(\d+)\s*\z/ ? $1 : $o;
+};
+is($with->($drawn), $drawn, '... authorize records the session under it');
+my $again = $with->($drawn);
+ok($again =~ /^\d+$/ && $again > $drawn, '... not twice: a new id then');
+my $ahead = $again + 1000;
+my $got = $with->($ahead);
+ok($got =~ /^\d+$/ && $got < $ahead,
+   '... nor one the sequence has not given out');
+$pg->psql("UPDATE pgauth.sessions SET ended_at = now()"
+          . " WHERE stream_name = 'hal' AND ended_at IS NULL");
+
 # history: ended sessions older than the given age go, live ones stay
 $pg->psql("UPDATE pgauth.sessions SET ended_at = now() - interval '100 days'"
           . " WHERE id = $dsid");

@@ -69,7 +69,7 @@ my @ours = grep { /pgauth:/ } split /\n/, $ng->error_log;
 ok(@ours >= 4, 'our decision lines are in the error log');
 ok(!grep({ /\Q$key\E/ } @ours), 'the key is in none of our log lines');
 my $pglog = Pgauth::slurp($pg->{log});
-like($pglog, qr/pgauth\.authorize\(\$1, \$2, \$3, \$4, \$5, true, \$6::bigint\[\]\)/,
+like($pglog, qr/pgauth\.authorize\(\$1, \$2, \$3, \$4, \$5, true, \$6::bigint\[\](?:,\s+\$7::bigint)?\)/,
      'PostgreSQL logged the authorization statements');
 # "parameters:" up to PostgreSQL 15, "Parameters:" from 16 on
 like($pglog, qr/DETAIL:  [Pp]arameters: \$1 = '\\x[0-9a-f]{64}'/,

@@ -116,8 +116,9 @@ for my $workers (1, 2) {
 
 # a takeover while the live publisher's session is still being recorded
 # (it went live on the lookup, its record waits for its key): the
-# newcomer should stay.  Known defect: sessions are ordered by their
-# record, and the one recorded last wins (README, pgauth_lookup_first).
+# newcomer, decided meanwhile, stays.  Sessions are ordered by when they
+# went live: the lookup drew the first one's id (it failed when they were
+# ordered by their record, and the one recorded last won).
 {
     my $n1 = Pgauth::Nginx->new(pg => $pg, conf => Pgauth::Nginx::default_conf(
         rtmp => 'pgauth_node n1;'));
@@ -141,12 +142,13 @@ for my $workers (1, 2) {
     ok($b->wait_line(qr/Publish\.Start/, 5),
        'record window: the name\'s other key publishes on n2 meanwhile, recorded at once');
     $hold->{dbh}->commit;
-    TODO: {
-        local $TODO = 'known defect: the session recorded last wins';
-        ok($a->wait_line(qr/^closed/, 3),
-           'record window: ... the publisher live first is taken over');
-        ok(!$b->wait_line(qr/^closed/, 1), 'record window: ... the newcomer stays');
-    }
+    ok($a->wait_line(qr/^closed/, 3),
+       'record window: ... the publisher live first is taken over');
+    ok(!$b->wait_line(qr/^closed/, 1), 'record window: ... the newcomer stays');
+    sleep 0.3;
+    is($pg->psql("SELECT string_agg(coalesce(end_reason, 'live') || ':' || node,"
+                 . " ' ' ORDER BY id) FROM pgauth.sessions WHERE stream_name = 'window'"),
+       'takeover:n1 live:n2', 'record window: ... recorded in the order they went live');
     $a->stop;
     $b->stop;
     $n1->stop;
