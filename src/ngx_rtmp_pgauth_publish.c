@@ -224,6 +224,7 @@ ngx_rtmp_pgauth_publish(ngx_rtmp_session_t *s, ngx_rtmp_publish_t *v)
     ctx->sha256 = pmcf->sha256 ? pmcf->sha256 : EVP_sha256();
     ctx->counted = 0;
     ctx->won = 0;
+    ctx->reserved[0] = '\0';   /* a cache hit draws no id */
 
     ngx_memcpy(&ctx->publish, v, sizeof(ngx_rtmp_publish_t));
 
@@ -251,7 +252,6 @@ ngx_rtmp_pgauth_publish(ngx_rtmp_session_t *s, ngx_rtmp_publish_t *v)
 
     ctx->looking = (pacf->lookup && !ngx_rtmp_pgauth_no_lookup
                     && ngx_rtmp_pgauth_pool_free(ctx->pool));
-    ctx->reserved[0] = '\0';
 
     if (ngx_rtmp_pgauth_ask(s, ctx) != NGX_OK) {
         ngx_rtmp_pgauth_refuse(s, ctx, NGX_RTMP_PGAUTH_OUT_UNAVAILABLE,
@@ -1234,6 +1234,11 @@ ngx_rtmp_pgauth_decided_late(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
     }
 
     d = (ngx_rtmp_pgauth_decision_t *) (req + 1);
+
+    if (req->query == d->pacf->lookup) {
+        /* the id a lookup drew: no session has it */
+        return;
+    }
 
     sid = (u_char *) PQgetvalue(res, 0, 1);
     len = PQgetlength(res, 0, 1);

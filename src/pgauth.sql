@@ -542,18 +542,25 @@ BEGIN
 
     IF session_id IS NULL
        OR session_id > (SELECT q.last_value FROM pgauth.sessions_id_seq q)
-       OR EXISTS (SELECT FROM pgauth.sessions s WHERE s.id = session_id)
     THEN
         session_id := nextval('pgauth.sessions_id_seq');
     END IF;
 
-    INSERT INTO pgauth.sessions
-        (id, key_id, stream_name, app, client_addr, node, worker_pid,
-         host_id)
-    OVERRIDING SYSTEM VALUE
-    VALUES
-        (session_id, k.id, k.stream_name, k.app, authorize.client_addr,
-         node, pid, host);
+    LOOP
+        INSERT INTO pgauth.sessions
+            (id, key_id, stream_name, app, client_addr, node, worker_pid,
+             host_id)
+        OVERRIDING SYSTEM VALUE
+        VALUES
+            (session_id, k.id, k.stream_name, k.app, authorize.client_addr,
+             node, pid, host)
+        ON CONFLICT (id) DO NOTHING;
+
+        EXIT WHEN FOUND;
+
+        -- taken already
+        session_id := nextval('pgauth.sessions_id_seq');
+    END LOOP;
 
     stream_name := k.stream_name;
     valid_for := pgauth.valid_for(k.expires_at, k.max_session, now());
