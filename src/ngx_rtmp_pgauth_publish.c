@@ -428,6 +428,11 @@ ngx_rtmp_pgauth_ask(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx)
         req->query = pacf->lookup;
         req->nparams = 2;
 
+    } else if (ctx->confirming && ctx->reserved[0]) {
+        /* live on the lookup: the decision, and $7, the id it drew */
+        req->query = pacf->record;
+        req->nparams = NGX_RTMP_PGAUTH_NPARAMS + 1;
+
     } else {
         req->query = &pacf->run_query;
         req->batch = pacf->decide_batch;
@@ -471,13 +476,10 @@ ngx_rtmp_pgauth_ask(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx)
         req->values[5] = (char *) d->ending;
         req->types[5] = NGX_RTMP_PGAUTH_TEXTOID;
 
-        if (ctx->confirming && ctx->reserved[0]) {
-            /* $7: live on the lookup, the session gets the id it drew */
+        if (req->nparams > NGX_RTMP_PGAUTH_NPARAMS) {
+            /* $7: the session gets the id the lookup drew */
             ngx_cpystrn(d->reserved, ctx->reserved, sizeof(d->reserved));
 
-            req->query = pacf->record;
-            req->batch = NULL;
-            req->nparams = NGX_RTMP_PGAUTH_NPARAMS + 1;
             req->values[6] = (char *) d->reserved;
             req->types[6] = NGX_RTMP_PGAUTH_TEXTOID;
         }
