@@ -729,13 +729,19 @@ $$;
 -- What nginx calls with the default pgauth_done_query: the ends of
 -- several sessions at once (those that came while the previous call was
 -- in flight), one transaction and one WAL flush for all of them; as
--- publish_done(), only sessions of the connection's node.
+-- publish_done(), only sessions of the connection's node.  Planned for
+-- each call (force_custom_plan): for its array, and for the table as it
+-- is.  A generic plan has to guess how many ids come; made while the
+-- table was small (a new installation, before autovacuum analyzed it) and
+-- kept by the connection, it scanned the whole table at every call, row
+-- locks of the ends held meanwhile, as the table grew.
 CREATE OR REPLACE FUNCTION pgauth.publish_done_many(
     session_ids bigint[],
     reasons text[])
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     live  bigint[];

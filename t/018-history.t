@@ -17,6 +17,72 @@ need_tools('psql');
 
 my $pg = Pgauth::Pg->new;
 
+# nginx's connections keep the plans they make.  Plans made while the
+# session tables were small, and kept as they grew (a new installation
+# under load: nothing analyzes them again before autovacuum comes), may
+# scan the whole table at every call: publish_done_many() did, and held
+# the row locks of the ends it carried meanwhile.
+$pg->psql("ALTER TABLE pgauth.sessions SET (autovacuum_enabled = false);"
+          . " ALTER TABLE pgauth.viewer_sessions"
+          . " SET (autovacuum_enabled = false)");
+my $young = $pg->create_key('young');
+my $token = $pg->psql("SELECT pgauth.create_viewer_token('young')");
+my $kept = Pgauth::Psql->new($pg);
+$kept->run("SELECT set_config('pgauth.node', 'n1', false),"
+           . " set_config('pgauth.worker', '42', false)");
+my $digest = "sha256(convert_to('$young', 'UTF8'))";
+my $vdigest = "sha256(convert_to('$token', 'UTF8'))";
+my %young = (
+    'authorize' => "SELECT session_id FROM pgauth.authorize($digest,"
+                   . " 'live', '127.0.0.1', '', 'takeover')",
+    'authorize_many' => "SELECT session_id FROM pgauth.authorize_many("
+                        . "ARRAY[$digest], '{live}', '{127.0.0.1}', '{\"\"}',"
+                        . " '{takeover}', '{NULL}')",
+    'take_over' => "SELECT pgauth.take_over(max(id)) FROM pgauth.sessions",
+    'publish_done' => "SELECT pgauth.publish_done(max(id), 'unpublish')"
+                      . " FROM pgauth.sessions",
+    'publish_done_many' => "SELECT pgauth.publish_done_many(array_agg(id),"
+                           . " array_agg('unpublish'::text))"
+                           . " FROM (SELECT id FROM pgauth.sessions"
+                           . " ORDER BY id DESC LIMIT 3) l",
+    'worker_register' => "SELECT count(*)"
+                         . " FROM pgauth.worker_register('n1', 42, 5000, 'h')",
+    'heartbeat' => "SELECT pgauth.heartbeat('n1', 42, 5000, 'h')",
+    'authorize_viewer' => "SELECT session_id FROM pgauth.authorize_viewer("
+                          . "$vdigest, 'live', 'young', '127.0.0.1', 'hls')",
+);
+# past the custom plans, to the generic ones the connection keeps
+for my $what (sort keys %young) {
+    $kept->run($young{$what}) for 1 .. 7;
+}
+$pg->psql(<<'EOF');
+INSERT INTO pgauth.sessions (key_id, stream_name, app, node, worker_pid,
+                             ended_at, end_reason)
+SELECT NULL::bigint, 'grown' || (i % 500), 'live', 'n1', 42, now(),
+       'unpublish'
+FROM generate_series(1, 20000) AS i;
+INSERT INTO pgauth.viewer_sessions (token_id, stream_name, app, protocol,
+                                    node, worker_pid, until, ended_at)
+SELECT NULL::bigint, 'grown', 'live', 'hls', 'n1', 42, now(), now()
+FROM generate_series(1, 20000) AS i;
+EOF
+# the connection's own counters, sent when it is idle after each
+my $kept_scans = sub {
+    $kept->run("SELECT pg_stat_force_next_flush()");
+    return ($kept->run("SELECT sum(seq_scan) FROM pg_stat_user_tables"
+                       . " WHERE relid IN ('pgauth.sessions'::regclass,"
+                       . " 'pgauth.viewer_sessions'::regclass)"))[0];
+};
+for my $what (sort keys %young) {
+    my $before = $kept_scans->();
+    $kept->run($young{$what});
+    is($kept_scans->() - $before, 0, "$what, its plans made on young tables, reads no more"
+                  . ' of them than it needs once 20,000 sessions older');
+}
+undef $kept;
+$pg->psql("ALTER TABLE pgauth.sessions RESET (autovacuum_enabled);"
+          . " ALTER TABLE pgauth.viewer_sessions RESET (autovacuum_enabled)");
+
 my $t0 = time;
 $pg->psql(<<'EOF');
 INSERT INTO pgauth.sessions
@@ -96,7 +162,7 @@ my @ending = map {
 my $ends = join ',', @ending;
 my $done = "SELECT pgauth.publish_done_many('{$ends}',"
            . " '{unpublish,unpublish,unpublish}')";
-my $kept = Pgauth::Psql->new($pg);
+$kept = Pgauth::Psql->new($pg);
 $kept->run("SELECT set_config('pgauth.node', 'n1', false)");
 # past the custom plans, to the generic one the connection keeps
 $kept->run($done) for 1 .. 7;
