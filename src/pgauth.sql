@@ -619,21 +619,23 @@ RETURNS TABLE (n integer, stream_name text, session_id bigint,
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    i  integer;
 BEGIN
-    FOR i IN
-        SELECT g FROM generate_subscripts(key_digests, 1) AS g
-        LEFT JOIN pgauth.stream_keys sk
-               ON sk.key_digest = key_digests[g] AND sk.app = apps[g]
-        ORDER BY hashtext(sk.app || '/' || sk.stream_name) NULLS FIRST, g
-    LOOP
-        RETURN QUERY
-            SELECT i, a.stream_name, a.session_id, a.valid_for, a.takeover
-            FROM pgauth.authorize(key_digests[i], apps[i], client_addrs[i],
-                                  args[i], duplicates[i], true,
-                                  endings[i]::bigint[]) a;
-    END LOOP;
+    -- one statement for the batch, authorize() called for each of the
+    -- subquery's rows in its order (OFFSET 0 keeps the sort under the
+    -- nested loop the lateral call needs): a statement of its own for
+    -- each cost 7 µs more a publish
+    RETURN QUERY
+        SELECT o.g, a.stream_name, a.session_id, a.valid_for, a.takeover
+        FROM (SELECT g FROM generate_subscripts(key_digests, 1) AS g
+              LEFT JOIN pgauth.stream_keys sk
+                     ON sk.key_digest = key_digests[g] AND sk.app = apps[g]
+              ORDER BY hashtext(sk.app || '/' || sk.stream_name) NULLS FIRST,
+                       g
+              OFFSET 0) o
+        CROSS JOIN LATERAL
+             pgauth.authorize(key_digests[o.g], apps[o.g], client_addrs[o.g],
+                              args[o.g], duplicates[o.g], true,
+                              endings[o.g]::bigint[]) a;
 END
 $$;
 
