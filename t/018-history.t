@@ -209,4 +209,35 @@ cmp_ok($purged, '>', 700000, 'purge_sessions removes the old history');
 is($pg->psql("SELECT count(*) FROM pgauth.sessions WHERE ended_at IS NULL"),
    19, '... and keeps every live session');
 
+# A platform with 100,000 keys: a batch of decisions looks its keys up
+# by their digests.  A plan sized for 1000 of them (what
+# generate_subscripts() tells the planner) read every key into a hash
+# at every batch: 30 ms.
+$pg->psql(<<'EOF');
+INSERT INTO pgauth.stream_keys (key_digest, stream_name, app)
+SELECT sha256(convert_to('many' || i, 'UTF8')), 'many' || i, 'live'
+FROM generate_series(1, 100000) AS i;
+ANALYZE pgauth.stream_keys;
+EOF
+my $many = Pgauth::Psql->new($pg);
+$many->run("SELECT set_config('pgauth.node', 'n1', false),"
+           . " set_config('pgauth.worker', '42', false)");
+my $batch = "SELECT count(*) FROM pgauth.authorize_many(ARRAY["
+            . join(', ', map { "sha256(convert_to('many$_', 'UTF8'))" }
+                         1 .. 3)
+            . "], '{live,live,live}', '{a,b,c}', '{\"\",\"\",\"\"}',"
+            . " '{takeover,takeover,takeover}', '{NULL,NULL,NULL}')";
+my $key_scans = sub {
+    $many->run("SELECT pg_stat_force_next_flush()");
+    return ($many->run("SELECT seq_scan FROM pg_stat_user_tables"
+                       . " WHERE relid = 'pgauth.stream_keys'::regclass"))[0];
+};
+# past the custom plans, to the generic one the connection keeps
+$many->run($batch) for 1 .. 7;
+$before = $key_scans->();
+my ($allowed) = $many->run($batch);
+is($allowed, 3, 'a batch of 3 among 100,000 keys allows 3');
+is($key_scans->() - $before, 0, '... and reads no key but its own');
+undef $many;
+
 done_testing();
