@@ -2,7 +2,7 @@
 # A year of history: with 1,000,000 ended sessions in the table, what nginx
 # calls on every publish, every heartbeat and every re-check, and deleting
 # a key, reads no more of the table than it needs: no sequential scan of
-# pgauth.sessions (PostgreSQL's own counter says).  The timings are in
+# pgauth.sessions (PostgreSQL's own counter says); nor of 100,000 keys.  The timings are in
 # make bench; this checks the plans they come from, and that plans made
 # while the tables were young do not scan them once they have grown.
 
