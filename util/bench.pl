@@ -21,7 +21,9 @@
 # settings.  pgbench then runs the SQL the module sends per publish, with
 # as many clients as the module's pool has connections, against this
 # schema and against the schema before the work of issue 13 ($BASE), in
-# one more database of the same PostgreSQL.
+# one more database of the same PostgreSQL.  Last, what nginx runs with
+# 1,000,000 sessions of history, and c's batch of decisions with 100,000
+# keys (pgbench).
 #
 # Load from t/bench/loadc (C, epoll).  Latency and throughput runs use
 # loadc -q (quick ACKs) so that they measure the decision, not nginx-rtmp's
@@ -646,6 +648,44 @@ my %hist;
                                     $hist{after}{$_} } sort keys %script);
 }
 
+# --- 10. many keys: c's batch of decisions among 100,000 keys ---
+
+my %many;
+{
+    my $dir = tmpdir();
+    chmod 0755, $dir;
+    my $n = 10;
+    my $digests = join ', ', map { "sha256(convert_to('$_', 'UTF8'))" }
+                                 @keys[0 .. $n - 1];
+    my $list = sub { '{' . join(',', ($_[0]) x $n) . '}' };
+    # a batch of decisions as c sends it, then the batch of their ends
+    my $f = "$dir/many.sql";
+    Pgauth::spew($f, "SELECT array_agg(session_id) AS ids"
+                     . " FROM pgauth.authorize_many(ARRAY[$digests],"
+                     . " '" . $list->('live') . "', '" . $list->('127.0.0.1')
+                     . "', '" . $list->('""') . "', '" . $list->('takeover')
+                     . "', '" . $list->('NULL') . "') \\gset\n"
+                     . "SELECT pgauth.publish_done_many(':ids'::bigint[],"
+                     . " array_fill('unpublish'::text, ARRAY[$n]));\n");
+    my $pgbench = sub {
+        my $secs = $quick ? 2 : 5;
+        my $o = `$pg->{bin}/pgbench -n -h 127.0.0.1 -p $pg->{port} -U postgres -c 1 -T $secs -f $f pgauth 2>&1`;
+        my ($tps) = $o =~ /tps = ([\d.]+)/;
+        die "pgbench many keys: $o" unless defined $tps;
+        return $tps * $n;
+    };
+    $many{keys0} = $pg->psql("SELECT count(*) FROM pgauth.stream_keys");
+    $many{before} = $pgbench->();
+    $pg->psql("INSERT INTO pgauth.stream_keys (key_digest, stream_name, app)"
+              . " SELECT sha256(convert_to('many' || i, 'UTF8')), 'many' || i,"
+              . " 'live' FROM generate_series(1, 100000) AS i;"
+              . " ANALYZE pgauth.stream_keys");
+    $many{keys1} = $pg->psql("SELECT count(*) FROM pgauth.stream_keys");
+    $many{after} = $pgbench->();
+    printf "bench: keys %d -> %d: a batch of %d and its ends, %.0f -> %.0f publishes/s\n",
+           $many{keys0}, $many{keys1}, $n, $many{before}, $many{after};
+}
+
 # --- the report ---
 
 sub f { my ($v, $d) = @_; defined $v ? sprintf("%.${d}f", $v) : '—' }
@@ -816,6 +856,15 @@ $md .= "## A year of history\n\n"
                 sort keys %{$hist{before}})
      . "\n`pgauth.purge_sessions('90 days')` then deleted $hist{purged} rows in "
      . f($hist{purge_s}, 1) . " s.\n\n";
+
+$md .= "## 100,000 keys\n\n"
+     . "c's batch of decisions (`authorize_many()` of 10 keys, then\n"
+     . "`publish_done_many()` of their sessions; `pgbench`, one client, "
+     . ($quick ? 2 : 5) . " s each)\n"
+     . "with the $many{keys0} keys of the runs above and with 100,000 keys more:\n\n"
+     . "| | publishes/s, $many{keys0} keys | publishes/s, $many{keys1} keys | ratio |\n|---|---|---|---|\n"
+     . "| a batch of 10 and its ends | " . f($many{before}, 0) . " | " . f($many{after}, 0)
+     . " | " . f($many{after} / ($many{before} || 1), 2) . " |\n\n";
 
 $md .= "## Against the targets\n\n"
      . "| target | measured | met |\n|---|---|---|\n"
