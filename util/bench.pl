@@ -669,7 +669,9 @@ my %many;
                      . " array_fill('unpublish'::text, ARRAY[$n]));\n");
     my $pgbench = sub {
         my $secs = $quick ? 2 : 5;
-        my $o = `$pg->{bin}/pgbench -n -h 127.0.0.1 -p $pg->{port} -U postgres -c 1 -T $secs -f $f pgauth 2>&1`;
+        my $cmd = "$pg->{bin}/pgbench -n -h 127.0.0.1 -p $pg->{port}"
+                  . " -U postgres -c 1 -T $secs -f $f pgauth 2>&1";
+        my $o = `$cmd`;
         my ($tps) = $o =~ /tps = ([\d.]+)/;
         die "pgbench many keys: $o" unless defined $tps;
         return $tps * $n;
@@ -862,7 +864,8 @@ $md .= "## 100,000 keys\n\n"
      . "`publish_done_many()` of their sessions; `pgbench`, one client, "
      . ($quick ? 2 : 5) . " s each)\n"
      . "with the $many{keys0} keys of the runs above and with 100,000 keys more:\n\n"
-     . "| | publishes/s, $many{keys0} keys | publishes/s, $many{keys1} keys | ratio |\n|---|---|---|---|\n"
+     . "| | publishes/s, $many{keys0} keys | publishes/s, $many{keys1} keys"
+     . " | ratio |\n|---|---|---|---|\n"
      . "| a batch of 10 and its ends | " . f($many{before}, 0) . " | " . f($many{after}, 0)
      . " | " . f($many{after} / ($many{before} || 1), 2) . " |\n\n";
 
