@@ -595,6 +595,19 @@ my %dbcost;
     }
 }
 
+# pgbench, one client, of the script in $file on the database pgauth: its
+# transactions a second
+sub pgbench_one {
+    my ($file) = @_;
+    my $secs = $quick ? 2 : 5;
+    my $cmd = "$pg->{bin}/pgbench -n -h 127.0.0.1 -p $pg->{port}"
+              . " -U postgres -c 1 -T $secs -f $file pgauth 2>&1";
+    my $o = `$cmd`;
+    my ($tps) = $o =~ /tps = ([\d.]+)/;
+    die "pgbench $file: $o" unless defined $tps;
+    return $tps;
+}
+
 # --- 9. a year of history: what nginx runs, on 1,000,000 ended sessions ---
 
 my %hist;
@@ -621,13 +634,7 @@ my %hist;
         my ($name) = @_;
         (my $f = "$dir/$name.sql") =~ s/[^\w\/.-]+/_/g;
         Pgauth::spew($f, $script{$name});
-        my $secs = $quick ? 2 : 5;
-        my $cmd = "$pg->{bin}/pgbench -n -h 127.0.0.1 -p $pg->{port}"
-                  . " -U postgres -c 1 -T $secs -f $f pgauth 2>&1";
-        my $o = `$cmd`;
-        my ($tps) = $o =~ /tps = ([\d.]+)/;
-        die "pgbench $name: $o" unless defined $tps;
-        return $tps;
+        return pgbench_one($f);
     };
     $hist{rows0} = $pg->psql("SELECT count(*) FROM pgauth.sessions");
     $hist{before}{$_} = $pgbench->($_) for sort keys %script;
@@ -667,23 +674,14 @@ my %many;
                      . "', '" . $list->('NULL') . "') \\gset\n"
                      . "SELECT pgauth.publish_done_many(':ids'::bigint[],"
                      . " array_fill('unpublish'::text, ARRAY[$n]));\n");
-    my $pgbench = sub {
-        my $secs = $quick ? 2 : 5;
-        my $cmd = "$pg->{bin}/pgbench -n -h 127.0.0.1 -p $pg->{port}"
-                  . " -U postgres -c 1 -T $secs -f $f pgauth 2>&1";
-        my $o = `$cmd`;
-        my ($tps) = $o =~ /tps = ([\d.]+)/;
-        die "pgbench many keys: $o" unless defined $tps;
-        return $tps * $n;
-    };
     $many{keys0} = $pg->psql("SELECT count(*) FROM pgauth.stream_keys");
-    $many{before} = $pgbench->();
+    $many{before} = pgbench_one($f) * $n;
     $pg->psql("INSERT INTO pgauth.stream_keys (key_digest, stream_name, app)"
               . " SELECT sha256(convert_to('many' || i, 'UTF8')), 'many' || i,"
               . " 'live' FROM generate_series(1, 100000) AS i;"
               . " ANALYZE pgauth.stream_keys");
     $many{keys1} = $pg->psql("SELECT count(*) FROM pgauth.stream_keys");
-    $many{after} = $pgbench->();
+    $many{after} = pgbench_one($f) * $n;
     printf "bench: keys %d -> %d: a batch of %d and its ends, %.0f -> %.0f publishes/s\n",
            $many{keys0}, $many{keys1}, $n, $many{before}, $many{after};
 }
