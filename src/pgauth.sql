@@ -471,6 +471,11 @@ RETURNS TABLE (stream_name text, session_id bigint,
                valid_for double precision, takeover boolean)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+-- the live sessions of the name through an index scan: it marks the
+-- entries of ended sessions dead as it passes them (one more for each
+-- end until vacuum), which a bitmap scan never does; one read them all
+-- again at every publish of the name
+SET enable_bitmapscan = off
 AS $$
 DECLARE
     k     pgauth.stream_keys%ROWTYPE;
