@@ -1,9 +1,10 @@
 #!/usr/bin/perl
 # A streamer's reconnect loop: one name published and ended over and over,
-# no vacuum between.  authorize() reads no more of pgauth.sessions for it
-# after 1,500 ends than after 300 (PostgreSQL's own block counters say).
-# Under load the same kept c's throughput from falling by a quarter within
-# a minute (docs/benchmarks.md, what each step bought).
+# no vacuum between.  authorize() and take_over() read no more of
+# pgauth.sessions for it after 1,500 ends than after 300 (PostgreSQL's own
+# block counters say).  Under load, the mend this checks kept c's
+# throughput from falling by up to a third within a minute
+# (docs/benchmarks.md, what each step bought).
 
 use strict;
 use warnings;
