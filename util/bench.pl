@@ -18,7 +18,9 @@
 #
 # PostgreSQL runs with its default durability (fsync, synchronous_commit,
 # full_page_writes on), unlike the tests' clusters; the report prints the
-# settings.  pgbench then runs the SQL the module sends per publish, with
+# settings.  c then runs five times in a row at 64 concurrent on one
+# nginx (a decline shows what is read again for each ended session).
+# pgbench then runs the SQL the module sends per publish, with
 # as many clients as the module's pool has connections, against this
 # schema and against the schema before the work of issue 13 ($BASE), in
 # one more database of the same PostgreSQL.  Last, what nginx runs with
@@ -50,6 +52,8 @@ my $CONC_SECS = $quick ? 4 : 10;
 my $RSS_N = $quick ? 10000 : 100000;
 my $PACED_N = $quick ? 200 : 1000;
 my $PACE = 5;           # ms between the spaced publishes
+my $SUST_N = 5;         # sustained: runs in a row
+my $SUST_SECS = $quick ? 3 : 6;
 my $CONC = 64;
 my $NKEYS = 128;
 my $POOL = 4;           # pgauth_pool_size's default: the module's backends
@@ -339,6 +343,27 @@ my %padded = map { my $w = $_; ($w => { map { ($_ => $paced{$w}{latency_start_ms
                                        qw(p50 p99) }) } qw(c c0 d e);
 my $pp50_ok = $padded{c}{p50} <= $padded{e}{p50} / 3;
 my $pp99_ok = $padded{c}{p99} <= $padded{e}{p99} / 3;
+
+# --- 4c. sustained: c at $CONC concurrent, run after run on one nginx
+#     and on the table the runs before grew, as a busy server goes on:
+#     what is read again for each ended session shows as a decline ---
+
+my (@sustained, @sust_rows);
+{
+    my $ng = nginx_for('c');
+    loadc($ng->{rtmp_port}, '-q', '-c', 16, '-N', 2 * $NKEYS);
+    push @sust_rows, $pg->psql("SELECT count(*) FROM pgauth.sessions");
+    for my $i (1 .. $SUST_N) {
+        my $p0 = pg_cpu($pg);
+        my $r = loadc($ng->{rtmp_port}, '-q', '-c', $CONC, '-d', $SUST_SECS);
+        push @sustained, [ $r->{start_per_s},
+                           pg_cpu_since($pg, $p0) / ($r->{attempts} || 1) ];
+        printf "bench: c sustained run %d: %.0f starts/s, PostgreSQL %.0f us"
+               . " a publish\n", $i, @{$sustained[-1]};
+    }
+    push @sust_rows, $pg->psql("SELECT count(*) FROM pgauth.sessions");
+    $ng->stop;
+}
 
 # --- 5. RSS over 100,000 decisions ---
 
@@ -764,6 +789,19 @@ $md .= "## One at a time, spaced\n\n"
                       . ($w eq 'a' ? '— | — |' : f($padded{$w}{p50}, 3) . " | " . f($padded{$w}{p99}, 3) . " |")
                       . "\n" } qw(a c c0 d e))
      . "\n";
+
+$md .= "## Sustained load\n\n"
+     . "c at $CONC concurrent, $SUST_N runs of $SUST_SECS s in a row on one"
+     . " nginx, on the table the\nruns above grew ($sust_rows[0] sessions"
+     . " before, $sust_rows[1] after; autovacuum at\nPostgreSQL's"
+     . " defaults):\n\n"
+     . "| run | " . join(' | ', 1 .. $SUST_N) . " |\n|---"
+     . ('|---' x $SUST_N) . "|\n"
+     . "| publishes/s | " . join(' | ', map { f($_->[0], 0) } @sustained)
+     . " |\n| PostgreSQL CPU per publish (µs) | "
+     . join(' | ', map { f($_->[1], 0) } @sustained) . " |\n\n"
+     . "The last run's throughput over the first's: "
+     . f($sustained[-1][0] / ($sustained[0][0] || 1), 2) . ".\n\n";
 
 $md .= "## Memory\n\n| | RSS before (kB) | RSS after (kB) | publishes |\n|---|---|---|---|\n";
 for my $w (qw(c d)) {
