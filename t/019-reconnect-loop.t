@@ -21,10 +21,11 @@ $pg->psql("ALTER TABLE pgauth.sessions SET (autovacuum_enabled = false)");
 
 # A name published and ended over and over (a streamer's reconnect loop)
 # leaves an entry in the live index for each end until the next vacuum.
-# An index scan marks such entries dead as it passes them, once; a bitmap
-# scan never does, and read the heap page of every one of them again at
-# each authorize().  The statistics of a table under load (a few live
-# sessions among many ended) made the planner take one.
+# An index scan marks such entries dead as it passes them (once the row
+# is dead to every transaction: here at once, under load soon after); a
+# bitmap scan never does, and read the heap page of every one of them
+# again at each authorize().  The statistics of a table under load (a few
+# live sessions among many ended) made the planner take one.
 my $flap = $pg->create_key('flap');
 $pg->psql(<<'EOF');
 INSERT INTO pgauth.sessions (key_id, stream_name, app, node, worker_pid,
@@ -39,7 +40,8 @@ FROM generate_series(1, 50000) AS i;
 ALTER TABLE pgauth.sessions ALTER COLUMN stream_name SET STATISTICS 1000;
 ANALYZE pgauth.sessions;
 EOF
-# a connection of nginx's kind, its plans made on these statistics
+# a connection kept, as nginx's pool keeps them, its plans made on
+# these statistics
 my $kept = Pgauth::Psql->new($pg);
 $kept->run("SELECT set_config('pgauth.node', 'n1', false),"
            . " set_config('pgauth.worker', '42', false)");
@@ -50,25 +52,28 @@ my $heap_read = sub {
                        . " FROM pg_statio_user_tables"
                        . " WHERE relid = 'pgauth.sessions'::regclass"))[0];
 };
+# the reads of ten publishes after 300 ends, and of ten after 1,500: one
+# insert that fills a heap page and extends the table reads a few blocks
+# more, in either window
 my %read;
 for my $n (1 .. 1500) {
-    my $timed = $n == 300 || $n == 1500;
-    my $before = $timed ? $heap_read->() : 0;
+    my $window = $n > 1490 ? 1500 : $n > 290 && $n <= 300 ? 300 : 0;
+    my $before = $window ? $heap_read->() : 0;
     # as nginx asks: a takeover deferred to take_over()
     my ($id) = $kept->run("SELECT session_id FROM pgauth.authorize($fdigest,"
                           . " 'live', '127.0.0.1', '', 'takeover', true)");
-    my $between = $timed ? $heap_read->() : 0;
+    my $between = $window ? $heap_read->() : 0;
     $kept->run("SELECT pgauth.take_over($id)");
-    if ($timed) {
-        $read{authorize}{$n} = $between - $before;
-        $read{take_over}{$n} = $heap_read->() - $between;
+    if ($window) {
+        $read{authorize}{$window} += $between - $before;
+        $read{take_over}{$window} += $heap_read->() - $between;
     }
     $kept->run("SELECT pgauth.publish_done($id, 'unpublish')");
 }
 for my $f ('authorize', 'take_over') {
-    diag "$f() read $read{$f}{300} heap blocks of sessions after 300 ends"
-         . " of its name, $read{$f}{1500} after 1,500";
-    cmp_ok($read{$f}{1500}, '<=', $read{$f}{300} + 2,
+    diag "$f(), ten calls: $read{$f}{300} heap blocks of sessions read"
+         . " after 300 ends of its name, $read{$f}{1500} after 1,500";
+    cmp_ok($read{$f}{1500}, '<=', $read{$f}{300} + 10,
            "$f() reads no more of the table after 1,500 ends of its name"
            . ' than after 300, no vacuum between');
 }

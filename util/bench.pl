@@ -352,6 +352,7 @@ my (@sustained, @sust_rows);
 {
     my $ng = nginx_for('c');
     loadc($ng->{rtmp_port}, '-q', '-c', 16, '-N', 2 * $NKEYS);
+    sleep 1;
     push @sust_rows, $pg->psql("SELECT count(*) FROM pgauth.sessions");
     for my $i (1 .. $SUST_N) {
         my $p0 = pg_cpu($pg);
