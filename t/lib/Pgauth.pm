@@ -412,7 +412,15 @@ sub new {
     push @Pgauth::PG, $self;
     Scalar::Util::weaken($Pgauth::PG[-1]);
 
-    $self->start;
+    # a port free_port() found may be taken before PostgreSQL binds it (a
+    # test running beside, its own choice): another one, unless the
+    # caller named it
+    for my $try (1 .. 5) {
+        last if eval { $self->start; 1 };
+        die $@ if $o{port} || $try == 5
+                  || $@ !~ /could not bind .* Address already in use/;
+        $self->{port} = Pgauth::free_port();
+    }
     $self->psql_db('postgres', 'CREATE DATABASE pgauth');
     $self->load_schema;
     $self->psql("ALTER ROLE pgauth_nginx LOGIN");
