@@ -49,6 +49,8 @@ my $LOADC = "$TOP/build/bench/loadc";
 my $AUTHSVC = "$TOP/build/authsvc/authsvc";
 my $SEQ_N = $quick ? 300 : 2000;
 my $CONC_SECS = $quick ? 4 : 10;
+# rounds of the set-ups in turn: the host's speed varies from minute to minute
+my $ROUNDS = $ENV{BENCH_ROUNDS} || ($quick ? 1 : 3);
 my $RSS_N = $quick ? 10000 : 100000;
 my $PACED_N = $quick ? 200 : 1000;
 my $PACE = 5;           # ms between the spaced publishes
@@ -73,6 +75,15 @@ sub stat_cpu {
     my ($pid) = @_;
     my @f = split / /, (Pgauth::slurp("/proc/$pid/stat") =~ /\) (.*)/)[0];
     return ($f[11] + $f[12]) * 10000;   # utime + stime, ticks of 10 ms, in us
+}
+
+# the whole machine's busy CPU (us): every process, the load client's
+# and the Go service's included, and the kernel's softirq work for
+# loopback; /proc/stat counts ticks of 10 ms
+sub machine_cpu {
+    my @f = split ' ', (Pgauth::slurp('/proc/stat') =~ /^cpu (.*)$/m)[0];
+    # user nice system idle iowait irq softirq: all but idle and iowait
+    return ($f[0] + $f[1] + $f[2] + $f[5] + $f[6]) * 10000;
 }
 
 # utime + stime of PostgreSQL's processes, by pid (us); the postmaster's
@@ -246,9 +257,10 @@ sub loadc {
                     "rtmp://127.0.0.1:$port/live");
 }
 
+my $NCPU = () = Pgauth::slurp('/proc/cpuinfo') =~ /^processor/mg;
 my $machine = sprintf "%s, %d CPUs, %s; Linux %s; nginx %s, libnginx-mod-rtmp %s, PostgreSQL %s",
     (Pgauth::slurp('/proc/cpuinfo') =~ /^model name\s*:\s*(.*)$/m)[0] // '?',
-    scalar(() = Pgauth::slurp('/proc/cpuinfo') =~ /^processor/mg),
+    $NCPU,
     sprintf('%.1f GiB', ((Pgauth::slurp('/proc/meminfo') =~ /MemTotal:\s+(\d+)/)[0] || 0) / 1048576),
     (split ' ', `uname -r`)[0],
     (`/usr/sbin/nginx -v 2>&1` =~ m{nginx/(\S+)})[0],
@@ -261,11 +273,15 @@ print "bench: $machine\n";
 # --- 1. sequential latency, 2. throughput, 3. CPU per decision,
 #        4. queries per publish ---
 
-my (%seq, %conc, %cpu, %pgcpu, %qpp, %unconfirmed, $batch, $takeovers,
-    $lookups, %decided);
+my (%seq, %conc, %cpu, %pgcpu, %mcpu, %mutil, %qpp, %unconfirmed, $batch, $takeovers,
+    $lookups, %decided, %round);
 my $server = '';
 
-for my $w (qw(a b c d e)) {
+# each round runs every set-up once, in turn; what is reported of each is
+# its round of median throughput (concurrent) and of median p50
+# (sequential), so that a slower minute of the host weighs on all alike
+for my $round (1 .. $ROUNDS) { for my $w (qw(a b c d e)) {
+    my %o;
     my $ng = nginx_for($w);
     my ($worker) = $ng->worker_pids;
 
@@ -273,12 +289,12 @@ for my $w (qw(a b c d e)) {
     loadc($ng->{rtmp_port}, '-q', '-c', 16, '-N', 2 * $NKEYS);
     sleep 1;
 
-    $pg->psql("SELECT pg_stat_statements_reset()") if $w eq 'c';
+    $pg->psql("SELECT pg_stat_statements_reset()") if $w eq 'c' && $round == 1;
     my $q0 = queries();
     my $r = loadc($ng->{rtmp_port}, '-q', '-c', 1, '-N', $SEQ_N);
     sleep 1;
     my $q1 = queries();
-    if ($w eq 'c') {
+    if ($w eq 'c' && $round == 1) {
         # where PostgreSQL spends an authorization, statements inside included
         $server = $pg->psql("SELECT round(mean_exec_time::numeric * 1000), calls,"
                             . " regexp_replace(left(query, 70), '\\s+', ' ', 'g')"
@@ -286,8 +302,8 @@ for my $w (qw(a b c d e)) {
                             . " AND query !~* 'pg_stat_statements'"
                             . " ORDER BY mean_exec_time DESC LIMIT 8");
     }
-    $seq{$w} = $r;
-    $qpp{$w} = ($q1 - $q0) / ($r->{outcomes}{start} || 1);
+    $o{seq} = $r;
+    $o{qpp} = ($q1 - $q0) / ($r->{outcomes}{start} || 1);
     printf "bench: %s sequential p50 %.3f p99 %.3f ms (%d start)\n", $w,
            $r->{latency_start_ms}{p50}, $r->{latency_start_ms}{p99}, $r->{outcomes}{start};
 
@@ -298,30 +314,55 @@ for my $w (qw(a b c d e)) {
     my ($m0, $r0) = decisions(1);
     my $c0 = stat_cpu($worker);
     my $p0 = pg_cpu($pg);
+    my ($h0, $wall0) = (machine_cpu(), Time::HiRes::time());
     $r = loadc($ng->{rtmp_port}, '-q', '-c', $CONC, '-w', 1, '-d', $CONC_SECS);
     my $c1 = stat_cpu($worker);
+    $o{mcpu} = (machine_cpu() - $h0) / ($r->{attempts} || 1);
+    # how busy the CPUs were, of all they had
+    $o{mutil} = (machine_cpu() - $h0)
+                / ((Time::HiRes::time() - $wall0) * $NCPU * 1e6);
     # the warm-up second included: PostgreSQL is read around the whole run
-    $pgcpu{$w} = pg_cpu_since($pg, $p0) / ($r->{attempts} || 1);
-    $conc{$w} = $r;
-    $cpu{$w} = ($c1 - $c0) / ($r->{attempts} || 1);
+    $o{pgcpu} = pg_cpu_since($pg, $p0) / ($r->{attempts} || 1);
+    $o{conc} = $r;
+    $o{cpu} = ($c1 - $c0) / ($r->{attempts} || 1);
     # c: how many ends of sessions each publish_done_many() carried
     if ($w eq 'c') {
-        $batch = ($r->{outcomes}{start} || 0) / ((batches() - $b0) || 1);
+        $o{batch} = ($r->{outcomes}{start} || 0) / ((batches() - $b0) || 1);
         # and how many of its publishes took a name over (take_over())
-        $takeovers = (takeovers() - $t0) / ($r->{outcomes}{start} || 1);
+        $o{takeovers} = (takeovers() - $t0) / ($r->{outcomes}{start} || 1);
         # and how many went live on a lookup first
-        $lookups = (lookups() - $l0) / ($r->{outcomes}{start} || 1);
+        $o{lookups} = (lookups() - $l0) / ($r->{outcomes}{start} || 1);
         # and how many were decided alone, how many in batches of how many
         my ($s1) = decisions(0);
         my ($m1, $r1) = decisions(1);
-        %decided = (alone => $s1 - $s0, batches => $m1 - $m0,
-                    batched => $r1 - $r0);
+        $o{decided} = { alone => $s1 - $s0, batches => $m1 - $m0,
+                        batched => $r1 - $r0 };
     }
-    printf "bench: %s %d concurrent: %.0f starts/s, worker %.0f us, PostgreSQL %.0f us a publish\n",
-           $w, $CONC, $r->{start_per_s}, $cpu{$w}, $pgcpu{$w};
-    $unconfirmed{$w} = () = $ng->error_log =~ /pgauth: not confirmed/g;
+    printf "bench: %s %d concurrent: %.0f starts/s, worker %.0f us, PostgreSQL %.0f us, machine %.0f us a publish (%.0f%% busy)\n",
+           $w, $CONC, $r->{start_per_s}, $o{cpu}, $o{pgcpu}, $o{mcpu},
+           100 * $o{mutil};
+    $o{unconfirmed} = () = $ng->error_log =~ /pgauth: not confirmed/g;
+    push @{$round{$w}}, \%o;
 
     $ng->stop;
+} }
+
+# the round of the median: of an odd count, the middle one
+sub median_round {
+    my ($runs, $key) = @_;
+    my @s = sort { $key->($a) <=> $key->($b) } @$runs;
+    return $s[$#s / 2];
+}
+
+for my $w (qw(a b c d e)) {
+    my $s = median_round($round{$w}, sub { $_[0]{seq}{latency_start_ms}{p50} });
+    my $o = median_round($round{$w}, sub { $_[0]{conc}{start_per_s} });
+    ($seq{$w}, $qpp{$w}) = ($s->{seq}, $s->{qpp});
+    ($conc{$w}, $cpu{$w}, $pgcpu{$w}, $mcpu{$w}, $mutil{$w}, $unconfirmed{$w})
+        = @$o{qw(conc cpu pgcpu mcpu mutil unconfirmed)};
+    ($batch, $takeovers, $lookups) = @$o{qw(batch takeovers lookups)}
+        if $w eq 'c';
+    %decided = %{$o->{decided}} if $w eq 'c';
 }
 
 # --- 4b. one at a time, spaced: each publish's record and end are over
@@ -757,15 +798,41 @@ $md .= "| ... of a | 100% | " . join(' | ', map { f(100 * $conc{$_}{start_per_s}
 $md .= "| nginx worker CPU per publish (µs) | " . join(' | ', map { f($cpu{$_}, 0) } qw(a b c d e)) . " |\n";
 $md .= "| ... added over a (µs) | — | " . join(' | ', map { f($cpu{$_} - $cpu{a}, 0) } qw(b c d e)) . " |\n";
 $md .= "| PostgreSQL CPU per publish (µs) | — | " . join(' | ', map { f($pgcpu{$_}, 0) } qw(b c d e)) . " |\n";
+$md .= "| the machine's CPU per publish (µs) | " . join(' | ', map { f($mcpu{$_}, 0) } qw(a b c d e)) . " |\n";
+$md .= "| ... its CPUs' bound (publishes/s) | " . join(' | ', map { f($NCPU * 1e6 / ($mcpu{$_} || 1), 0) } qw(a b c d e)) . " |\n";
+$md .= "| ... the CPUs busy | " . join(' | ', map { f(100 * $mutil{$_}, 0) . '%' } qw(a b c d e)) . " |\n";
 $md .= "| PostgreSQL queries per publish | 0 | " . join(' | ', map { f($qpp{$_}, 2) } qw(b c d e)) . " |\n";
 $md .= "| outcomes, sequential | " . join(' | ', map { "$seq{$_}{outcomes}{start} start" . ($seq{$_}{counted} - $seq{$_}{outcomes}{start} ? ", " . ($seq{$_}{counted} - $seq{$_}{outcomes}{start}) . " other" : '') } qw(a b c d e)) . " |\n";
 $md .= "| outcomes, concurrent | " . join(' | ', map { "$conc{$_}{outcomes}{start} start" . ($conc{$_}{counted} - $conc{$_}{outcomes}{start} ? ", " . ($conc{$_}{counted} - $conc{$_}{outcomes}{start}) . " other" : '') } qw(a b c d e)) . " |\n";
 $md .= "| cache hits not confirmed at once (queue full) | — | — | — | " . ($unconfirmed{d} // 0) . " | — |\n";
+# the runs of each set-up, when there were several rounds
+sub rounds_md {
+    return '' if $ROUNDS < 2;
+    my $md = "The set-ups ran in turn, $ROUNDS rounds; each column is its"
+             . " round of median\nthroughput (the rows from accepted"
+             . " publishes/s on) and of median sequential\np50 (the rows"
+             . " above), of these:\n\n";
+    for my $w (qw(a b c d e)) {
+        $md .= "- $label{$w}: "
+               . join(', ', map { f($_->{conc}{start_per_s}, 0) . '/s, p50 '
+                                  . f($_->{seq}{latency_start_ms}{p50}, 3)
+                                  . ' ms' } @{$round{$w}})
+               . "\n";
+    }
+    return "$md\n";
+}
+
 $md .= "\nSequential: $SEQ_N publishes one after another.  Concurrent: $CONC\n"
-     . "connections for ${CONC_SECS} s after 1 s of warm-up.  Worker CPU: utime + stime of\n"
+     . "connections for ${CONC_SECS} s after 1 s of warm-up.  "
+     . rounds_md()
+     . "Worker CPU: utime + stime of\n"
      . "the one nginx worker over the concurrent run, divided by its attempts (10 ms\n"
      . "clock ticks); PostgreSQL CPU: the same of all its processes (backends, WAL\n"
-     . "writer, checkpointer), the warm-up included in both.  Queries:\n"
+     . "writer, checkpointer), the warm-up included in both.  The machine's\n"
+     . "CPU: the busy time of all $NCPU CPUs (`/proc/stat`: every process, the load\n"
+     . "client's and the Go service's included, and the kernel's loopback work)\n"
+     . "over the same run, divided by its attempts; its CPUs' bound: their time\n"
+     . "over that, what the set-up reaches with every CPU busy.  Queries:\n"
      . "`pg_stat_statements` calls of `authorize`, `take_over`, `check_sessions`\n"
      . "and `publish_done` (e: its lookup) per publish.\n\n";
 
@@ -925,6 +992,16 @@ $md .= "## Against the targets\n\n"
      . "| no HTTP request slower than 20 ms during the stall | worst " . f($probe{worst_ms}, 1) . " ms | "
      . ($probe{worst_ms} <= 20 ? 'yes' : 'no') . " |\n"
      . "| RSS flat | " . "$rss{c}[0] → $rss{c}[1] kB over $rss{c}[2] publishes | " . ($rss_ok ? 'yes' : 'no') . " |\n\n";
+
+# what the throughput target asks of the CPUs all set-ups share
+$md .= "At $CONC concurrent the set-ups are bound by the $NCPU CPUs they share:"
+     . " c used\n" . f($mcpu{c}, 0) . " µs of the machine's CPU a publish ("
+     . f($pgcpu{c}, 0) . " of them PostgreSQL's), e " . f($mcpu{e}, 0)
+     . " (PostgreSQL " . f($pgcpu{e}, 0) . ");\n"
+     . "the CPUs were " . f(100 * $mutil{c}, 0) . "% and " . f(100 * $mutil{e}, 0)
+     . "% busy.  Twice e's throughput asks c for at most\n"
+     . "half of e's CPU a publish, " . f($mcpu{e} / 2, 0) . " µs, with the CPUs as busy;"
+     . " a alone used " . f($mcpu{a}, 0) . ".\n\n";
 
 # kept by hand, carried over from the last report
 my ($steps) = (Pgauth::slurp($out) =~ /^(## What each step bought\n.*?)(?=^## |\z)/ms);
