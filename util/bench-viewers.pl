@@ -6,7 +6,7 @@
 #
 # One nginx (one worker) serves the same HLS segment from two locations
 # side by side: /open/ (a plain alias) and /private/ (pgauth_viewer on,
-# the request carrying a valid session).  wrk loads each in turn, twice;
+# the request carrying a valid session).  wrk loads each in turn, three times;
 # PostgreSQL's pg_stat_statements counts the viewer decisions asked
 # meanwhile.  Then a viewer's first request, with a token never used:
 # /private/ against /ar/, the usual way today (auth_request to the Go
@@ -97,7 +97,9 @@ sub wrk {
 
 my (%rps, %bad, $requests);
 my $calls0 = calls();
-for my $round (1, 2) {
+# three runs in turn: the host's speed varies from minute to minute, and
+# the median of three is not swayed by one slow run
+for my $round (1 .. 3) {
     for my $where ('open', 'private') {
         my $path = $where eq 'open' ? "/open/$seg" : "/private/$seg?pgauth=$session";
         my ($rps, $n, $bad) = wrk($path);
@@ -140,9 +142,8 @@ waitpid $ff, 0;
 kill 'TERM', $gopid;
 waitpid $gopid, 0;
 
-sub mean { my $s = 0; $s += $_ for @_; return @_ ? $s / @_ : 0 }
-my $open = mean(@{$rps{open}});
-my $priv = mean(@{$rps{private}});
+my $open = median(@{$rps{open}});
+my $priv = median(@{$rps{private}});
 my $ratio = $priv / ($open || 1);
 my $per10k = $calls * 10000 / ($requests || 1);
 (my $commit = `git -C $TOP rev-parse --short HEAD`) =~ s/\s+//g;
@@ -154,9 +155,9 @@ my $md = "# Benchmarks: private HLS\n\n"
     . "worker serves the same $size-byte HLS segment from two locations side by\n"
     . "side: `/open/`, a plain alias, and `/private/`, `pgauth_viewer on`, each\n"
     . "request carrying a valid viewer session (`?pgauth=`).  wrk, one thread,\n"
-    . "$CONN connections, $SECS s a run, each location twice in turn; everything\n"
+    . "$CONN connections, $SECS s a run, each location three times in turn; everything\n"
     . "on this machine over loopback.\n\n"
-    . "| | requests/s (the two runs) | mean |\n|---|---|---|\n"
+    . "| | requests/s (the three runs) | median |\n|---|---|---|\n"
     . sprintf("| /open/ | %s | %.0f |\n", join(', ', map { sprintf '%.0f', $_ } @{$rps{open}}), $open)
     . sprintf("| /private/, with a session | %s | %.0f |\n",
               join(', ', map { sprintf '%.0f', $_ } @{$rps{private}}), $priv)

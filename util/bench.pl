@@ -71,9 +71,12 @@ sub run_json {
     return decode_json($o);
 }
 
+# undef for a process gone meanwhile
 sub stat_cpu {
     my ($pid) = @_;
-    my @f = split / /, (Pgauth::slurp("/proc/$pid/stat") =~ /\) (.*)/)[0];
+    my ($stat) = Pgauth::slurp("/proc/$pid/stat") =~ /\) (.*)/;
+    return undef unless defined $stat;
+    my @f = split / /, $stat;
     return ($f[11] + $f[12]) * 10000;   # utime + stime, ticks of 10 ms, in us
 }
 
@@ -92,8 +95,10 @@ sub pg_cpu {
     my ($pg) = @_;
     my $pm = $pg->pid;
     my %c;
+    # a backend that ended since pgrep: its time is the postmaster's now
     for my $pid (split ' ', `pgrep -P $pm`) {
-        $c{$pid} = stat_cpu($pid);
+        my $us = stat_cpu($pid);
+        $c{$pid} = $us if defined $us;
     }
     my @f = split / /, (Pgauth::slurp("/proc/$pm/stat") =~ /\) (.*)/)[0];
     $c{$pm} = ($f[11] + $f[12] + $f[13] + $f[14]) * 10000;
@@ -814,7 +819,7 @@ sub rounds_md {
              . " above), of these:\n\n";
     for my $w (qw(a b c d e)) {
         $md .= "- $label{$w}: "
-               . join(', ', map { f($_->{conc}{start_per_s}, 0) . '/s, p50 '
+               . join('; ', map { f($_->{conc}{start_per_s}, 0) . '/s, p50 '
                                   . f($_->{seq}{latency_start_ms}{p50}, 3)
                                   . ' ms' } @{$round{$w}})
                . "\n";
