@@ -667,6 +667,87 @@ my %dbcost;
     }
 }
 
+# --- 8c. what a batch's decisions cost over recording their sessions:
+#     authorize_many() of as many as c's batches held and their
+#     publish_done_many(), against the least that records as many sessions
+#     and ends them (one INSERT of them all without waiting for the flush,
+#     one UPDATE by id with it), $POOL clients, in turn three times ---
+
+my %floor;
+{
+    my $dir = tmpdir();
+    chmod 0755, $dir;
+    my @digests = split /\n/, $pg->psql("SELECT encode(key_digest, 'hex') FROM pgauth.stream_keys"
+                                        . " WHERE stream_name LIKE 'bench%' ORDER BY id");
+    my $k = $decided{batches}
+            ? int($decided{batched} / $decided{batches} + 0.5) || 1 : 1;
+    my $arr = sub { "ARRAY[" . join(',', ($_[0]) x $k) . "]" };
+    my %sql = (
+        batch => sub {
+            my ($d) = @_;
+            return "SELECT string_agg(session_id::text, ',') AS ids"
+                   . " FROM pgauth.authorize_many(ARRAY[$d], "
+                   . join(', ', map { $arr->($_) } "'live'", "'127.0.0.1'", "''",
+                                                   "'takeover'", "'{}'")
+                   . ") \\gset\n"
+                   . "SELECT pgauth.publish_done_many(string_to_array(:ids::text, ',')::bigint[],"
+                   . " array_fill('unpublish'::text, ARRAY[$k]));\n";
+        },
+        floor => sub {
+            my ($d) = @_;
+            return "BEGIN;\nSET LOCAL synchronous_commit = off;\n"
+                   . "WITH i AS (INSERT INTO pgauth.sessions (key_id, stream_name, app,"
+                   . " client_addr, node, worker_pid)"
+                   . " SELECT sk.id, sk.stream_name, sk.app, '127.0.0.1', 'bench', 1"
+                   . " FROM unnest(ARRAY[$d]) AS u(digest) JOIN pgauth.stream_keys sk"
+                   . " ON sk.key_digest = u.digest AND sk.app = 'live' RETURNING id)"
+                   . " SELECT string_agg(id::text, ',') AS ids FROM i \\gset\nCOMMIT;\n"
+                   . "UPDATE pgauth.sessions SET ended_at = now(), end_reason = 'unpublish'"
+                   . " WHERE id = ANY (string_to_array(:ids::text, ',')::bigint[]);\n";
+        },
+    );
+    # each client its own keys, as in c's run no key is decided twice at
+    # once (two transactions sharing a row lock make a MultiXact, which
+    # nginx's batches do not), three batches of them in turn
+    my %files;
+    for my $w ('batch', 'floor') {
+        my $script = "\\set r random(0, 2)\n";
+        for my $c (0 .. $POOL - 1) {
+            my @own = @digests[grep { $_ % $POOL == $c } 0 .. $#digests];
+            for my $r (0 .. 2) {
+                my $d = join(',', map { "'\\x$own[($r * $k + $_) % @own]'::bytea" } 0 .. $k - 1);
+                $script .= ($c || $r ? "\\elif" : "\\if")
+                           . " :client_id = $c and :r = $r\n" . $sql{$w}->($d);
+            }
+        }
+        Pgauth::spew("$dir/$w.sql", "$script\\endif\n");
+        $files{$w} = ['-f', "$dir/$w.sql"];
+    }
+    my $secs = $quick ? 3 : 8;
+    for my $round (1 .. 3) {
+        for my $w ('batch', 'floor') {
+            my $user = $w eq 'batch' ? 'pgauth_nginx' : 'postgres';
+            my $p0 = pg_cpu($pg);
+            my $cmd = "PGOPTIONS='-c pgauth.node=bench -c pgauth.worker=1'"
+                      . " $pg->{bin}/pgbench -n -h 127.0.0.1 -p $pg->{port} -U $user"
+                      . " -c $POOL -j 2 -M extended -T $secs @{$files{$w}} pgauth 2>&1";
+            my $out = `$cmd`;
+            my $us = pg_cpu_since($pg, $p0);
+            my ($n) = $out =~ /number of transactions actually processed: (\d+)/;
+            die "pgbench $w: $out" unless $n;
+            push @{$floor{$w}{runs}}, $n * $k / $secs;
+            push @{$floor{$w}{cpus}}, $us / ($n * $k);
+            printf "bench: pgbench %s of %d, %d clients: %.0f publishes/s, PostgreSQL %.0f us a publish\n",
+                   $w, $k, $POOL, $n * $k / $secs, $us / ($n * $k);
+        }
+    }
+    for my $w ('batch', 'floor') {
+        $floor{$w}{tps} = median(@{$floor{$w}{runs}});
+        $floor{$w}{cpu} = median(@{$floor{$w}{cpus}});
+    }
+    $floor{k} = $k;
+}
+
 # pgbench, one client, of the script in $file on the database pgauth: its
 # transactions a second
 sub pgbench_one {
@@ -956,6 +1037,24 @@ $md .= "## The database's cost per publish\n\n"
      . "| before ($BASE) | " . f($dbcost{pgauth_base}{tps}, 0) . " | " . f($dbcost{pgauth_base}{cpu}, 0) . " |\n"
      . "| now | " . f($dbcost{pgauth}{tps}, 0) . " | " . f($dbcost{pgauth}{cpu}, 0) . " |\n"
      . "| ratio | " . f($x_db, 2) . " | " . f($dbcost{pgauth}{cpu} / ($dbcost{pgauth_base}{cpu} || 1), 2) . " |\n\n";
+
+$md .= "### A batch's decisions against recording their sessions\n\n"
+     . "pgbench, $POOL clients, " . ($quick ? 3 : 8) . " s, three runs of each in turn, medians:"
+     . " `authorize_many()`\nof $floor{k} keys (c's batches held "
+     . f($dbcost{many}, 1) . " on average) and the\n"
+     . "`publish_done_many()` of their sessions, against the least that records\n"
+     . "as many sessions and ends them: one `INSERT` of them all from the keys'\n"
+     . "rows, committed without waiting for the flush, and one `UPDATE` of them\n"
+     . "by id, with it (runs: batch "
+     . join(', ', map { f($_, 0) } @{$floor{batch}{runs}}) . "; floor "
+     . join(', ', map { f($_, 0) } @{$floor{floor}{runs}}) . "):\n\n"
+     . "| | publishes/s | PostgreSQL CPU per publish (µs) |\n|---|---|---|\n"
+     . "| a batch's decisions and ends | " . f($floor{batch}{tps}, 0) . " | " . f($floor{batch}{cpu}, 0) . " |\n"
+     . "| recording as many sessions and their ends | " . f($floor{floor}{tps}, 0) . " | " . f($floor{floor}{cpu}, 0) . " |\n\n"
+     . "What the decision adds over the record (the key read `FOR SHARE`, the\n"
+     . "name's lock, the look for another live session, one call of\n"
+     . "`authorize()` for each) is " . f($floor{batch}{cpu} - $floor{floor}{cpu}, 0)
+     . " µs of PostgreSQL's CPU a publish here.\n\n";
 
 $md .= "## A year of history\n\n"
      . "What nginx runs on every publish, heartbeat and re-check, on the sessions\n"
