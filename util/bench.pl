@@ -359,10 +359,21 @@ sub median_round {
     return $s[$#s / 2];
 }
 
+# the median of each percentile over the rounds: one round's tail is
+# often the host's, not the set-up's
+sub median_latency {
+    my @runs = @_;
+    return { map { my $p = $_;
+                   ($p => median(map { $_->{latency_start_ms}{$p} } @runs)) }
+             qw(p50 p99) };
+}
+
 for my $w (qw(a b c d e)) {
     my $s = median_round($round{$w}, sub { $_[0]{seq}{latency_start_ms}{p50} });
     my $o = median_round($round{$w}, sub { $_[0]{conc}{start_per_s} });
-    ($seq{$w}, $qpp{$w}) = ($s->{seq}, $s->{qpp});
+    $seq{$w} = { %{$s->{seq}},
+                 latency_start_ms => median_latency(map { $_->{seq} } @{$round{$w}}) };
+    $qpp{$w} = $s->{qpp};
     ($conc{$w}, $cpu{$w}, $pgcpu{$w}, $mcpu{$w}, $mutil{$w}, $unconfirmed{$w})
         = @$o{qw(conc cpu pgcpu mcpu mutil unconfirmed)};
     ($batch, $takeovers, $lookups) = @$o{qw(batch takeovers lookups)}
@@ -373,22 +384,33 @@ for my $w (qw(a b c d e)) {
 # --- 4b. one at a time, spaced: each publish's record and end are over
 #     before the next comes, as on a server that is not saturated ---
 
-my %paced;
-for my $w (qw(a c c0 d e)) {
-    my $ng = nginx_for($w);
-    loadc($ng->{rtmp_port}, '-q', '-c', 16, '-N', 2 * $NKEYS);
-    sleep 1;
-    my $r = loadc($ng->{rtmp_port}, '-q', '-c', 1, '-N', $PACED_N, '-p', $PACE);
-    $paced{$w} = $r;
-    printf "bench: %s spaced %d ms: p50 %.3f p99 %.3f ms (%d start)\n", $w, $PACE,
-           $r->{latency_start_ms}{p50}, $r->{latency_start_ms}{p99}, $r->{outcomes}{start};
-    $ng->stop;
+my (%paced, %paced_runs);
+for my $round (1 .. $ROUNDS) {
+    for my $w (qw(a c c0 d e)) {
+        my $ng = nginx_for($w);
+        loadc($ng->{rtmp_port}, '-q', '-c', 16, '-N', 2 * $NKEYS);
+        sleep 1;
+        my $r = loadc($ng->{rtmp_port}, '-q', '-c', 1, '-N', $PACED_N, '-p', $PACE);
+        push @{$paced_runs{$w}}, $r;
+        printf "bench: %s spaced %d ms: p50 %.3f p99 %.3f ms (%d start)\n", $w, $PACE,
+               $r->{latency_start_ms}{p50}, $r->{latency_start_ms}{p99}, $r->{outcomes}{start};
+        $ng->stop;
+    }
 }
+%paced = map { ($_ => { latency_start_ms => median_latency(@{$paced_runs{$_}}) }) }
+         keys %paced_runs;
 my %padded = map { my $w = $_; ($w => { map { ($_ => $paced{$w}{latency_start_ms}{$_}
                                                     - $paced{a}{latency_start_ms}{$_}) }
                                        qw(p50 p99) }) } qw(c c0 d e);
-my $pp50_ok = $padded{c}{p50} <= $padded{e}{p50} / 3;
-my $pp99_ok = $padded{c}{p99} <= $padded{e}{p99} / 3;
+# c's added latency against a third of e's: no measure where e's is not
+# above a's (a's own tail then decides)
+sub third_of_e {
+    my ($c, $e) = @_;
+    return "no measure (e's not above a's)" if $e <= 0;
+    return $c <= $e / 3 ? 'yes' : 'no';
+}
+my $pp50_ok = third_of_e($padded{c}{p50}, $padded{e}{p50});
+my $pp99_ok = third_of_e($padded{c}{p99}, $padded{e}{p99});
 
 # --- 4c. sustained: c at $CONC concurrent, run after run on one nginx
 #     and on the table the runs before grew, as a busy server goes on:
@@ -548,6 +570,23 @@ my $profile = '';
     $ng->{running} = 0;
 }
 
+# pgbench, $POOL clients as the pool has connections, each a worker of
+# node bench, of the scripts in @files on $db for $secs: the
+# transactions, their rate and PostgreSQL's CPU over the run (us)
+sub pgbench_pool {
+    my ($user, $db, $secs, @files) = @_;
+    my $p0 = pg_cpu($pg);
+    my $cmd = "PGOPTIONS='-c pgauth.node=bench -c pgauth.worker=1'"
+              . " $pg->{bin}/pgbench -n -h 127.0.0.1 -p $pg->{port} -U $user"
+              . " -c $POOL -j 2 -M extended -T $secs @files $db 2>&1";
+    my $out = `$cmd`;
+    my $us = pg_cpu_since($pg, $p0);
+    my ($n) = $out =~ /number of transactions actually processed: (\d+)/;
+    my ($tps) = $out =~ /tps = ([\d.]+)/;
+    die "pgbench $db: $out" unless $n && defined $tps;
+    return ($n, $tps, $us);
+}
+
 # --- 8b. the database's cost per publish: pgbench running the SQL the
 #     module sends per publish (authorize() as nginx calls it, then
 #     publish_done()), $POOL clients as the pool has connections, each as
@@ -646,15 +685,8 @@ my %dbcost;
     for my $round (1 .. 3) {
         for my $db ('pgauth_base', 'pgauth') {
             my $per = $db eq 'pgauth' ? $b : 1;
-            my $p0 = pg_cpu($pg);
-            my $cmd = "PGOPTIONS='-c pgauth.node=bench -c pgauth.worker=1'"
-                      . " $pg->{bin}/pgbench -n -h 127.0.0.1 -p $pg->{port} -U pgauth_nginx"
-                      . " -c $POOL -j 2 -M extended -T $secs @{$files{$db}} $db 2>&1";
-            my $out = `$cmd`;
-            my $us = pg_cpu_since($pg, $p0);
-            my ($n) = $out =~ /number of transactions actually processed: (\d+)/;
-            my ($tps) = $out =~ /tps = ([\d.]+)/;
-            die "pgbench $db: $out" unless $n && defined $tps;
+            my ($n, $tps, $us) = pgbench_pool('pgauth_nginx', $db, $secs,
+                                              @{$files{$db}});
             push @{$dbcost{$db}{runs}}, $tps * $per;
             push @{$dbcost{$db}{cpus}}, $us / ($n * $per);
             printf "bench: pgbench %s, %d clients: %.0f publishes/s, PostgreSQL %.0f us a publish\n",
@@ -727,14 +759,8 @@ my %floor;
     for my $round (1 .. 3) {
         for my $w ('batch', 'floor') {
             my $user = $w eq 'batch' ? 'pgauth_nginx' : 'postgres';
-            my $p0 = pg_cpu($pg);
-            my $cmd = "PGOPTIONS='-c pgauth.node=bench -c pgauth.worker=1'"
-                      . " $pg->{bin}/pgbench -n -h 127.0.0.1 -p $pg->{port} -U $user"
-                      . " -c $POOL -j 2 -M extended -T $secs @{$files{$w}} pgauth 2>&1";
-            my $out = `$cmd`;
-            my $us = pg_cpu_since($pg, $p0);
-            my ($n) = $out =~ /number of transactions actually processed: (\d+)/;
-            die "pgbench $w: $out" unless $n;
+            my ($n, undef, $us) = pgbench_pool($user, 'pgauth', $secs,
+                                               @{$files{$w}});
             push @{$floor{$w}{runs}}, $n * $k / $secs;
             push @{$floor{$w}{cpus}}, $us / ($n * $k);
             printf "bench: pgbench %s of %d, %d clients: %.0f publishes/s, PostgreSQL %.0f us a publish\n",
@@ -894,14 +920,16 @@ $md .= "| cache hits not confirmed at once (queue full) | — | — | — | " . 
 # the runs of each set-up, when there were several rounds
 sub rounds_md {
     return '' if $ROUNDS < 2;
-    my $md = "The set-ups ran in turn, $ROUNDS rounds; each column is its"
-             . " round of median\nthroughput (the rows from accepted"
-             . " publishes/s on) and of median sequential\np50 (the rows"
-             . " above), of these:\n\n";
+    my $md = "The set-ups ran in turn, $ROUNDS rounds: the latencies are"
+             . " the medians of\nthe rounds' p50 and p99, the rows from"
+             . " accepted publishes/s on each\nset-up's round of median"
+             . " throughput, of these:\n\n";
     for my $w (qw(a b c d e)) {
         $md .= "- $label{$w}: "
                . join('; ', map { f($_->{conc}{start_per_s}, 0) . '/s, p50 '
                                   . f($_->{seq}{latency_start_ms}{p50}, 3)
+                                  . ', p99 '
+                                  . f($_->{seq}{latency_start_ms}{p99}, 3)
                                   . ' ms' } @{$round{$w}})
                . "\n";
     }
@@ -935,7 +963,14 @@ $md .= "## One at a time, spaced\n\n"
      . "while the database still records the last one and its end, on the\n"
      . "same two CPUs.  Here $PACED_N publishes, one at a time, each $PACE ms after the\n"
      . "last one's answer (what a server sees that is not saturated by its own\n"
-     . "publishes; loadc `-p $PACE`):\n\n"
+     . "publishes; loadc `-p $PACE`)"
+     . ($ROUNDS > 1 ? ", $ROUNDS rounds of the set-ups in turn, the medians of\n"
+                      . "their p50 and p99 (" . join('; ', map { my $w = $_; "$w "
+                            . join(', ', map { f($_->{latency_start_ms}{p50}, 3) . '/'
+                                               . f($_->{latency_start_ms}{p99}, 3) }
+                                         @{$paced_runs{$w}}) } qw(a c c0 d e))
+                      . " ms)" : '')
+     . ":\n\n"
      . "| | p50 (ms) | p99 (ms) | added over a, p50 | added over a, p99 |\n|---|---|---|---|---|\n"
      . join('', map { my $w = $_;
                       "| $label{$w} | " . f($paced{$w}{latency_start_ms}{p50}, 3) . " | "
@@ -998,8 +1033,8 @@ $md .= "## Where the module's time goes\n\n"
 # targets: against e, the service this module replaces
 my %added = map { my $w = $_; ($w => { map { ($_ => $seq{$w}{latency_start_ms}{$_} - $A->{$_}) }
                                            qw(p50 p99) }) } qw(b c d e);
-my $p50_ok = $added{c}{p50} <= $added{e}{p50} / 3;
-my $p99_ok = $added{c}{p99} <= $added{e}{p99} / 3;
+my $p50_ok = third_of_e($added{c}{p50}, $added{e}{p50});
+my $p99_ok = third_of_e($added{c}{p99}, $added{e}{p99});
 my $x_e = $conc{c}{start_per_s} / ($conc{e}{start_per_s} || 1);
 my $x_db = $dbcost{pgauth}{tps} / ($dbcost{pgauth_base}{tps} || 1);
 my $tp = 100 * $conc{c}{start_per_s} / ($conc{a}{start_per_s} || 1);
@@ -1080,13 +1115,13 @@ $md .= "## 100,000 keys\n\n"
 $md .= "## Against the targets\n\n"
      . "| target | measured | met |\n|---|---|---|\n"
      . "| c's added latency at most a third of e's, p50 | c " . f($added{c}{p50}, 3)
-     . " ms vs e " . f($added{e}{p50}, 3) . " ms | " . ($p50_ok ? 'yes' : 'no') . " |\n"
+     . " ms vs e " . f($added{e}{p50}, 3) . " ms | " . $p50_ok . " |\n"
      . "| ... p99 | c " . f($added{c}{p99}, 3) . " ms vs e "
-     . f($added{e}{p99}, 3) . " ms | " . ($p99_ok ? 'yes' : 'no') . " |\n"
+     . f($added{e}{p99}, 3) . " ms | " . $p99_ok . " |\n"
      . "| ... spaced $PACE ms apart, p50 | c " . f($padded{c}{p50}, 3) . " ms vs e "
-     . f($padded{e}{p50}, 3) . " ms | " . ($pp50_ok ? 'yes' : 'no') . " |\n"
+     . f($padded{e}{p50}, 3) . " ms | " . $pp50_ok . " |\n"
      . "| ... spaced $PACE ms apart, p99 | c " . f($padded{c}{p99}, 3) . " ms vs e "
-     . f($padded{e}{p99}, 3) . " ms | " . ($pp99_ok ? 'yes' : 'no') . " |\n"
+     . f($padded{e}{p99}, 3) . " ms | " . $pp99_ok . " |\n"
      . "| c's accepted publishes/s at $CONC concurrent at least 2x e's | " . f($conc{c}{start_per_s}, 0)
      . " vs " . f($conc{e}{start_per_s}, 0) . " (" . f($x_e, 2) . "x) | " . ($x_e >= 2 ? 'yes' : 'no') . " |\n"
      . "| the database's publishes/s at least 3x the schema before's | " . f($dbcost{pgauth}{tps}, 0)
@@ -1111,7 +1146,8 @@ $md .= "At $CONC concurrent the set-ups are bound by the $NCPU CPUs they share:"
 my ($steps) = (Pgauth::slurp($out) =~ /^(## What each step bought\n.*?)(?=^## |\z)/ms);
 $md .= $steps if $steps;
 
-$md .= "## The command\n\n```sh\nmake bench            # perl util/bench.pl --out docs/benchmarks.md\n```\n\n"
+$md .= "## The command\n\n```sh\nmake bench            # perl util/bench.pl --out docs/benchmarks.md\n"
+     . "BENCH_ROUNDS=5 make bench   # rounds of the set-ups (3 by default)\n```\n\n"
      . "It needs golang-go and golang-github-lib-pq-dev (installed by `make bench`),\n"
      . "valgrind and strace.\n";
 
