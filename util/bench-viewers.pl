@@ -144,7 +144,9 @@ waitpid $gopid, 0;
 
 my $open = median(@{$rps{open}});
 my $priv = median(@{$rps{private}});
-my $ratio = $priv / ($open || 1);
+# each run's ratio is of one minute of the host: the median of those
+my @ratios = map { $rps{private}[$_] / ($rps{open}[$_] || 1) } 0 .. $#{$rps{open}};
+my $ratio = median(@ratios);
 my $per10k = $calls * 10000 / ($requests || 1);
 (my $commit = `git -C $TOP rev-parse --short HEAD`) =~ s/\s+//g;
 
@@ -161,7 +163,8 @@ my $md = "# Benchmarks: private HLS\n\n"
     . sprintf("| /open/ | %s | %.0f |\n", join(', ', map { sprintf '%.0f', $_ } @{$rps{open}}), $open)
     . sprintf("| /private/, with a session | %s | %.0f |\n",
               join(', ', map { sprintf '%.0f', $_ } @{$rps{private}}), $priv)
-    . sprintf("| ratio | | %.2f |\n\n", $ratio)
+    . sprintf("| ratio | %s | %.2f |\n\n",
+              join(', ', map { sprintf '%.2f', $_ } @ratios), $ratio)
     . sprintf("Responses other than 200: %d open, %d private.  PostgreSQL was asked\n"
               . "`authorize_viewer()` %d times during the %d private requests: %.2f per\n"
               . "10,000 segment requests after the first.\n\n",

@@ -50,7 +50,8 @@ my $AUTHSVC = "$TOP/build/authsvc/authsvc";
 my $SEQ_N = $quick ? 300 : 2000;
 my $CONC_SECS = $quick ? 4 : 10;
 # rounds of the set-ups in turn: the host's speed varies from minute to minute
-my $ROUNDS = $ENV{BENCH_ROUNDS} || ($quick ? 1 : 3);
+my $ROUNDS = $ENV{BENCH_ROUNDS} // ($quick ? 1 : 3);
+die "BENCH_ROUNDS: a number of rounds, 1 or more\n" unless $ROUNDS =~ /^[1-9]\d*$/;
 my $RSS_N = $quick ? 10000 : 100000;
 my $PACED_N = $quick ? 200 : 1000;
 my $PACE = 5;           # ms between the spaced publishes
@@ -110,6 +111,8 @@ sub pg_cpu_since {
     my $now = pg_cpu($pg);
     my $us = 0;
     $us += $now->{$_} - ($before->{$_} // 0) for keys %$now;
+    # a process gone since: its whole time is in the postmaster's now
+    $us -= $before->{$_} for grep { !exists $now->{$_} } keys %$before;
     return $us;
 }
 
@@ -282,9 +285,11 @@ my (%seq, %conc, %cpu, %pgcpu, %mcpu, %mutil, %qpp, %unconfirmed, $batch, $takeo
     $lookups, %decided, %round);
 my $server = '';
 
-# each round runs every set-up once, in turn; what is reported of each is
-# its round of median throughput (concurrent) and of median p50
-# (sequential), so that a slower minute of the host weighs on all alike
+# each round runs every set-up once, in turn: a slower minute of the host
+# weighs on all of them alike.  Reported: each set-up's round of median
+# throughput (concurrent), the medians of the rounds' percentiles
+# (sequential), and what a set-up adds over a as the median of each
+# round's difference
 for my $round (1 .. $ROUNDS) { for my $w (qw(a b c d e)) {
     my %o;
     my $ng = nginx_for($w);
@@ -368,6 +373,17 @@ sub median_latency {
              qw(p50 p99) };
 }
 
+# what a set-up adds over a: the median of the rounds' differences, each
+# round's of the same minute of the host
+sub median_added {
+    my ($runs, $a_runs) = @_;
+    return { map { my $p = $_;
+                   ($p => median(map { $runs->[$_]{latency_start_ms}{$p}
+                                       - $a_runs->[$_]{latency_start_ms}{$p} }
+                                 0 .. $#$runs)) }
+             qw(p50 p99) };
+}
+
 for my $w (qw(a b c d e)) {
     my $s = median_round($round{$w}, sub { $_[0]{seq}{latency_start_ms}{p50} });
     my $o = median_round($round{$w}, sub { $_[0]{conc}{start_per_s} });
@@ -380,6 +396,10 @@ for my $w (qw(a b c d e)) {
         if $w eq 'c';
     %decided = %{$o->{decided}} if $w eq 'c';
 }
+
+my %added = map { my $w = $_; ($w => median_added([ map { $_->{seq} } @{$round{$w}} ],
+                                                   [ map { $_->{seq} } @{$round{a}} ])) }
+             qw(b c d e);
 
 # --- 4b. one at a time, spaced: each publish's record and end are over
 #     before the next comes, as on a server that is not saturated ---
@@ -399,9 +419,8 @@ for my $round (1 .. $ROUNDS) {
 }
 %paced = map { ($_ => { latency_start_ms => median_latency(@{$paced_runs{$_}}) }) }
          keys %paced_runs;
-my %padded = map { my $w = $_; ($w => { map { ($_ => $paced{$w}{latency_start_ms}{$_}
-                                                    - $paced{a}{latency_start_ms}{$_}) }
-                                       qw(p50 p99) }) } qw(c c0 d e);
+my %padded = map { ($_ => median_added($paced_runs{$_}, $paced_runs{a})) }
+             qw(c c0 d e);
 # c's added latency against a third of e's: no measure where e's is not
 # above a's (a's own tail then decides)
 sub third_of_e {
@@ -700,10 +719,10 @@ my %dbcost;
 }
 
 # --- 8c. what a batch's decisions cost over recording their sessions:
-#     authorize_many() of as many as c's batches held and their
-#     publish_done_many(), against the least that records as many sessions
-#     and ends them (one INSERT of them all without waiting for the flush,
-#     one UPDATE by id with it), $POOL clients, in turn three times ---
+#     authorize_many() of as many as c's batches held, against the least
+#     that records as many sessions (one INSERT of them all, without
+#     waiting for the flush), each then ended by publish_done_many(),
+#     $POOL clients, in turn three times ---
 
 my %floor;
 {
@@ -713,7 +732,12 @@ my %floor;
                                         . " WHERE stream_name LIKE 'bench%' ORDER BY id");
     my $k = $decided{batches}
             ? int($decided{batched} / $decided{batches} + 0.5) || 1 : 1;
+    # no key twice in a batch: a client has a share of the keys
+    $k = int(@digests / $POOL) if $k > @digests / $POOL;
     my $arr = sub { "ARRAY[" . join(',', ($_[0]) x $k) . "]" };
+    # both end their sessions as nginx does: only the decisions differ
+    my $end = "SELECT pgauth.publish_done_many(string_to_array(:ids::text, ',')::bigint[],"
+              . " array_fill('unpublish'::text, ARRAY[$k]));\n";
     my %sql = (
         batch => sub {
             my ($d) = @_;
@@ -721,9 +745,7 @@ my %floor;
                    . " FROM pgauth.authorize_many(ARRAY[$d], "
                    . join(', ', map { $arr->($_) } "'live'", "'127.0.0.1'", "''",
                                                    "'takeover'", "'{}'")
-                   . ") \\gset\n"
-                   . "SELECT pgauth.publish_done_many(string_to_array(:ids::text, ',')::bigint[],"
-                   . " array_fill('unpublish'::text, ARRAY[$k]));\n";
+                   . ") \\gset\n" . $end;
         },
         floor => sub {
             my ($d) = @_;
@@ -734,13 +756,12 @@ my %floor;
                    . " FROM unnest(ARRAY[$d]) AS u(digest) JOIN pgauth.stream_keys sk"
                    . " ON sk.key_digest = u.digest AND sk.app = 'live' RETURNING id)"
                    . " SELECT string_agg(id::text, ',') AS ids FROM i \\gset\nCOMMIT;\n"
-                   . "UPDATE pgauth.sessions SET ended_at = now(), end_reason = 'unpublish'"
-                   . " WHERE id = ANY (string_to_array(:ids::text, ',')::bigint[]);\n";
+                   . $end;
         },
     );
     # each client its own keys, as in c's run no key is decided twice at
     # once (two transactions sharing a row lock make a MultiXact, which
-    # nginx's batches do not), three batches of them in turn
+    # nginx's batches do not), one of three batches of them at random
     my %files;
     for my $w ('batch', 'floor') {
         my $script = "\\set r random(0, 2)\n";
@@ -869,8 +890,6 @@ my %many;
 
 sub f { my ($v, $d) = @_; defined $v ? sprintf("%.${d}f", $v) : '—' }
 
-my $A = $seq{a}{latency_start_ms};
-my $B = $seq{b}{latency_start_ms};
 my $md = '';
 $md .= "# Benchmarks\n\n";
 $md .= "Written by `make bench` (`perl util/bench.pl`"
@@ -903,8 +922,8 @@ $md .= "## Results\n\n";
 $md .= "| | a. no auth | b. on_publish + Go | c. pgauth | d. pgauth + cache | e. on_publish + Go, plain lookup |\n|---|---|---|---|---|---|\n";
 $md .= "| sequential p50 (ms) | " . join(' | ', map { f($seq{$_}{latency_start_ms}{p50}, 3) } qw(a b c d e)) . " |\n";
 $md .= "| sequential p99 (ms) | " . join(' | ', map { f($seq{$_}{latency_start_ms}{p99}, 3) } qw(a b c d e)) . " |\n";
-$md .= "| added over a, p50 (ms) | — | " . join(' | ', map { f($seq{$_}{latency_start_ms}{p50} - $A->{p50}, 3) } qw(b c d e)) . " |\n";
-$md .= "| added over a, p99 (ms) | — | " . join(' | ', map { f($seq{$_}{latency_start_ms}{p99} - $A->{p99}, 3) } qw(b c d e)) . " |\n";
+$md .= "| added over a, p50 (ms) | — | " . join(' | ', map { f($added{$_}{p50}, 3) } qw(b c d e)) . " |\n";
+$md .= "| added over a, p99 (ms) | — | " . join(' | ', map { f($added{$_}{p99}, 3) } qw(b c d e)) . " |\n";
 $md .= "| accepted publishes/s, $CONC concurrent | " . join(' | ', map { f($conc{$_}{start_per_s}, 0) } qw(a b c d e)) . " |\n";
 $md .= "| ... of a | 100% | " . join(' | ', map { f(100 * $conc{$_}{start_per_s} / ($conc{a}{start_per_s} || 1), 0) . '%' } qw(b c d e)) . " |\n";
 $md .= "| nginx worker CPU per publish (µs) | " . join(' | ', map { f($cpu{$_}, 0) } qw(a b c d e)) . " |\n";
@@ -921,9 +940,10 @@ $md .= "| cache hits not confirmed at once (queue full) | — | — | — | " . 
 sub rounds_md {
     return '' if $ROUNDS < 2;
     my $md = "The set-ups ran in turn, $ROUNDS rounds: the latencies are"
-             . " the medians of\nthe rounds' p50 and p99, the rows from"
-             . " accepted publishes/s on each\nset-up's round of median"
-             . " throughput, of these:\n\n";
+             . " the medians of\nthe rounds' p50 and p99, what a set-up"
+             . " adds over a the median of\nthe rounds' differences, the"
+             . " rows from accepted publishes/s on each\nset-up's round of"
+             . " median throughput, of these:\n\n";
     for my $w (qw(a b c d e)) {
         $md .= "- $label{$w}: "
                . join('; ', map { f($_->{conc}{start_per_s}, 0) . '/s, p50 '
@@ -937,9 +957,7 @@ sub rounds_md {
 }
 
 $md .= "\nSequential: $SEQ_N publishes one after another.  Concurrent: $CONC\n"
-     . "connections for ${CONC_SECS} s after 1 s of warm-up.  "
-     . rounds_md()
-     . "Worker CPU: utime + stime of\n"
+     . "connections for ${CONC_SECS} s after 1 s of warm-up.  Worker CPU: utime + stime of\n"
      . "the one nginx worker over the concurrent run, divided by its attempts (10 ms\n"
      . "clock ticks); PostgreSQL CPU: the same of all its processes (backends, WAL\n"
      . "writer, checkpointer), the warm-up included in both.  The machine's\n"
@@ -948,7 +966,8 @@ $md .= "\nSequential: $SEQ_N publishes one after another.  Concurrent: $CONC\n"
      . "over the same run, divided by its attempts; its CPUs' bound: their time\n"
      . "over that, what the set-up reaches with every CPU busy.  Queries:\n"
      . "`pg_stat_statements` calls of `authorize`, `take_over`, `check_sessions`\n"
-     . "and `publish_done` (e: its lookup) per publish.\n\n";
+     . "and `publish_done` (e: its lookup) per publish.\n\n"
+     . rounds_md();
 
 $md .= "### The load client's own ceiling\n\n"
      . "Against a (nginx-rtmp, no auth) the client used "
@@ -965,7 +984,7 @@ $md .= "## One at a time, spaced\n\n"
      . "last one's answer (what a server sees that is not saturated by its own\n"
      . "publishes; loadc `-p $PACE`)"
      . ($ROUNDS > 1 ? ", $ROUNDS rounds of the set-ups in turn, the medians of\n"
-                      . "their p50 and p99 (" . join('; ', map { my $w = $_; "$w "
+                      . "their p50 and p99 and of each round's difference from a (" . join('; ', map { my $w = $_; "$w "
                             . join(', ', map { f($_->{latency_start_ms}{p50}, 3) . '/'
                                                . f($_->{latency_start_ms}{p99}, 3) }
                                          @{$paced_runs{$w}}) } qw(a c c0 d e))
@@ -1031,8 +1050,6 @@ $md .= "## Where the module's time goes\n\n"
      . "(`next_publish` runs inside the decision handler).\n\n";
 
 # targets: against e, the service this module replaces
-my %added = map { my $w = $_; ($w => { map { ($_ => $seq{$w}{latency_start_ms}{$_} - $A->{$_}) }
-                                           qw(p50 p99) }) } qw(b c d e);
 my $p50_ok = third_of_e($added{c}{p50}, $added{e}{p50});
 my $p99_ok = third_of_e($added{c}{p99}, $added{e}{p99});
 my $x_e = $conc{c}{start_per_s} / ($conc{e}{start_per_s} || 1);
@@ -1076,16 +1093,15 @@ $md .= "## The database's cost per publish\n\n"
 $md .= "### A batch's decisions against recording their sessions\n\n"
      . "pgbench, $POOL clients, " . ($quick ? 3 : 8) . " s, three runs of each in turn, medians:"
      . " `authorize_many()`\nof $floor{k} keys (c's batches held "
-     . f($dbcost{many}, 1) . " on average) and the\n"
-     . "`publish_done_many()` of their sessions, against the least that records\n"
-     . "as many sessions and ends them: one `INSERT` of them all from the keys'\n"
-     . "rows, committed without waiting for the flush, and one `UPDATE` of them\n"
-     . "by id, with it (runs: batch "
+     . f($dbcost{many}, 1) . " on average), against the least that records as\n"
+     . "many sessions: one `INSERT` of them all from the keys' rows, committed\n"
+     . "without waiting for the flush; each then ends them by\n"
+     . "`publish_done_many()`, as nginx does (runs: batch "
      . join(', ', map { f($_, 0) } @{$floor{batch}{runs}}) . "; floor "
      . join(', ', map { f($_, 0) } @{$floor{floor}{runs}}) . "):\n\n"
      . "| | publishes/s | PostgreSQL CPU per publish (µs) |\n|---|---|---|\n"
      . "| a batch's decisions and ends | " . f($floor{batch}{tps}, 0) . " | " . f($floor{batch}{cpu}, 0) . " |\n"
-     . "| recording as many sessions and their ends | " . f($floor{floor}{tps}, 0) . " | " . f($floor{floor}{cpu}, 0) . " |\n\n"
+     . "| recording as many sessions, and their ends | " . f($floor{floor}{tps}, 0) . " | " . f($floor{floor}{cpu}, 0) . " |\n\n"
      . "What the decision adds over the record (the key read `FOR SHARE`, the\n"
      . "name's lock, the look for another live session, one call of\n"
      . "`authorize()` for each) is " . f($floor{batch}{cpu} - $floor{floor}{cpu}, 0)

@@ -446,6 +446,8 @@ sub as_user {
 
 sub start {
     my ($self) = @_;
+    # pg_ctl appends to the log: what this start wrote is after $from
+    my $from = -s $self->{log} || 0;
     $self->as_user("$self->{bin}/pg_ctl", '-D', $self->{data}, '-l',
                    $self->{log}, '-w', '-t', '30', '-o',
                    "-p $self->{port} -k $self->{dir}"
@@ -456,7 +458,8 @@ sub start {
                       : " -c fsync=off -c synchronous_commit=off"
                         . " -c full_page_writes=off"),
                    'start') == 0
-        or die "pg_ctl start failed: " . Pgauth::slurp($self->{log});
+        or die "pg_ctl start failed: "
+               . substr(Pgauth::slurp($self->{log}), $from);
     $self->{running} = 1;
 }
 
