@@ -6,9 +6,9 @@
 #
 # One nginx (one worker) serves the same HLS segment from two locations
 # side by side: /open/ (a plain alias) and /private/ (pgauth_viewer on,
-# the request carrying a valid session).  wrk loads each in turn, three times;
-# PostgreSQL's pg_stat_statements counts the viewer decisions asked
-# meanwhile.  Then a viewer's first request, with a token never used:
+# the request carrying a valid session).  wrk loads each in turn, three
+# times; PostgreSQL's pg_stat_statements counts the viewer decisions
+# asked meanwhile.  Then a viewer's first request, with a token never used:
 # /private/ against /ar/, the usual way today (auth_request to the Go
 # service of t/bench/authsvc, which runs the same authorize_viewer()),
 # each over /open/.
@@ -157,8 +157,8 @@ my $md = "# Benchmarks: private HLS\n\n"
     . "worker serves the same $size-byte HLS segment from two locations side by\n"
     . "side: `/open/`, a plain alias, and `/private/`, `pgauth_viewer on`, each\n"
     . "request carrying a valid viewer session (`?pgauth=`).  wrk, one thread,\n"
-    . "$CONN connections, $SECS s a run, each location three times in turn; everything\n"
-    . "on this machine over loopback.\n\n"
+    . "$CONN connections, $SECS s a run, each location three times in turn;\n"
+    . "everything on this machine over loopback.\n\n"
     . "| | requests/s (the three runs) | median |\n|---|---|---|\n"
     . sprintf("| /open/ | %s | %.0f |\n", join(', ', map { sprintf '%.0f', $_ } @{$rps{open}}), $open)
     . sprintf("| /private/, with a session | %s | %.0f |\n",

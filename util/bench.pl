@@ -606,6 +606,19 @@ sub pgbench_pool {
     return ($n, $tps, $us);
 }
 
+# what nginx sends for a batch of decisions, of the keys whose digests
+# (hex) are given: their session ids, joined, into the pgbench variable
+sub batch_sql {
+    my ($var, @hex) = @_;
+    my $arr = sub { "ARRAY[" . join(',', ($_[0]) x @hex) . "]" };
+    return "SELECT string_agg(session_id::text, ',') AS $var"
+           . " FROM pgauth.authorize_many(ARRAY["
+           . join(',', map { "'\\x$_'::bytea" } @hex) . "], "
+           . join(', ', map { $arr->($_) } "'live'", "'127.0.0.1'", "''",
+                                           "'takeover'", "'{}'")
+           . ") \\gset\n";
+}
+
 # --- 8b. the database's cost per publish: pgbench running the SQL the
 #     module sends per publish (authorize() as nginx calls it, then
 #     publish_done()), $POOL clients as the pool has connections, each as
@@ -677,13 +690,7 @@ my %dbcost;
                 $sql .= $auth->($d[0], "${v}_", 1);
                 push @ids, ":${v}_session_id";
             } else {
-                my $arr = sub { "ARRAY[" . join(',', map { $_[0] } 1 .. $k) . "]" };
-                $sql .= "SELECT string_agg(session_id::text, ',') AS ${v}_ids"
-                        . " FROM pgauth.authorize_many(ARRAY["
-                        . join(',', map { "'\\x$_'::bytea" } @d) . "], "
-                        . join(', ', map { $arr->($_) } "'live'", "'127.0.0.1'", "''",
-                                                        "'takeover'", "'{}'")
-                        . ") \\gset\n";
+                $sql .= batch_sql("${v}_ids", @d);
                 push @ids, ":${v}_ids";
             }
             $sql .= "\\set t$j random(1, 1000)\n"
@@ -734,21 +741,13 @@ my %floor;
             ? int($decided{batched} / $decided{batches} + 0.5) || 1 : 1;
     # no key twice in a batch: a client has a share of the keys
     $k = int(@digests / $POOL) if $k > @digests / $POOL;
-    my $arr = sub { "ARRAY[" . join(',', ($_[0]) x $k) . "]" };
     # both end their sessions as nginx does: only the decisions differ
     my $end = "SELECT pgauth.publish_done_many(string_to_array(:ids::text, ',')::bigint[],"
               . " array_fill('unpublish'::text, ARRAY[$k]));\n";
     my %sql = (
-        batch => sub {
-            my ($d) = @_;
-            return "SELECT string_agg(session_id::text, ',') AS ids"
-                   . " FROM pgauth.authorize_many(ARRAY[$d], "
-                   . join(', ', map { $arr->($_) } "'live'", "'127.0.0.1'", "''",
-                                                   "'takeover'", "'{}'")
-                   . ") \\gset\n" . $end;
-        },
+        batch => sub { return batch_sql('ids', @_) . $end },
         floor => sub {
-            my ($d) = @_;
+            my $d = join(',', map { "'\\x$_'::bytea" } @_);
             return "BEGIN;\nSET LOCAL synchronous_commit = off;\n"
                    . "WITH i AS (INSERT INTO pgauth.sessions (key_id, stream_name, app,"
                    . " client_addr, node, worker_pid)"
@@ -768,9 +767,9 @@ my %floor;
         for my $c (0 .. $POOL - 1) {
             my @own = @digests[grep { $_ % $POOL == $c } 0 .. $#digests];
             for my $r (0 .. 2) {
-                my $d = join(',', map { "'\\x$own[($r * $k + $_) % @own]'::bytea" } 0 .. $k - 1);
+                my @d = map { $own[($r * $k + $_) % @own] } 0 .. $k - 1;
                 $script .= ($c || $r ? "\\elif" : "\\if")
-                           . " :client_id = $c and :r = $r\n" . $sql{$w}->($d);
+                           . " :client_id = $c and :r = $r\n" . $sql{$w}->(@d);
             }
         }
         Pgauth::spew("$dir/$w.sql", "$script\\endif\n");
