@@ -211,7 +211,7 @@ DROP FUNCTION IF EXISTS pgauth.publish_done(bigint);
 DROP FUNCTION IF EXISTS pgauth.heartbeat(text, integer, integer);
 
 
--- One decision at a time per stream name, on every node: authorize() and
+-- One decision at a time per stream name, on every node: decide() and
 -- take_over() take an advisory lock in a key space of their own, the
 -- two-integer form, class 1885823349 ('pgau'):
 --
@@ -444,6 +444,230 @@ AS $$
 $$;
 
 
+-- The decision of pgauth.authorize() for one publish or several at once
+-- (authorize_many()): each its place n in the arrays, answered by a row
+-- for each allowed one.  The publishes go in the order of their name
+-- locks, then as they came; a later one of a name in the same call is
+-- the later publisher (its session's id is higher).  Each step is one
+-- statement for all of them, not one for each publish.  A refusal
+-- (duplicate 'refuse', SQLSTATE PA001) fails the whole call: nginx asks
+-- those alone.
+CREATE OR REPLACE FUNCTION pgauth.decide(
+    key_digests bytea[],
+    apps text[],
+    client_addrs text[],
+    duplicates text[],
+    defer_takeovers boolean[],
+    endings text[],
+    reserveds bigint[])
+RETURNS TABLE (n integer, stream_name text, session_id bigint,
+               valid_for double precision, takeover boolean)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+-- the live sessions of a name through an index scan: it marks the
+-- entries of ended sessions dead as it passes them (one more for each
+-- end until vacuum), which a bitmap scan never does; one read them all
+-- again at every publish of the name
+SET enable_bitmapscan = off
+-- the plans made once for the connection: planned at each call, a
+-- decision alone cost twice the loop of one statement each it replaced
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+    w_node    text := nullif(current_setting('pgauth.node', true), '');
+    w_pid     integer := nullif(current_setting('pgauth.worker', true),
+                                '')::int;
+    w_host    text := nullif(current_setting('pgauth.host', true), '');
+    -- the allowed publishes, in the order of their name locks: their
+    -- place in the arrays, key, name, app, name lock, seconds left,
+    -- whether the name is live, and their session ids
+    places    integer[];
+    key_ids   bigint[];
+    names     text[];
+    kapps     text[];
+    locks     integer[];
+    left_s    double precision[];
+    live      boolean[];
+    ids       bigint[];
+    lost      boolean;
+    last_id   bigint;
+    recorded  integer;
+BEGIN
+    -- Committed without waiting for the WAL flush (the decision's answer
+    -- is not held for it).  A crash of PostgreSQL may lose the last
+    -- sessions recorded: each worker asks about its live sessions when
+    -- its LISTEN connection is back (check_sessions()), and one the
+    -- database does not know ends ('unknown'); its publisher reconnects.
+    PERFORM set_config('synchronous_commit', 'off', true);
+
+    -- FOR SHARE: a change of a key (revoke, expiry, delete) waits until
+    -- this transaction is over, then its trigger sees the sessions opened
+    -- here; a change that came first is seen here, as the row is read
+    -- again once it commits (and an expiry is compared with the time it
+    -- is read, not the time this transaction began).  Each key by its
+    -- digest's index (a join read all 128 keys of the bench into a hash).
+    SELECT array_agg(u.n::integer ORDER BY k.lock, u.n),
+           array_agg(k.id ORDER BY k.lock, u.n),
+           array_agg(k.stream_name ORDER BY k.lock, u.n),
+           array_agg(k.app ORDER BY k.lock, u.n),
+           array_agg(k.lock ORDER BY k.lock, u.n),
+           array_agg(k.valid_for ORDER BY k.lock, u.n)
+    INTO places, key_ids, names, kapps, locks, left_s
+    FROM unnest(key_digests, apps) WITH ORDINALITY AS u(digest, app, n)
+    CROSS JOIN LATERAL
+         (SELECT sk.id, sk.stream_name, sk.app,
+                 hashtext(sk.app || '/' || sk.stream_name) AS lock,
+                 pgauth.valid_for(sk.expires_at, sk.max_session, now())
+                     AS valid_for
+          FROM pgauth.stream_keys sk
+          WHERE sk.key_digest = u.digest AND sk.app = u.app
+            AND sk.enabled
+            AND (sk.expires_at IS NULL OR sk.expires_at > clock_timestamp())
+          FOR SHARE) k;
+
+    IF places IS NULL THEN
+        RETURN;
+    END IF;
+
+    -- in one order everywhere (locks is sorted): calls side by side
+    -- never wait for each other in a cycle
+    PERFORM pg_advisory_xact_lock(1885823349, l.lock)
+    FROM unnest(locks) AS l(lock);
+
+    -- live: another publisher of the name is, apart from this worker's
+    -- own of the key whose end is on its way (ending) and those of
+    -- workers that stopped beating, or one before in this call
+    SELECT array_agg(x.live
+                     OR EXISTS (SELECT
+                                FROM generate_series(1, i.p - 1) AS e(p)
+                                WHERE names[e.p] = names[i.p]
+                                  AND kapps[e.p] = kapps[i.p])
+                     ORDER BY i.p),
+           bool_or(x.lost)
+    INTO live, lost
+    FROM generate_series(1, cardinality(places)) AS i(p)
+    CROSS JOIN LATERAL
+         (SELECT coalesce(bool_or(NOT o.ending AND NOT o.lost), false)
+                     AS live,
+                 coalesce(bool_or(NOT o.ending AND o.lost), false) AS lost
+          FROM (SELECT coalesce(s.node IS NOT DISTINCT FROM w_node
+                                AND s.worker_pid IS NOT DISTINCT FROM w_pid
+                                AND s.id = ANY
+                                    (endings[places[i.p]]::bigint[]),
+                                false) AS ending,
+                       coalesce(w.seen_at < now() - 3 * w.heartbeat, false)
+                           AS lost
+                FROM pgauth.sessions s
+                LEFT JOIN pgauth.workers w
+                       ON w.node = s.node AND w.pid = s.worker_pid
+                WHERE s.stream_name = names[i.p] AND s.app = kapps[i.p]
+                  AND s.ended_at IS NULL) o) x;
+
+    -- ended 'node lost', in id order (rare: a statement for each)
+    IF lost THEN
+        FOR j IN 1 .. cardinality(places) LOOP
+            PERFORM pgauth.end_session(o.id, 'node lost')
+            FROM (SELECT s.id
+                  FROM pgauth.sessions s
+                  JOIN pgauth.workers w
+                    ON w.node = s.node AND w.pid = s.worker_pid
+                  WHERE s.stream_name = names[j] AND s.app = kapps[j]
+                    AND s.ended_at IS NULL
+                    AND w.seen_at < now() - 3 * w.heartbeat
+                    AND NOT coalesce(s.node IS NOT DISTINCT FROM w_node
+                                     AND s.worker_pid
+                                         IS NOT DISTINCT FROM w_pid
+                                     AND s.id = ANY
+                                         (endings[places[j]]::bigint[]),
+                                     false)
+                  ORDER BY s.id) o;
+        END LOOP;
+    END IF;
+
+    FOR j IN 1 .. cardinality(places) LOOP
+        IF live[j] AND duplicates[places[j]] = 'refuse' THEN
+            RAISE EXCEPTION 'stream "%" is already live', names[j]
+                USING ERRCODE = 'PA001';
+        END IF;
+
+        -- the id look_up() drew, if the sequence gave it out (nginx's
+        -- role could name any), or a new one
+        IF reserveds[places[j]] IS NOT NULL THEN
+            last_id := coalesce(last_id,
+                           pg_sequence_last_value('pgauth.sessions_id_seq'));
+        END IF;
+
+        IF reserveds[places[j]] <= last_id THEN
+            ids[j] := reserveds[places[j]];
+        ELSE
+            ids[j] := nextval('pgauth.sessions_id_seq');
+        END IF;
+    END LOOP;
+
+    INSERT INTO pgauth.sessions
+        (id, key_id, stream_name, app, client_addr, node, worker_pid,
+         host_id)
+    OVERRIDING SYSTEM VALUE
+    SELECT ids[i.p], key_ids[i.p], names[i.p], kapps[i.p],
+           client_addrs[places[i.p]], w_node, w_pid, w_host
+    FROM generate_series(1, cardinality(places)) AS i(p)
+    ON CONFLICT (id) DO NOTHING;
+
+    GET DIAGNOSTICS recorded = ROW_COUNT;
+
+    -- an id some session has already (a reserved one): a new one
+    IF recorded < cardinality(places) THEN
+        FOR j IN 1 .. cardinality(places) LOOP
+            CONTINUE WHEN EXISTS (SELECT FROM pgauth.sessions s
+                                  WHERE s.id = ids[j]
+                                    AND s.xmin = pg_current_xact_id()::xid);
+            LOOP
+                ids[j] := nextval('pgauth.sessions_id_seq');
+
+                INSERT INTO pgauth.sessions
+                    (id, key_id, stream_name, app, client_addr, node,
+                     worker_pid, host_id)
+                OVERRIDING SYSTEM VALUE
+                VALUES
+                    (ids[j], key_ids[j], names[j], kapps[j],
+                     client_addrs[places[j]], w_node, w_pid, w_host)
+                ON CONFLICT (id) DO NOTHING;
+
+                EXIT WHEN FOUND;
+            END LOOP;
+        END LOOP;
+    END IF;
+
+    FOR j IN 1 .. cardinality(places) LOOP
+        -- a takeover now, unless deferred (take_over()): the other
+        -- publishers of the name end, but those after this one here
+        IF live[j] AND NOT coalesce(defer_takeovers[places[j]], false) THEN
+            PERFORM pgauth.end_session(o.id, 'takeover')
+            FROM (SELECT s.id
+                  FROM pgauth.sessions s
+                  WHERE s.stream_name = names[j] AND s.app = kapps[j]
+                    AND s.ended_at IS NULL
+                    AND (s.id <> ALL (ids) OR s.id = ANY (ids[1 : j - 1]))
+                    AND NOT coalesce(s.node IS NOT DISTINCT FROM w_node
+                                     AND s.worker_pid
+                                         IS NOT DISTINCT FROM w_pid
+                                     AND s.id = ANY
+                                         (endings[places[j]]::bigint[]),
+                                     false)
+                  ORDER BY s.id) o;
+        END IF;
+
+        n := places[j];
+        stream_name := names[j];
+        session_id := ids[j];
+        valid_for := left_s[j];
+        takeover := live[j] AND coalesce(defer_takeovers[places[j]], false);
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+
 -- Used by nginx's default pgauth_query: a row when the key may publish in
 -- app, with the public name to publish under, the new session's id and
 -- how many seconds it may last (NULL: no limit).  The session belongs to
@@ -471,106 +695,16 @@ RETURNS TABLE (stream_name text, session_id bigint,
                valid_for double precision, takeover boolean)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
--- the live sessions of the name through an index scan: it marks the
--- entries of ended sessions dead as it passes them (one more for each
--- end until vacuum), which a bitmap scan never does; one read them all
--- again at every publish of the name
-SET enable_bitmapscan = off
 AS $$
-DECLARE
-    k     pgauth.stream_keys%ROWTYPE;
-    node  text := nullif(current_setting('pgauth.node', true), '');
-    pid   integer := nullif(current_setting('pgauth.worker', true), '')::int;
-    host  text := nullif(current_setting('pgauth.host', true), '');
-    other record;
 BEGIN
-    -- Committed without waiting for the WAL flush (the decision's answer
-    -- is not held for it).  A crash of PostgreSQL may lose the last
-    -- sessions recorded: each worker asks about its live sessions when
-    -- its LISTEN connection is back (check_sessions()), and one the
-    -- database does not know ends ('unknown'); its publisher reconnects.
-    PERFORM set_config('synchronous_commit', 'off', true);
-
-    -- FOR SHARE: a change of the key (revoke, expiry, delete) waits until
-    -- this transaction is over, then its trigger sees the session opened
-    -- here; a change that came first is seen here, as the row is read
-    -- again once it commits (and an expiry is compared with the time it
-    -- is read, not the time this transaction began)
-    SELECT * INTO k
-    FROM pgauth.stream_keys sk
-    WHERE sk.key_digest = authorize.key_digest
-      AND sk.app = authorize.app
-      AND sk.enabled
-      AND (sk.expires_at IS NULL OR sk.expires_at > clock_timestamp())
-    FOR SHARE;
-
-    IF NOT FOUND THEN
-        RETURN;
-    END IF;
-
-    PERFORM pg_advisory_xact_lock(1885823349,
-                                  hashtext(k.app || '/' || k.stream_name));
-
-    takeover := false;
-
-    FOR other IN
-        SELECT s.id, s.node, s.worker_pid,
-               w.seen_at < now() - 3 * w.heartbeat AS lost
-        FROM pgauth.sessions s
-        LEFT JOIN pgauth.workers w
-               ON w.node = s.node AND w.pid = s.worker_pid
-        WHERE s.stream_name = k.stream_name AND s.app = k.app
-          AND s.ended_at IS NULL
-        ORDER BY s.id
-    LOOP
-        IF other.id = ANY (authorize.ending)
-           AND other.node IS NOT DISTINCT FROM node
-           AND other.worker_pid IS NOT DISTINCT FROM pid
-        THEN
-            -- ended by this worker, its end on the way
-            CONTINUE;
-        ELSIF other.lost THEN
-            PERFORM pgauth.end_session(other.id, 'node lost');
-        ELSIF authorize.duplicate = 'refuse' THEN
-            RAISE EXCEPTION 'stream "%" is already live', k.stream_name
-                USING ERRCODE = 'PA001';
-        ELSIF authorize.defer_takeover THEN
-            takeover := true;
-        ELSE
-            PERFORM pgauth.end_session(other.id, 'takeover');
-        END IF;
-    END LOOP;
-
-    -- the id look_up() drew, if the sequence gave it out and no session
-    -- has it (nginx's role could name any), or a new one
-    session_id := authorize.reserved;
-
-    IF session_id IS NULL
-       OR session_id > (SELECT q.last_value FROM pgauth.sessions_id_seq q)
-    THEN
-        session_id := nextval('pgauth.sessions_id_seq');
-    END IF;
-
-    LOOP
-        INSERT INTO pgauth.sessions
-            (id, key_id, stream_name, app, client_addr, node, worker_pid,
-             host_id)
-        OVERRIDING SYSTEM VALUE
-        VALUES
-            (session_id, k.id, k.stream_name, k.app, authorize.client_addr,
-             node, pid, host)
-        ON CONFLICT (id) DO NOTHING;
-
-        EXIT WHEN FOUND;
-
-        -- taken already
-        session_id := nextval('pgauth.sessions_id_seq');
-    END LOOP;
-
-    stream_name := k.stream_name;
-    valid_for := pgauth.valid_for(k.expires_at, k.max_session, now());
-
-    RETURN NEXT;
+    RETURN QUERY
+        SELECT d.stream_name, d.session_id, d.valid_for, d.takeover
+        FROM pgauth.decide(ARRAY[authorize.key_digest], ARRAY[authorize.app],
+                           ARRAY[authorize.client_addr],
+                           ARRAY[authorize.duplicate],
+                           ARRAY[authorize.defer_takeover],
+                           ARRAY[authorize.ending::text],
+                           ARRAY[authorize.reserved]) d;
 END
 $$;
 
@@ -607,11 +741,9 @@ $$;
 
 -- What nginx calls with the default pgauth_query when decisions queue up
 -- (pgauth_duplicate takeover): several at once, one transaction and one
--- commit for all of them.  Each is authorize() as nginx calls it alone
--- ($6 is each one's array literal); a row for each allowed one, n its
--- place in the arrays.  Taken in the order of the name locks authorize()
--- takes (then as they came), so that batches running side by side take
--- them in one order.
+-- commit for all of them.  Each is decided as authorize() decides one
+-- (deferred takeover; $6 is each one's array literal), by decide() for
+-- all of them; a row for each allowed one, n its place in the arrays.
 CREATE OR REPLACE FUNCTION pgauth.authorize_many(
     key_digests bytea[],
     apps text[],
@@ -625,27 +757,11 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    -- One statement for the batch, authorize() called for each of the
-    -- subquery's rows in its order (OFFSET 0 keeps the sort under the
-    -- nested loop the lateral call needs): a statement of its own for
-    -- each cost 7 µs more a publish.  unnest() tells the planner the
-    -- batch is small (generate_subscripts() says 1000 rows: with 100,000
-    -- keys, each batch read them all into a hash, 30 ms).
     RETURN QUERY
-        SELECT o.g::integer, a.stream_name, a.session_id, a.valid_for,
-               a.takeover
-        FROM (SELECT u.g
-              FROM unnest(key_digests, apps)
-                   WITH ORDINALITY AS u(digest, app, g)
-              LEFT JOIN pgauth.stream_keys sk
-                     ON sk.key_digest = u.digest AND sk.app = u.app
-              ORDER BY hashtext(sk.app || '/' || sk.stream_name) NULLS FIRST,
-                       u.g
-              OFFSET 0) o
-        CROSS JOIN LATERAL
-             pgauth.authorize(key_digests[o.g], apps[o.g], client_addrs[o.g],
-                              args[o.g], duplicates[o.g], true,
-                              endings[o.g]::bigint[]) a;
+        SELECT d.n, d.stream_name, d.session_id, d.valid_for, d.takeover
+        FROM pgauth.decide(key_digests, apps, client_addrs, duplicates,
+                           array_fill(true, ARRAY[cardinality(key_digests)]),
+                           endings, NULL) d;
 END
 $$;
 

@@ -1101,9 +1101,10 @@ $md .= "### A batch's decisions against recording their sessions\n\n"
      . "| | publishes/s | PostgreSQL CPU per publish (µs) |\n|---|---|---|\n"
      . "| a batch's decisions and ends | " . f($floor{batch}{tps}, 0) . " | " . f($floor{batch}{cpu}, 0) . " |\n"
      . "| recording as many sessions, and their ends | " . f($floor{floor}{tps}, 0) . " | " . f($floor{floor}{cpu}, 0) . " |\n\n"
-     . "What the decision adds over the record (the key read `FOR SHARE`, the\n"
-     . "name's lock, the look for another live session, one call of\n"
-     . "`authorize()` for each) is " . f($floor{batch}{cpu} - $floor{floor}{cpu}, 0)
+     . "What the decision adds over the record (the keys read `FOR SHARE`,\n"
+     . "the names' locks, the look for other live sessions of the names,\n"
+     . "`decide()`'s statements for the batch) is "
+     . f($floor{batch}{cpu} - $floor{floor}{cpu}, 0)
      . " µs of PostgreSQL's CPU a publish here.\n\n";
 
 $md .= "## A year of history\n\n"
