@@ -54,7 +54,7 @@
 #define NGX_RTMP_PGAUTH_QUERY_MANY                                          \
     "SELECT n, stream_name, session_id, valid_for, takeover"                \
     " FROM pgauth.authorize_many($1::bytea[], $2::text[], $3::text[],"      \
-    " $4::text[], $5::text[], $6::text[])"
+    " $4::text[], $5::text[], $6::text[], $7::bigint[])"
 #define NGX_RTMP_PGAUTH_DONE_QUERY                                          \
     "SELECT pgauth.publish_done($1, $2)"
 

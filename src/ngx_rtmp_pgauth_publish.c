@@ -431,12 +431,15 @@ ngx_rtmp_pgauth_ask(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx)
     } else if (ctx->confirming && ctx->reserved[0]) {
         /* live on the lookup: the decision, and $7, the id it drew */
         req->query = pacf->record;
+        req->batch = pacf->decide_batch;
         req->nparams = NGX_RTMP_PGAUTH_NPARAMS + 1;
 
     } else {
         req->query = &pacf->run_query;
         req->batch = pacf->decide_batch;
-        req->nparams = NGX_RTMP_PGAUTH_NPARAMS;
+
+        /* in a batch with the records of lookups: $7 NULL */
+        req->nparams = NGX_RTMP_PGAUTH_NPARAMS + (req->batch != NULL);
     }
 
     if (pacf->key_hash == NGX_RTMP_PGAUTH_HASH_SHA256) {
@@ -476,13 +479,14 @@ ngx_rtmp_pgauth_ask(ngx_rtmp_session_t *s, ngx_rtmp_pgauth_ctx_t *ctx)
         req->values[5] = (char *) d->ending;
         req->types[5] = NGX_RTMP_PGAUTH_TEXTOID;
 
-        if (req->nparams > NGX_RTMP_PGAUTH_NPARAMS) {
+        if (req->query == pacf->record) {
             /* $7: the session gets the id the lookup drew */
             ngx_cpystrn(d->reserved, ctx->reserved, sizeof(d->reserved));
 
             req->values[6] = (char *) d->reserved;
-            req->types[6] = NGX_RTMP_PGAUTH_TEXTOID;
         }
+
+        req->types[6] = NGX_RTMP_PGAUTH_TEXTOID;
     }
 
     req->handler = ngx_rtmp_pgauth_decided;

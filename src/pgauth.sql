@@ -208,6 +208,8 @@ DROP FUNCTION IF EXISTS pgauth.authorize(bytea, text, text, text, text,
 DROP FUNCTION IF EXISTS pgauth.authorize(bytea, text, text, text, text,
                                          boolean, bigint[]);
 DROP FUNCTION IF EXISTS pgauth.publish_done(bigint);
+DROP FUNCTION IF EXISTS pgauth.authorize_many(bytea[], text[], text[],
+                                              text[], text[], text[]);
 DROP FUNCTION IF EXISTS pgauth.heartbeat(text, integer, integer);
 
 
@@ -506,24 +508,26 @@ BEGIN
     -- again once it commits (and an expiry is compared with the time it
     -- is read, not the time this transaction began).  Each key by its
     -- digest's index (a join read all 128 keys of the bench into a hash).
-    SELECT array_agg(u.n::integer ORDER BY k.lock, u.n),
-           array_agg(k.id ORDER BY k.lock, u.n),
-           array_agg(k.stream_name ORDER BY k.lock, u.n),
-           array_agg(k.app ORDER BY k.lock, u.n),
-           array_agg(k.lock ORDER BY k.lock, u.n),
-           array_agg(k.valid_for ORDER BY k.lock, u.n)
+    SELECT array_agg(a.n), array_agg(a.id), array_agg(a.stream_name),
+           array_agg(a.app), array_agg(a.lock), array_agg(a.valid_for)
     INTO places, key_ids, names, kapps, locks, left_s
-    FROM unnest(key_digests, apps) WITH ORDINALITY AS u(digest, app, n)
-    CROSS JOIN LATERAL
-         (SELECT sk.id, sk.stream_name, sk.app,
-                 hashtext(sk.app || '/' || sk.stream_name) AS lock,
-                 pgauth.valid_for(sk.expires_at, sk.max_session, now())
-                     AS valid_for
-          FROM pgauth.stream_keys sk
-          WHERE sk.key_digest = u.digest AND sk.app = u.app
-            AND sk.enabled
-            AND (sk.expires_at IS NULL OR sk.expires_at > clock_timestamp())
-          FOR SHARE) k;
+    FROM (SELECT u.n::integer, k.id, k.stream_name, k.app, k.lock,
+                 k.valid_for
+          FROM unnest(key_digests, apps)
+               WITH ORDINALITY AS u(digest, app, n)
+          CROSS JOIN LATERAL
+               (SELECT sk.id, sk.stream_name, sk.app,
+                       hashtext(sk.app || '/' || sk.stream_name) AS lock,
+                       pgauth.valid_for(sk.expires_at, sk.max_session,
+                                        now()) AS valid_for
+                FROM pgauth.stream_keys sk
+                WHERE sk.key_digest = u.digest AND sk.app = u.app
+                  AND sk.enabled
+                  AND (sk.expires_at IS NULL
+                       OR sk.expires_at > clock_timestamp())
+                FOR SHARE) k
+          -- of a name, those live on a lookup first, by the ids it drew
+          ORDER BY k.lock, reserveds[u.n] NULLS LAST, u.n) a;
 
     IF places IS NULL THEN
         RETURN;
@@ -742,15 +746,17 @@ $$;
 -- What nginx calls with the default pgauth_query when decisions queue up
 -- (pgauth_duplicate takeover): several at once, one transaction and one
 -- commit for all of them.  Each is decided as authorize() decides one
--- (deferred takeover; $6 is each one's array literal), by decide() for
--- all of them; a row for each allowed one, n its place in the arrays.
+-- (deferred takeover; $6 is each one's array literal, $7 the id its
+-- lookup drew, or NULL), by decide() for all of them; a row for each
+-- allowed one, n its place in the arrays.
 CREATE OR REPLACE FUNCTION pgauth.authorize_many(
     key_digests bytea[],
     apps text[],
     client_addrs text[],
     args text[],
     duplicates text[],
-    endings text[])
+    endings text[],
+    reserveds bigint[] DEFAULT NULL)
 RETURNS TABLE (n integer, stream_name text, session_id bigint,
                valid_for double precision, takeover boolean)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -761,7 +767,7 @@ BEGIN
         SELECT d.n, d.stream_name, d.session_id, d.valid_for, d.takeover
         FROM pgauth.decide(key_digests, apps, client_addrs, duplicates,
                            array_fill(true, ARRAY[cardinality(key_digests)]),
-                           endings, NULL) d;
+                           endings, reserveds) d;
 END
 $$;
 
@@ -1515,7 +1521,8 @@ GRANT USAGE ON SCHEMA pgauth TO pgauth_nginx;
 GRANT EXECUTE ON FUNCTION
     pgauth.authorize(bytea, text, text, text, text, boolean, bigint[],
                      bigint),
-    pgauth.authorize_many(bytea[], text[], text[], text[], text[], text[]),
+    pgauth.authorize_many(bytea[], text[], text[], text[], text[], text[],
+                          bigint[]),
     pgauth.look_up(bytea, text),
     pgauth.take_over(bigint),
     pgauth.publish_done(bigint, text),

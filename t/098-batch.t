@@ -82,6 +82,39 @@ kill 'KILL', map { $_->{pid} } $first, @good;
 ok(wait_for(10, sub { $pg->psql("SELECT count(*) FROM pgauth.sessions WHERE ended_at IS NULL") == 0 }),
    'all ended');
 
+# the record of a publish live on its lookup, sent while decisions wait
+# for the connection, goes in their batch, under the id the lookup drew
+$key{"rec$_"} = $pg->create_key("rec$_") for 0 .. 5;
+$pg->psql("SELECT pg_stat_statements_reset()");
+my $keys = Pgauth::Psql->new($pg);
+$keys->{dbh}->begin_work;
+$keys->{dbh}->do("LOCK TABLE pgauth.stream_keys IN ACCESS EXCLUSIVE MODE");
+my $looked = rtmpc_start($port, 'live', name => $key{rec0});
+ok(waiting_on_lock('look_up'), 'a lookup waits for the keys');
+my @queued = map { rtmpc_start($port, 'live', name => $key{"rec$_"}) } 1 .. 5;
+sleep 0.5;
+$keys->{dbh}->commit;
+is(scalar(grep { $_->wait_line(qr/Publish\.Start/, 10) } $looked, @queued), 6,
+   'the one live on its lookup and the five queued behind it are live');
+like($ng->error_log, qr/name="rec0" .*via=lookup/, '... the first on its lookup');
+ok(wait_for(10, sub { $pg->psql("SELECT count(*) FROM pgauth.sessions"
+                                . " WHERE stream_name LIKE 'rec%'"
+                                . " AND ended_at IS NULL") == 6 }),
+   '... each recorded');
+is($pg->psql("SELECT coalesce(sum(calls), 0) || ' ' || coalesce(sum(rows), 0)"
+             . " FROM pg_stat_statements WHERE query ~ 'authorize_many'"),
+   '1 6', '... by one call of authorize_many(), its record with them');
+is($pg->psql("SELECT count(*) FROM pg_stat_statements"
+             . " WHERE query ~ 'pgauth\\.authorize\\('"), 0, '... none alone');
+is($pg->psql("SELECT min(stream_name) FROM pgauth.sessions"
+             . " WHERE stream_name LIKE 'rec%' AND ended_at IS NULL"
+             . " AND id = (SELECT min(id) FROM pgauth.sessions"
+             . " WHERE stream_name LIKE 'rec%')"),
+   'rec0', '... under the id its lookup drew, before the others');
+kill 'KILL', map { $_->{pid} } $looked, @queued;
+ok(wait_for(10, sub { $pg->psql("SELECT count(*) FROM pgauth.sessions WHERE ended_at IS NULL") == 0 }),
+   'all ended');
+
 # a batch the database refuses (no right to run it): each goes alone
 sub queue_and_release {
     my ($blocker) = @_;
@@ -98,12 +131,12 @@ sub queue_and_release {
 }
 
 $pg->psql("REVOKE EXECUTE ON FUNCTION pgauth.authorize_many(bytea[], text[], text[],"
-          . " text[], text[], text[]) FROM pgauth_nginx");
+          . " text[], text[], text[], bigint[]) FROM pgauth_nginx");
 is(queue_and_release('blocker2'), 11, 'a batch the database refuses: each live still');
 like($ng->error_log, qr/pgauth: a batch of 10 failed: .*permission denied.*; each is sent again alone/,
      '... sent again alone, as the log says');
 
-$pg->psql("DROP FUNCTION pgauth.authorize_many(bytea[], text[], text[], text[], text[], text[])");
+$pg->psql("DROP FUNCTION pgauth.authorize_many(bytea[], text[], text[], text[], text[], text[], bigint[])");
 is(queue_and_release('blocker3'), 11, 'a schema without authorize_many(): each live still');
 like($ng->error_log, qr/the schema is older than the module \(apply the new pgauth\.sql\): decisions go one by one/,
      '... one by one, as the log says');
