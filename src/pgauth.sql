@@ -619,12 +619,15 @@ BEGIN
 
     GET DIAGNOSTICS recorded = ROW_COUNT;
 
-    -- an id some session has already (a reserved one): a new one
+    -- an id some session has already (a reserved one, or one named
+    -- twice): a new one
     IF recorded < cardinality(places) THEN
         FOR j IN 1 .. cardinality(places) LOOP
-            CONTINUE WHEN EXISTS (SELECT FROM pgauth.sessions s
-                                  WHERE s.id = ids[j]
-                                    AND s.xmin = pg_current_xact_id()::xid);
+            CONTINUE WHEN ids[j] <> ALL (ids[1 : j - 1])
+                          AND EXISTS (SELECT FROM pgauth.sessions s
+                                      WHERE s.id = ids[j]
+                                        AND s.xmin
+                                            = pg_current_xact_id()::xid);
             LOOP
                 ids[j] := nextval('pgauth.sessions_id_seq');
 

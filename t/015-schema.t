@@ -270,6 +270,21 @@ my $ahead = $again + 1000;
 my $got = $with->($ahead);
 ok($got =~ /^\d+$/ && $got < $ahead,
    '... nor one the sequence has not given out');
+# two of one batch naming one id (nginx's role could): a session each
+my $once = $as_nginx->("SELECT session_id FROM pgauth.look_up("
+                       . $d->($k7) . ", 'live')");
+my $pair = $as_nginx->("SELECT set_config('pgauth.node', 'n1', false); "
+                       . "SELECT string_agg(session_id::text, ' ' ORDER BY n)"
+                       . " FROM pgauth.authorize_many(ARRAY[" . $d->($k7)
+                       . ", " . $d->($k7) . "], '{live,live}', '{::1,::1}',"
+                       . " ARRAY['', ''], '{takeover,takeover}',"
+                       . " '{NULL,NULL}', ARRAY[$once, $once])");
+my @pair = $pair =~ /(\d+) (\d+)\s*\z/;
+ok(@pair == 2 && $pair[0] == $once && $pair[1] > $once,
+   "... one id named twice in a batch: the first gets it ($pair)");
+is($pg->psql("SELECT count(*) FROM pgauth.sessions WHERE id IN ("
+             . join(',', @pair ? @pair : 0) . ")"), 2,
+   '... each has its session');
 $pg->psql("UPDATE pgauth.sessions SET ended_at = now()"
           . " WHERE stream_name = 'hal' AND ended_at IS NULL");
 
@@ -299,6 +314,8 @@ for my $sql ('SELECT * FROM pgauth.stream_keys',
              'SELECT * FROM pgauth.live_sessions()',
              'SELECT * FROM pgauth.workers',
              "SELECT pgauth.end_session(1, 'x')",
+             "SELECT * FROM pgauth.decide('{}', '{}', '{}', '{}', '{}',"
+             . " '{}', '{}')",
              "SELECT pgauth.purge_sessions('0 seconds')",
              "UPDATE pgauth.stream_keys SET enabled = true") {
     like($as_nginx->($sql), qr/permission denied/, "nginx role may not: $sql");
