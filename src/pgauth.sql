@@ -567,27 +567,6 @@ BEGIN
                 WHERE s.stream_name = names[i.p] AND s.app = kapps[i.p]
                   AND s.ended_at IS NULL) o) x;
 
-    -- ended 'node lost', in id order (rare: a statement for each)
-    IF lost THEN
-        FOR j IN 1 .. cardinality(places) LOOP
-            PERFORM pgauth.end_session(o.id, 'node lost')
-            FROM (SELECT s.id
-                  FROM pgauth.sessions s
-                  JOIN pgauth.workers w
-                    ON w.node = s.node AND w.pid = s.worker_pid
-                  WHERE s.stream_name = names[j] AND s.app = kapps[j]
-                    AND s.ended_at IS NULL
-                    AND w.seen_at < now() - 3 * w.heartbeat
-                    AND NOT coalesce(s.node IS NOT DISTINCT FROM w_node
-                                     AND s.worker_pid
-                                         IS NOT DISTINCT FROM w_pid
-                                     AND s.id = ANY
-                                         (endings[places[j]]::bigint[]),
-                                     false)
-                  ORDER BY s.id) o;
-        END LOOP;
-    END IF;
-
     FOR j IN 1 .. cardinality(places) LOOP
         IF live[j] AND duplicates[places[j]] = 'refuse' THEN
             RAISE EXCEPTION 'stream "%" is already live', names[j]
@@ -645,25 +624,39 @@ BEGIN
         END LOOP;
     END IF;
 
+    -- the ends this call makes, in id order (rare: a statement for each
+    -- publish then): of the other publishers of the name, those of
+    -- workers that stopped beating ('node lost') and, unless the
+    -- takeover is deferred (take_over()), the others ('takeover'), but
+    -- those after it in this call
     FOR j IN 1 .. cardinality(places) LOOP
-        -- a takeover now, unless deferred (take_over()): the other
-        -- publishers of the name end, but those after this one here
-        IF live[j] AND NOT coalesce(defer_takeovers[places[j]], false) THEN
-            PERFORM pgauth.end_session(o.id, 'takeover')
-            FROM (SELECT s.id
-                  FROM pgauth.sessions s
-                  WHERE s.stream_name = names[j] AND s.app = kapps[j]
-                    AND s.ended_at IS NULL
-                    AND (s.id <> ALL (ids) OR s.id = ANY (ids[1 : j - 1]))
-                    AND NOT coalesce(s.node IS NOT DISTINCT FROM w_node
-                                     AND s.worker_pid
-                                         IS NOT DISTINCT FROM w_pid
-                                     AND s.id = ANY
-                                         (endings[places[j]]::bigint[]),
-                                     false)
-                  ORDER BY s.id) o;
-        END IF;
+        CONTINUE WHEN NOT lost
+                      AND NOT (live[j]
+                               AND NOT coalesce(defer_takeovers[places[j]],
+                                                false));
 
+        PERFORM pgauth.end_session(o.id, CASE WHEN o.lost THEN 'node lost'
+                                              ELSE 'takeover' END)
+        FROM (SELECT s.id,
+                     coalesce(w.seen_at < now() - 3 * w.heartbeat, false)
+                         AS lost
+              FROM pgauth.sessions s
+              LEFT JOIN pgauth.workers w
+                     ON w.node = s.node AND w.pid = s.worker_pid
+              WHERE s.stream_name = names[j] AND s.app = kapps[j]
+                AND s.ended_at IS NULL
+                AND (s.id <> ALL (ids) OR s.id = ANY (ids[1 : j - 1]))
+                AND NOT coalesce(s.node IS NOT DISTINCT FROM w_node
+                                 AND s.worker_pid IS NOT DISTINCT FROM w_pid
+                                 AND s.id = ANY
+                                     (endings[places[j]]::bigint[]),
+                                 false)
+              ORDER BY s.id) o
+        WHERE o.lost
+           OR (live[j] AND NOT coalesce(defer_takeovers[places[j]], false));
+    END LOOP;
+
+    FOR j IN 1 .. cardinality(places) LOOP
         n := places[j];
         stream_name := names[j];
         session_id := ids[j];
