@@ -472,7 +472,8 @@ SET search_path = pg_catalog, pg_temp
 -- again at every publish of the name
 SET enable_bitmapscan = off
 -- the plans made once for the connection: planned at each call, a
--- decision alone cost twice the loop of one statement each it replaced
+-- decision alone cost 1.3 times what the loop it replaced did (pgbench,
+-- 1,198 against 892 µs of PostgreSQL's CPU with its end; 1,098 so)
 SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
