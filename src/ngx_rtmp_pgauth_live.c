@@ -845,6 +845,15 @@ ngx_rtmp_pgauth_live_unheard(ngx_event_t *ev)
         return;
     }
 
+    if (!ngx_rtmp_pgauth_pool_free(live->listen)) {
+        /*
+         * the LISTEN connection was lost since (a pooler or the server
+         * restarted): what it missed says nothing of LISTEN; it probes
+         * again once it is back (ngx_rtmp_pgauth_live_listening())
+         */
+        return;
+    }
+
     live->deaf = 1;
 
     ngx_log_error(NGX_LOG_ERR, live->log, 0,

@@ -2,6 +2,9 @@
 # Being seen alive, and not mistaken for another nginx:
 # - a worker whose LISTEN connection hangs (its backend stopped) still
 #   beats, through its pool: its sessions are not swept as lost;
+# - a LISTEN connection lost while the notification it sent itself is on
+#   its way is not reported deaf (t/135 hit it when pgbouncer stopped
+#   just then);
 # - two nginx with one node name in two PID namespaces (containers of one
 #   host name): neither takes the other's workers for gone ones of its
 #   own, and the collision is logged.
@@ -42,6 +45,47 @@ cmp_ok($pg->psql("SELECT extract(epoch FROM now() - max(seen_at)) FROM pgauth.wo
 ok(!$c->closed, '... and the publisher streams on');
 kill 'CONT', $listener;
 $c->stop;
+$ng->stop;
+is(join("\n", $ng->bad_lines), '', 'no alert, crash or sanitizer report');
+
+# --- the LISTEN connection lost while its probe is on its way ---
+# (a pooler or the server restarting): what it missed then is no sign
+# that LISTEN does not work there
+
+$ng = Pgauth::Nginx->new(pg => $pg, conf => Pgauth::Nginx::default_conf(
+    rtmp => 'pgauth_heartbeat 1s; pgauth_pool_size 1;'));
+my $listens = sub { scalar(() = $ng->error_log =~ /listening on channel/g) };
+ok(Pgauth::wait_for(5, sub { $listens->() == 1 }), 'listening');
+# the pool's one connection held: a record waits for its key's row
+$key = $pg->create_key('held');
+my $hold = Pgauth::Psql->new($pg);
+$hold->{dbh}->begin_work;
+$hold->{dbh}->do("SELECT FROM pgauth.stream_keys WHERE stream_name = 'held'"
+                 . " FOR UPDATE");
+$c = rtmpc_start($ng->{rtmp_port}, 'live', name => $key, hold => 30000);
+ok(Pgauth::wait_for(5, sub {
+       $pg->psql("SELECT count(*) FROM pg_stat_activity"
+                 . " WHERE wait_event_type = 'Lock'"
+                 . " AND query ~ 'pgauth.authorize'") == 1 }),
+   'the pool busy: a record waits for a lock');
+my $kill_listen = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                  . " WHERE application_name = 'nginx-rtmp-pgauth-listen'";
+$pg->psql($kill_listen);
+ok(Pgauth::wait_for(5, sub { $listens->() == 2 }),
+   'LISTEN again: its probe waits behind the record');
+$pg->psql("ALTER ROLE pgauth_nginx NOLOGIN");
+$pg->psql($kill_listen);
+$hold->{dbh}->commit;
+ok($c->wait_line(qr/NetStream\.Publish\.Start/, 5), '... the probe sent');
+sleep 5;
+unlike($ng->error_log, qr/did not receive the notification/,
+       'the LISTEN connection lost meanwhile: not reported deaf');
+$pg->psql("ALTER ROLE pgauth_nginx LOGIN");
+ok(Pgauth::wait_for(10, sub { $listens->() == 3 }), 'LISTEN once more');
+my $t0 = time;
+$pg->psql("SELECT pgauth.revoke_key('held')");
+ok($c->closed(3), sprintf('a revoke ends the stream (%.0f ms)',
+                          (time - $t0) * 1000));
 $ng->stop;
 is(join("\n", $ng->bad_lines), '', 'no alert, crash or sanitizer report');
 
