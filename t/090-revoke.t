@@ -278,6 +278,10 @@ ok($c->wait_line(qr/^closed/, 3), sprintf('the periodic re-check ends the revoke
 $key = $pg->create_key('kept');
 $c = rtmpc_start($n3->{rtmp_port}, 'live', name => $key);
 ok($c->wait_line(qr/Publish\.Start/, 5), 'live');
+# live on its lookup: its record must be in first (one that fails ends
+# the publish as unverified, which is not what this is about)
+ok(wait_for(5, sub { $n3->error_log =~ /confirmed app="live" name="kept"/ }),
+   '... its session recorded');
 $pg->stop('fast');
 ok(!$c->wait_line(qr/^closed/, 4), 'database down: the stream is kept (pgauth_recheck_failure keep)');
 like($n3->error_log, qr/re-check of 1 live sessions failed, they go on/, '... and that is logged');
