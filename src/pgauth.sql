@@ -494,7 +494,10 @@ DECLARE
     ids       bigint[];
     lost      boolean;
     last_id   bigint;
-    recorded  integer;
+    -- the sessions recorded, and the ids to record again
+    recorded  integer := 0;
+    inserted  integer;
+    again     bigint[];
 BEGIN
     -- Committed without waiting for the WAL flush (the decision's answer
     -- is not held for it).  A crash of PostgreSQL may lose the last
@@ -588,42 +591,37 @@ BEGIN
         END IF;
     END LOOP;
 
-    INSERT INTO pgauth.sessions
-        (id, key_id, stream_name, app, client_addr, node, worker_pid,
-         host_id)
-    OVERRIDING SYSTEM VALUE
-    SELECT ids[i.p], key_ids[i.p], names[i.p], kapps[i.p],
-           client_addrs[places[i.p]], w_node, w_pid, w_host
-    FROM generate_series(1, cardinality(places)) AS i(p)
-    ON CONFLICT (id) DO NOTHING;
-
-    GET DIAGNOSTICS recorded = ROW_COUNT;
-
     -- an id some session has already (a reserved one, or one named
-    -- twice): a new one
-    IF recorded < cardinality(places) THEN
+    -- twice) gets a new one, and its publish is recorded again
+    LOOP
+        INSERT INTO pgauth.sessions
+            (id, key_id, stream_name, app, client_addr, node, worker_pid,
+             host_id)
+        OVERRIDING SYSTEM VALUE
+        SELECT ids[i.p], key_ids[i.p], names[i.p], kapps[i.p],
+               client_addrs[places[i.p]], w_node, w_pid, w_host
+        FROM generate_series(1, cardinality(places)) AS i(p)
+        WHERE again IS NULL OR ids[i.p] = ANY (again)
+        ON CONFLICT (id) DO NOTHING;
+
+        GET DIAGNOSTICS inserted = ROW_COUNT;
+        recorded := recorded + inserted;
+
+        EXIT WHEN recorded = cardinality(places);
+
+        again := '{}';
+
         FOR j IN 1 .. cardinality(places) LOOP
             CONTINUE WHEN ids[j] <> ALL (ids[1 : j - 1])
                           AND EXISTS (SELECT FROM pgauth.sessions s
                                       WHERE s.id = ids[j]
                                         AND s.xmin
                                             = pg_current_xact_id()::xid);
-            LOOP
-                ids[j] := nextval('pgauth.sessions_id_seq');
 
-                INSERT INTO pgauth.sessions
-                    (id, key_id, stream_name, app, client_addr, node,
-                     worker_pid, host_id)
-                OVERRIDING SYSTEM VALUE
-                VALUES
-                    (ids[j], key_ids[j], names[j], kapps[j],
-                     client_addrs[places[j]], w_node, w_pid, w_host)
-                ON CONFLICT (id) DO NOTHING;
-
-                EXIT WHEN FOUND;
-            END LOOP;
+            ids[j] := nextval('pgauth.sessions_id_seq');
+            again := again || ids[j];
         END LOOP;
-    END IF;
+    END LOOP;
 
     -- the ends this call makes, in id order (rare: a statement for each
     -- publish then): of the other publishers of the name, those of
