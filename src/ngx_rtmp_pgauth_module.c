@@ -19,7 +19,7 @@
 #include <netinet/tcp.h>
 
 
-#define NGX_RTMP_PGAUTH_POOL_SIZE      4
+#define NGX_RTMP_PGAUTH_POOL_SIZE      2
 #define NGX_RTMP_PGAUTH_QUEUE_SIZE     64
 #define NGX_RTMP_PGAUTH_TIMEOUT        3000
 #define NGX_RTMP_PGAUTH_HEARTBEAT      5000

@@ -72,7 +72,8 @@ ok(wait_for(5, sub { $pg->psql("SELECT count(*) FROM pgauth.sessions s"
                     == 0 }),
    'every publish that went live has its end recorded');
 
-cmp_ok($pg->nginx_backends, '<=', 4, 'backends bounded by the pool size');
+cmp_ok($pg->nginx_backends, '<=', 2,
+       'backends bounded by the pool size (2, the default)');
 
 $ng->stop;
 is(join("\n", $ng->bad_lines), '', 'no alert, crash or sanitizer report');

@@ -136,4 +136,44 @@ is(join("\n", $ng3->bad_lines), '',
 ok(wait_for(3, sub { $pg->nginx_backends == 0 }),
    'all connections closed on quit');
 
+# The default pool is 2 connections (pgauth_pool_size), also when every
+# one of them waits: the rows of four keys locked by an operator's open
+# transaction, four publishes of them in turn.  Each goes live on its
+# lookup while a connection is free and its record waits on the lock,
+# holding that connection; the others wait in the queue, no third
+# connection is opened for them.
+my @held = map { $pg->create_key("held$_") } 1 .. 4;
+my $ng4 = Pgauth::Nginx->new(pg => $pg);
+my $lock = Pgauth::Psql->new($pg);
+$lock->{dbh}->begin_work;
+$lock->{dbh}->do("UPDATE pgauth.stream_keys SET max_session = max_session"
+                 . " WHERE stream_name LIKE 'held%'");
+my @pubs;
+for my $k (@held) {
+    push @pubs, rtmpc_start($ng4->{rtmp_port}, 'live', name => $k,
+                            hold => 5000);
+    sleep 0.3;
+}
+my ($live) = $pubs[0]->wait_line(qr/NetStream\.Publish\.Start/, 5);
+ok($live, 'the default pool: the first publish is live on its lookup');
+sleep 0.5;
+is($pg->nginx_backends, 2,
+   'the default pool: 2 connections while both wait on the lock and two'
+   . ' publishes wait for them');
+$lock->{dbh}->rollback;
+my @answers = ($live, map { ($_->wait_line(qr/^status /, 10))[0] // 'none' }
+                         @pubs[1 .. 3]);
+is(scalar(grep { /NetStream\.Publish\.Start/ } @answers[0, 1]), 2,
+   'the default pool: the two on the connections are live')
+    or diag explain \@answers;
+is(scalar(grep { /^status / } @answers), 4,
+   'the default pool: the two that waited for a connection are answered');
+$_->stop for @pubs;
+my $r = rtmpc($ng4->{rtmp_port}, 'live', name => $keys[2]);
+is($r->{status}{code}, 'NetStream.Publish.Start',
+   'the default pool: a publish after the lock is released goes live');
+cmp_ok($pg->nginx_backends, '<=', 2, 'the default pool: still 2 at most');
+$ng4->stop;
+is(join("\n", $ng4->bad_lines), '', 'no alert, crash or sanitizer report');
+
 done_testing();

@@ -59,7 +59,7 @@ my $SUST_N = 5;         # sustained: runs in a row
 my $SUST_SECS = $quick ? 3 : 6;
 my $CONC = 64;
 my $NKEYS = 128;
-my $POOL = 4;           # pgauth_pool_size's default: the module's backends
+my $POOL = 2;           # pgauth_pool_size's default: the module's backends
 my $BASE = 'f5f04ba';   # the schema before issue 13
 
 my @report;
