@@ -288,6 +288,31 @@ is($pg->psql("SELECT count(*) FROM pgauth.sessions WHERE id IN ("
 $pg->psql("UPDATE pgauth.sessions SET ended_at = now()"
           . " WHERE stream_name = 'hal' AND ended_at IS NULL");
 
+# what commits without waiting for the WAL flush (the publish's answer is
+# not held for it), and what waits: the setting the calling transaction
+# commits with, the session's own on (the test cluster's is off)
+my $tx = Pgauth::Psql->new($pg);
+my $commits_with = sub {
+    my ($sql) = @_;
+    my $dbh = $tx->{dbh};
+    $dbh->do("SET synchronous_commit = on");
+    $dbh->begin_work;
+    $dbh->do("SELECT set_config('pgauth.node', 'n1', true)");
+    $dbh->selectall_arrayref($sql);
+    my ($v) = $dbh->selectrow_array("SHOW synchronous_commit");
+    $dbh->rollback;
+    return $v;
+};
+my $dk7 = $d->($k7);
+is($commits_with->("SELECT * FROM pgauth.authorize($dk7, 'live', '::1',"
+                   . " '')"), 'off', 'authorize commits without the flush');
+is($commits_with->("SELECT * FROM pgauth.authorize_many(ARRAY[$dk7],"
+                   . " '{live}', '{::1}', '{\"\"}', '{takeover}',"
+                   . " '{NULL}')"), 'off', 'authorize_many too');
+is($commits_with->("SELECT pgauth.take_over(1)"), 'off', 'take_over too');
+is($commits_with->("SELECT pgauth.publish_done_many('{1}', '{unpublish}')"),
+   'on', 'publish_done_many waits for the flush');
+
 # history: ended sessions older than the given age go, live ones stay
 $pg->psql("UPDATE pgauth.sessions SET ended_at = now() - interval '100 days'"
           . " WHERE id = $dsid");
