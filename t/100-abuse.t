@@ -215,7 +215,8 @@ $r = rtmpc($port, 'live', name => $key);
 is($r->{status}{code}, 'NetStream.Publish.Start', 'after all that, the valid key publishes');
 ok(wait_for(5, sub { $pg->psql("SELECT count(*) FROM pgauth.sessions WHERE ended_at IS NULL") == 0 }),
    'no session left open');
-cmp_ok($pg->nginx_backends, '<=', 2, 'backends within the pool (2, the default)');
+cmp_ok($pg->nginx_backends, '<=', 2,
+       'backends within the pool (2, the default)');
 
 $ng2->stop;
 is(join("\n", $ng2->bad_lines), '', 'no alert, crash or sanitizer report');
