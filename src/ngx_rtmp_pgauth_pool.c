@@ -78,8 +78,16 @@ struct ngx_rtmp_pgauth_pool_s {
     ngx_msec_t                      backoff;
     ngx_event_t                     retry;
 
+    /*
+     * the connection whose reply is being handed out: idle once its
+     * handlers return, it takes what they ask (its backend has just run,
+     * another has slept since its last query); pool_run() waits for it
+     */
+    ngx_rtmp_pgauth_conn_t         *answering;
+
     unsigned                        exiting:1;
     unsigned                        nobatch:1;  /* the schema has none */
+    unsigned                        deferred:1; /* pool_run() waited */
 };
 
 
@@ -810,6 +818,13 @@ ngx_rtmp_pgauth_pool_run(ngx_rtmp_pgauth_pool_t *pool)
         return;
     }
 
+    if (pool->answering) {
+        pool->deferred = 1;
+        return;
+    }
+
+    pool->deferred = 0;
+
     ngx_rtmp_pgauth_pool_report(pool);
 
     while (!ngx_queue_empty(&pool->waiting)
@@ -1528,12 +1543,15 @@ ngx_rtmp_pgauth_conn_flush(ngx_rtmp_pgauth_conn_t *pc)
 static void
 ngx_rtmp_pgauth_conn_read(ngx_rtmp_pgauth_conn_t *pc)
 {
-    u_char                  buf[NGX_MAX_ERROR_STR];
-    ngx_str_t               err;
-    ngx_uint_t              gone, nulls;
-    PGresult               *res;
-    ExecStatusType          status;
-    ngx_rtmp_pgauth_req_t  *req;
+    u_char                   buf[NGX_MAX_ERROR_STR];
+    ngx_str_t                err;
+    ngx_uint_t               gone, nulls;
+    PGresult                *res;
+    ExecStatusType           status;
+    ngx_rtmp_pgauth_req_t   *req;
+    ngx_rtmp_pgauth_pool_t  *pool;
+
+    pool = pc->pool;
 
     if (!PQconsumeInput(pc->pgconn)) {
         ngx_rtmp_pgauth_conn_failed(pc, "receive");
@@ -1554,6 +1572,11 @@ ngx_rtmp_pgauth_conn_read(ngx_rtmp_pgauth_conn_t *pc)
     for ( ;; ) {
 
         if (PQisBusy(pc->pgconn)) {
+            /* more to come on it: what the handlers asked goes elsewhere */
+            if (pool->deferred) {
+                ngx_rtmp_pgauth_pool_run(pool);
+            }
+
             return;
         }
 
@@ -1643,6 +1666,7 @@ ngx_rtmp_pgauth_conn_read(ngx_rtmp_pgauth_conn_t *pc)
 
         gone = 0;
         pc->gone = &gone;
+        pool->answering = pc;
 
         if (status == PGRES_FATAL_ERROR) {
             ngx_rtmp_pgauth_error_text(&err, buf, sizeof(buf),
@@ -1663,10 +1687,16 @@ ngx_rtmp_pgauth_conn_read(ngx_rtmp_pgauth_conn_t *pc)
         PQclear(res);
 
         if (gone) {
+            /* closed: ngx_rtmp_pgauth_conn_close() ended the wait */
+            if (pool->deferred) {
+                ngx_rtmp_pgauth_pool_run(pool);
+            }
+
             return;
         }
 
         pc->gone = NULL;
+        pool->answering = NULL;
     }
 
     if (pc->req) {
@@ -1897,6 +1927,10 @@ ngx_rtmp_pgauth_conn_close(ngx_rtmp_pgauth_conn_t *pc)
         /* a loop over what libpq read is on the stack: it stops */
         *pc->gone = 1;
         pc->gone = NULL;
+    }
+
+    if (pool->answering == pc) {
+        pool->answering = NULL;
     }
 
     if (pc->req) {
