@@ -158,9 +158,12 @@ for my $i (1 .. 10) {
 $pg->psql($_) for "ALTER SYSTEM RESET log_min_duration_statement",
                   "ALTER SYSTEM RESET log_line_prefix",
                   "SELECT pg_reload_conf()";
-my @ran = map { /^pid=(\d+) .*execute \S+: SELECT .*pgauth\.(look_up|authorize|publish_done_many)\(/
-                ? "$2 $1" : () }
+my $stmt = qr/^pid=(\d+) .*execute \S+: SELECT .*/
+           . qr/pgauth\.(look_up|authorize|publish_done_many)\(/;
+$stmt = qr/$stmt/;
+my @ran = map { $_ =~ $stmt ? "$2 $1" : () }
           split /\n/, substr(Pgauth::slurp($pg->{log}), $from);
+is(scalar(@ran), 30, 'one at a time: the log has their 30 statements');
 my @apart;
 while (@ran) {
     my @p = splice @ran, 0, 3;
