@@ -16,6 +16,10 @@
 #   e  on_publish + Go,  the usual small service this module replaces:
 #      plain lookup      authsvc -plain, a key looked up, nothing recorded
 #
+# and, one at a time only, c0 (pgauth_lookup_first off) and cz (a
+# pgauth_query that reads nothing: what one round trip to PostgreSQL
+# through the module costs, the floor of any query on the path).
+#
 # PostgreSQL runs with its default durability (fsync, synchronous_commit,
 # full_page_writes on), unlike the tests' clusters; the report prints the
 # settings.  c then runs five times in a row at 64 concurrent on one
@@ -175,12 +179,17 @@ my %app = (
     c => 'live on; pgauth on;',
     d => 'live on; pgauth on; pgauth_cache zone=decisions;',
     c0 => 'live on; pgauth on; pgauth_lookup_first off;',
+    # the floor of any query on the path: one round trip through the
+    # module to PostgreSQL and back, for a statement that reads nothing
+    cz => 'live on; pgauth on;'
+          . ' pgauth_query "SELECT NULL::text WHERE $1 IS NOT NULL";',
     e => "live on;\n on_publish http://127.0.0.1:$goport{e}/on_publish;\n"
          . " on_publish_done http://127.0.0.1:$goport{e}/on_publish_done;",
 );
 my %label = (a => 'a. no auth', b => 'b. on_publish + Go service',
              c => 'c. pgauth', d => 'd. pgauth + cache',
              c0 => 'c. pgauth, pgauth_lookup_first off',
+             cz => 'c. pgauth, a query that reads nothing',
              e => 'e. on_publish + Go, plain lookup');
 
 sub conf {
@@ -406,7 +415,7 @@ my %added = map { my $w = $_; ($w => median_added([ map { $_->{seq} } @{$round{$
 
 my (%paced, %paced_runs);
 for my $round (1 .. $ROUNDS) {
-    for my $w (qw(a c c0 d e)) {
+    for my $w (qw(a c c0 cz d e)) {
         my $ng = nginx_for($w);
         loadc($ng->{rtmp_port}, '-q', '-c', 16, '-N', 2 * $NKEYS);
         sleep 1;
@@ -420,7 +429,7 @@ for my $round (1 .. $ROUNDS) {
 %paced = map { ($_ => { latency_start_ms => median_latency(@{$paced_runs{$_}}) }) }
          keys %paced_runs;
 my %padded = map { ($_ => median_added($paced_runs{$_}, $paced_runs{a})) }
-             qw(c c0 d e);
+             qw(c c0 cz d e);
 # c's added latency against a third of e's: no measure where e's is not
 # above a's (a's own tail then decides)
 sub third_of_e {
@@ -986,7 +995,7 @@ $md .= "## One at a time, spaced\n\n"
                       . "their p50 and p99 and of each round's difference from a (" . join('; ', map { my $w = $_; "$w "
                             . join(', ', map { f($_->{latency_start_ms}{p50}, 3) . '/'
                                                . f($_->{latency_start_ms}{p99}, 3) }
-                                         @{$paced_runs{$w}}) } qw(a c c0 d e))
+                                         @{$paced_runs{$w}}) } qw(a c c0 cz d e))
                       . " ms)" : '')
      . ":\n\n"
      . "| | p50 (ms) | p99 (ms) | added over a, p50 | added over a, p99 |\n|---|---|---|---|---|\n"
@@ -994,7 +1003,7 @@ $md .= "## One at a time, spaced\n\n"
                       "| $label{$w} | " . f($paced{$w}{latency_start_ms}{p50}, 3) . " | "
                       . f($paced{$w}{latency_start_ms}{p99}, 3) . " | "
                       . ($w eq 'a' ? '— | — |' : f($padded{$w}{p50}, 3) . " | " . f($padded{$w}{p99}, 3) . " |")
-                      . "\n" } qw(a c c0 d e))
+                      . "\n" } qw(a c c0 cz d e))
      . "\n";
 
 $md .= "## Sustained load\n\n"
@@ -1157,6 +1166,29 @@ $md .= "At $CONC concurrent the set-ups are bound by the $NCPU CPUs they share:"
      . "% busy.  Twice e's throughput asks c for at most\n"
      . "half of e's CPU a publish, " . f($mcpu{e} / 2, 0) . " µs, with the CPUs as busy;"
      . " a alone used " . f($mcpu{a}, 0) . ".\n\n";
+
+# what the latency and cache targets ask, against what no query and no
+# record can go under here
+$md .= "A third of e's added latency, spaced $PACE ms apart, is "
+     . f($padded{e}{p50} / 3, 3) . " ms at p50\nand " . f($padded{e}{p99} / 3, 3)
+     . " at p99.  One round trip to PostgreSQL through the module, for a\n"
+     . "statement that reads nothing (cz above: no key, no session, nothing"
+     . " at\nthe end), added " . f($padded{cz}{p50}, 3) . " and "
+     . f($padded{cz}{p99}, 3) . " ms"
+     . ($padded{cz}{p50} > $padded{e}{p50} / 3
+        ? ": at p50, a publish that waits for any\nanswer of the database"
+          . " does not go under a third of e's on this machine;\nd, which"
+          . " goes live without waiting, added " . f($padded{d}{p50}, 3)
+          . " and " . f($padded{d}{p99}, 3) . " ms.\n\n"
+        : ".\n\n")
+     . "90% of a's throughput asks d for at most " . f($mcpu{a} / 0.9, 0)
+     . " µs of the machine's CPU\na publish with the CPUs as busy, "
+     . f($mcpu{a} / 0.9 - $mcpu{a}, 0) . " over a's; recording a session"
+     . " and its end,\nand nothing else, cost PostgreSQL "
+     . f($floor{floor}{cpu}, 0) . " µs a publish (pgbench, \"A\n"
+     . "batch's decisions against recording their sessions\" above), and"
+     . " d records\nevery session (`kick_stream()`, `live_sessions()` and"
+     . " the takeover across\nworkers need it).\n\n";
 
 # kept by hand, carried over from the last report
 my ($steps) = (Pgauth::slurp($out) =~ /^(## What each step bought\n.*?)(?=^## |\z)/ms);
