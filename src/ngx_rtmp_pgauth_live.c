@@ -174,13 +174,18 @@ ngx_rtmp_pgauth_end_t  ngx_rtmp_pgauth_ends[] = {
  * Until its batch is answered an end is also kept with the key's digest:
  * the next decision for the key names it (ngx_rtmp_pgauth_live_ending()),
  * so that a publisher back before its end is committed is not taken for
- * another one live.
+ * another one live.  So is a session live on its lookup whose client left
+ * before the record's answer, under the id the lookup drew, from then
+ * until that answer (its end then follows as any other), pgauth_timeout
+ * at most: ngx_rtmp_pgauth_live_ending_hold().
  */
 
 typedef struct {
     u_char                          sid[NGX_RTMP_PGAUTH_SID_LEN];
     u_char                          digest[NGX_RTMP_PGAUTH_DIGEST_LEN];
     ngx_uint_t                      batch;      /* 0: not sent yet */
+    ngx_msec_t                      until;      /* held: kept until */
+    unsigned                        held:1;     /* its record on its way */
 } ngx_rtmp_pgauth_ending_t;
 
 
@@ -275,6 +280,7 @@ static void ngx_rtmp_pgauth_live_end_later(ngx_rtmp_pgauth_pool_t *pool,
     u_char *digest, ngx_str_t *reason);
 static void ngx_rtmp_pgauth_live_send_ends(void);
 static void ngx_rtmp_pgauth_live_ended(ngx_uint_t batch);
+static void ngx_rtmp_pgauth_live_ending_expire(void);
 static void ngx_rtmp_pgauth_live_ends_recorded(ngx_rtmp_pgauth_req_t *req,
     ngx_uint_t rc, PGresult *res, ngx_str_t *err);
 static void ngx_rtmp_pgauth_live_recorded(ngx_rtmp_pgauth_req_t *req,
@@ -1960,6 +1966,15 @@ ngx_rtmp_pgauth_live_end(ngx_rtmp_pgauth_ctx_t *ctx, ngx_rtmp_pgauth_end_e end)
             if (ctx->req->end == NGX_RTMP_PGAUTH_END_OTHER) {
                 ctx->req->end = NGX_RTMP_PGAUTH_END_CLIENT_GONE;
             }
+
+            /* sent: until its answer, a publisher back is no takeover */
+
+            if (ctx->reserved[0]
+                && (ctx->req->conn || ctx->req->carrier))
+            {
+                ngx_rtmp_pgauth_live_ending_hold(ctx->digest, ctx->reserved,
+                                                 ctx->pacf->timeout);
+            }
         }
 
         ngx_rtmp_pgauth_req_detach(ctx->req);
@@ -2107,6 +2122,7 @@ ngx_rtmp_pgauth_live_end_later(ngx_rtmp_pgauth_pool_t *pool,
         *ngx_cpymem(e->sid, sid, len) = '\0';
         ngx_memcpy(e->digest, digest, NGX_RTMP_PGAUTH_DIGEST_LEN);
         e->batch = 0;
+        e->held = 0;
     }
 
     ends->pool = pool;
@@ -2196,7 +2212,7 @@ ngx_rtmp_pgauth_live_send_ends(void)
     *(ngx_uint_t *) (req + 1) = ends->batch;
 
     for (i = 0; i < ends->nending; i++) {
-        if (ends->ending[i].batch == 0) {
+        if (ends->ending[i].batch == 0 && !ends->ending[i].held) {
             ends->ending[i].batch = ends->batch;
         }
     }
@@ -2228,7 +2244,7 @@ ngx_rtmp_pgauth_live_ended(ngx_uint_t batch)
     n = 0;
 
     for (i = 0; i < ends->nending; i++) {
-        if (ends->ending[i].batch == batch) {
+        if (ends->ending[i].batch == batch && !ends->ending[i].held) {
             continue;
         }
 
@@ -2258,6 +2274,8 @@ ngx_rtmp_pgauth_live_ending(u_char *digest, u_char *buf, size_t size)
     size_t       len;
     ngx_uint_t   i;
 
+    ngx_rtmp_pgauth_live_ending_expire();
+
     p = buf;
     *p++ = '{';
 
@@ -2284,6 +2302,98 @@ ngx_rtmp_pgauth_live_ending(u_char *digest, u_char *buf, size_t size)
 
     *p++ = '}';
     *p = '\0';
+}
+
+
+/*
+ * The client of a session live on its lookup left while the session's
+ * record was on its way (sid: the id the lookup drew): the key's next
+ * decisions name it as ending until ngx_rtmp_pgauth_live_ending_drop()
+ * at the record's answer, or for timeout at most.
+ */
+
+void
+ngx_rtmp_pgauth_live_ending_hold(u_char *digest, u_char *sid,
+    ngx_msec_t timeout)
+{
+    ngx_rtmp_pgauth_batch_t  *ends = &ngx_rtmp_pgauth_batch;
+
+    size_t                     len;
+    ngx_rtmp_pgauth_ending_t  *e;
+
+    ngx_rtmp_pgauth_live_ending_expire();
+
+    len = ngx_strlen(sid);
+
+    if (len == 0 || len >= NGX_RTMP_PGAUTH_SID_LEN
+        || ends->nending == NGX_RTMP_PGAUTH_ENDING)
+    {
+        return;
+    }
+
+    e = &ends->ending[ends->nending++];
+
+    ngx_memcpy(e->sid, sid, len + 1);
+    ngx_memcpy(e->digest, digest, NGX_RTMP_PGAUTH_DIGEST_LEN);
+    e->batch = 0;
+    e->until = ngx_current_msec + timeout;
+    e->held = 1;
+}
+
+
+/* the record of a session held so has been answered, or given up */
+
+void
+ngx_rtmp_pgauth_live_ending_drop(u_char *digest, u_char *sid)
+{
+    ngx_rtmp_pgauth_batch_t  *ends = &ngx_rtmp_pgauth_batch;
+
+    ngx_uint_t                 i;
+    ngx_rtmp_pgauth_ending_t  *e;
+
+    for (i = 0; i < ends->nending; i++) {
+        e = &ends->ending[i];
+
+        if (e->held
+            && ngx_strcmp(e->sid, sid) == 0
+            && ngx_memcmp(e->digest, digest, NGX_RTMP_PGAUTH_DIGEST_LEN)
+               == 0)
+        {
+            e->until = ngx_current_msec;
+        }
+    }
+
+    ngx_rtmp_pgauth_live_ending_expire();
+}
+
+
+/* held sessions whose record took longer than its timeout are not kept */
+
+static void
+ngx_rtmp_pgauth_live_ending_expire(void)
+{
+    ngx_rtmp_pgauth_batch_t  *ends = &ngx_rtmp_pgauth_batch;
+
+    ngx_uint_t                 i, n;
+    ngx_rtmp_pgauth_ending_t  *e;
+
+    n = 0;
+
+    for (i = 0; i < ends->nending; i++) {
+        e = &ends->ending[i];
+
+        if (e->held && (ngx_msec_int_t) (e->until - ngx_current_msec) <= 0) {
+            continue;
+        }
+
+        if (n != i) {
+            ends->ending[n] = *e;
+        }
+
+        n++;
+    }
+
+    ends->nending = n;
 }
 
 

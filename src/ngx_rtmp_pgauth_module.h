@@ -578,6 +578,9 @@ void ngx_rtmp_pgauth_live_record_end(ngx_rtmp_pgauth_pool_t *pool,
     ngx_rtmp_pgauth_app_conf_t *pacf, u_char *sid, size_t len,
     u_char *digest, ngx_str_t *reason);
 void ngx_rtmp_pgauth_live_ending(u_char *digest, u_char *buf, size_t size);
+void ngx_rtmp_pgauth_live_ending_hold(u_char *digest, u_char *sid,
+    ngx_msec_t timeout);
+void ngx_rtmp_pgauth_live_ending_drop(u_char *digest, u_char *sid);
 
 extern ngx_rtmp_pgauth_end_t  ngx_rtmp_pgauth_ends[];
 

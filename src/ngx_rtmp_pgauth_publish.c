@@ -1231,6 +1231,13 @@ ngx_rtmp_pgauth_decided_late(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
     ngx_uint_t                   end;
     ngx_rtmp_pgauth_decision_t  *d;
 
+    d = (ngx_rtmp_pgauth_decision_t *) (req + 1);
+
+    if (req->query == d->pacf->record) {
+        /* its session was held as ending (its client left), or not */
+        ngx_rtmp_pgauth_live_ending_drop(d->digest, d->reserved);
+    }
+
     if (rc != NGX_RTMP_PGAUTH_RESULT
         || PQntuples(res) == 0
         || PQnfields(res) < 2
@@ -1238,8 +1245,6 @@ ngx_rtmp_pgauth_decided_late(ngx_rtmp_pgauth_req_t *req, ngx_uint_t rc,
     {
         return;
     }
-
-    d = (ngx_rtmp_pgauth_decision_t *) (req + 1);
 
     if (req->query == d->pacf->lookup) {
         /* the id a lookup drew: no session has it */

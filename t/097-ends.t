@@ -2,7 +2,8 @@
 # The ends of sessions go to the database in batches (publish_done_many()):
 # forty publishers gone at once are all recorded, in fewer transactions
 # than ends; a publish alone ends at once; a publisher back before its end
-# is recorded is no takeover.
+# is recorded, or before the record of its session live on its lookup, is
+# no takeover.
 
 use strict;
 use warnings;
@@ -74,6 +75,40 @@ $hold->{dbh}->commit;
 ok(wait_for(5, sub { open_sessions() == 0 }), 'the lock gone: both ends recorded');
 is($pg->psql("SELECT end_reason FROM pgauth.sessions WHERE id = $sid"),
    'disconnect', '... the first as its own end, not a takeover');
+
+# a publisher back while the record of its session, live on the lookup,
+# is still on its way (here it waits for the key's row; a pool of one,
+# so that the decision of the one back waits behind it): the decision
+# names that session as ending under the id the lookup drew, no takeover
+my $one = Pgauth::Nginx->new(pg => $pg, conf => Pgauth::Nginx::default_conf(
+                                 rtmp => 'pgauth_pool_size 1;'));
+my $early = $pg->create_key('early');
+$hold->{dbh}->begin_work;
+$hold->{dbh}->do("SELECT FROM pgauth.stream_keys WHERE stream_name = 'early'"
+                 . " FOR UPDATE");
+$first = rtmpc_start($one->{rtmp_port}, 'live', name => $early);
+ok($first->wait_line(qr/Publish\.Start/, 10), 'a publisher live on its lookup');
+ok(wait_for(5, sub { $pg->psql("SELECT count(*) FROM pg_stat_activity"
+                               . " WHERE wait_event_type = 'Lock'"
+                               . " AND query ~ 'authorize'") == 1 }),
+   '... its record waits');
+$pg->psql("SELECT pg_stat_statements_reset()");
+kill 'KILL', $first->{pid};
+waitpid $first->{pid}, 0;
+my $again = rtmpc_start($one->{rtmp_port}, 'live', name => $early);
+# its decision waits behind the record (nothing else can tell)
+sleep 0.5;
+$hold->{dbh}->commit;
+ok($again->wait_line(qr/Publish\.Start/, 10), '... gone and back: live');
+is($pg->psql("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements"
+             . " WHERE query ~ 'take_over'"), 0, '... without a takeover');
+kill 'KILL', $again->{pid};
+ok(wait_for(5, sub { open_sessions() == 0 }), 'both ends recorded');
+is($pg->psql("SELECT string_agg(end_reason, ' ' ORDER BY id)"
+             . " FROM pgauth.sessions WHERE stream_name = 'early'"),
+   'disconnect disconnect', '... the first as its own end, not a takeover');
+$one->stop;
+is(join("\n", $one->bad_lines), '', '... no alert, crash or sanitizer report');
 
 # a batch the database refuses (here: no right to run it): each end is
 # tried again alone
