@@ -1170,7 +1170,8 @@ $md .= "At $CONC concurrent the set-ups are bound by the $NCPU CPUs they share:"
 # what the latency and cache targets ask, against what no query and no
 # record can go under here
 $md .= "A third of e's added latency, spaced $PACE ms apart, is "
-     . f($padded{e}{p50} / 3, 3) . " ms at p50\nand " . f($padded{e}{p99} / 3, 3)
+     . f($padded{e}{p50} / 3, 3) . " ms at p50\nand "
+     . f($padded{e}{p99} / 3, 3)
      . " at p99.  One round trip to PostgreSQL through the module, for a\n"
      . "statement that reads nothing (cz above: no key, no session, nothing"
      . " at\nthe end), added " . f($padded{cz}{p50}, 3) . " and "
