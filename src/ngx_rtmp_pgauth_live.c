@@ -1953,9 +1953,12 @@ ngx_rtmp_pgauth_live_expired(ngx_event_t *ev)
 void
 ngx_rtmp_pgauth_live_end(ngx_rtmp_pgauth_ctx_t *ctx, ngx_rtmp_pgauth_end_e end)
 {
-    ngx_str_t  reason;
+    ngx_str_t   reason;
+    ngx_uint_t  recording;
 
     if (ctx->req) {
+        recording = 0;
+
         if (ctx->confirming) {
             /*
              * live before its record: the record, when it comes, ends for
@@ -1967,17 +1970,15 @@ ngx_rtmp_pgauth_live_end(ngx_rtmp_pgauth_ctx_t *ctx, ngx_rtmp_pgauth_end_e end)
                 ctx->req->end = NGX_RTMP_PGAUTH_END_CLIENT_GONE;
             }
 
-            /* sent: until its answer, a publisher back is no takeover */
-
-            if (ctx->reserved[0]
-                && (ctx->req->conn || ctx->req->carrier))
-            {
-                ngx_rtmp_pgauth_live_ending_hold(ctx->digest, ctx->reserved,
-                                                 ctx->pacf->timeout);
-            }
+            recording = (ctx->reserved[0] != '\0');
         }
 
-        ngx_rtmp_pgauth_req_detach(ctx->req);
+        if (ngx_rtmp_pgauth_req_detach(ctx->req) && recording) {
+            /* sent: until its answer, a publisher back is no takeover */
+            ngx_rtmp_pgauth_live_ending_hold(ctx->digest, ctx->reserved,
+                                             ctx->pacf->timeout);
+        }
+
         ctx->req = NULL;
     }
 

@@ -477,7 +477,7 @@ ngx_rtmp_pgauth_req_t *ngx_rtmp_pgauth_req_create(
     ngx_rtmp_pgauth_pool_t *pool, size_t size);
 ngx_int_t ngx_rtmp_pgauth_req_submit(ngx_rtmp_pgauth_req_t *req,
     ngx_msec_t timeout);
-void ngx_rtmp_pgauth_req_detach(ngx_rtmp_pgauth_req_t *req);
+ngx_uint_t ngx_rtmp_pgauth_req_detach(ngx_rtmp_pgauth_req_t *req);
 void ngx_rtmp_pgauth_req_free(ngx_rtmp_pgauth_req_t *req);
 
 

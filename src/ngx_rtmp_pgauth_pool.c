@@ -309,7 +309,9 @@ ngx_rtmp_pgauth_req_submit(ngx_rtmp_pgauth_req_t *req, ngx_msec_t timeout)
 }
 
 
-void
+/* 1: in flight, its reply goes to the late handler; 0: freed, never sent */
+
+ngx_uint_t
 ngx_rtmp_pgauth_req_detach(ngx_rtmp_pgauth_req_t *req)
 {
     if (req->deadline.timer_set) {
@@ -318,13 +320,13 @@ ngx_rtmp_pgauth_req_detach(ngx_rtmp_pgauth_req_t *req)
 
     if (req->conn == NULL && req->carrier == NULL) {
         ngx_rtmp_pgauth_req_free(req);
-        return;
+        return 0;
     }
-
-    /* in flight: the reply goes to the late handler, if any */
 
     req->handler = NULL;
     req->data = NULL;
+
+    return 1;
 }
 
 
